@@ -1,0 +1,35 @@
+"""rag-rerank: fast cross-encoder reranking for retrieval-augmented generation.
+
+>>> from rag_rerank import Reranker
+>>> rr = Reranker("BAAI/bge-reranker-v2-m3")  # doctest: +SKIP
+>>> rr.rerank("what is a panda?", documents, top_n=5, threshold=0.5)  # doctest: +SKIP
+"""
+
+from .errors import (
+    EngineStoppedError,
+    InvalidInputError,
+    InvalidInputTypeError,
+    ModelLoadError,
+    NonFiniteScoreError,
+    OverloadedError,
+    RerankError,
+)
+from .model import DEFAULT_MODEL
+from .reranker import Reranker
+from .types import RerankResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "EngineStoppedError",
+    "InvalidInputError",
+    "InvalidInputTypeError",
+    "ModelLoadError",
+    "NonFiniteScoreError",
+    "OverloadedError",
+    "RerankError",
+    "RerankResult",
+    "Reranker",
+    "__version__",
+]

@@ -1,0 +1,61 @@
+"""Pure functions that plan forward passes: length order, token-budget batches, OOM splits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["length_order", "split_batch", "token_budget_batches"]
+
+
+def length_order(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Indices that visit the sequences longest first; equal lengths keep input order.
+
+    Longest first puts the biggest batch at the start, so an out-of-memory split happens before any
+    work is wasted.
+    """
+    return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+
+
+def token_budget_batches(
+    lengths: Sequence[int] | np.ndarray, batch_tokens: int, order: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Cut sequences into batches whose padded size stays within ``batch_tokens``.
+
+    Args:
+        lengths: Token count of each sequence.
+        batch_tokens: Budget of padded tokens per batch (rows x longest row). A sequence longer than
+            the budget still gets a batch of its own.
+        order: Visiting order, by default :func:`length_order`. Batches are consecutive runs of it.
+
+    Returns:
+        Index arrays into ``lengths``, one per batch, covering every sequence exactly once.
+    """
+    if batch_tokens < 1:
+        raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if order is None:
+        order = length_order(lengths)
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        widest = int(lengths[order[start]])
+        end = start + 1
+        while end < len(order):
+            width = max(widest, int(lengths[order[end]]))
+            if width * (end - start + 1) > batch_tokens:
+                break
+            widest = width
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
+def split_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Halve a batch of two or more sequences (used after a CUDA out-of-memory error)."""
+    if len(batch) < 2:
+        raise ValueError("a batch of one sequence cannot be split")
+    middle = len(batch) // 2
+    return batch[:middle], batch[middle:]

@@ -1,0 +1,305 @@
+"""The micro-batching engine: one worker thread owns the tokenizer and the model.
+
+Callers (threads, asyncio tasks, the HTTP server) submit jobs and get a
+:class:`concurrent.futures.Future`. The worker takes every job that is queued, tokenizes them (it is
+the only thread that touches the fast tokenizer, so "Already borrowed" cannot happen), sorts all
+windows of all jobs by length, runs token-budget batches and resolves each job with its own logits.
+A job's scores never depend on which other jobs shared its batches, beyond floating-point noise.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .batching import split_batch, token_budget_batches
+from .chunking import max_per_document, query_token_limit, truncate_at_token, window_overlap
+from .errors import EngineStoppedError, NonFiniteScoreError, OverloadedError
+from .model import CrossEncoderModel
+
+__all__ = ["Engine", "EngineStats"]
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_MIN_WINDOWS = 2048
+"""With ``show_progress=None``, jobs of at least this many windows get a progress bar."""
+
+_MIN_BATCH_TOKENS = 512
+_STOP = object()
+
+
+@dataclass(eq=False)
+class _Job:
+    queries: Sequence[str]
+    documents: Sequence[str]
+    max_length: int
+    chunk: bool
+    show_progress: bool | None
+    future: Future[np.ndarray] = field(default_factory=Future)
+
+
+@dataclass(eq=False)
+class _Windows:
+    """Tokenized windows of all jobs in one round, flattened."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    job_slices: list[tuple[_Job, np.ndarray]]  # job, owner pair index of each of its windows
+
+
+@dataclass
+class EngineStats:
+    """Counters since the engine started (read them for metrics)."""
+
+    batches: int = 0
+    pairs: int = 0
+    windows: int = 0
+    padded_tokens: int = 0
+    real_tokens: int = 0
+    oom_splits: int = 0
+    last_forward_ok: bool | None = None
+    last_batch_at: float | None = None
+
+
+class Engine:
+    """Runs a :class:`CrossEncoderModel` for many concurrent callers.
+
+    Args:
+        model: The loaded cross-encoder.
+        batch_tokens: Padded-token budget per forward pass. Lowered for good after a CUDA
+            out-of-memory error.
+        max_queue_pairs: Refuse new work with :class:`OverloadedError` while this many pairs are
+            queued and not yet started. ``None`` means unbounded.
+    """
+
+    def __init__(
+        self, model: CrossEncoderModel, *, batch_tokens: int, max_queue_pairs: int | None = None
+    ) -> None:
+        self.model = model
+        self.batch_tokens = batch_tokens
+        self.max_queue_pairs = max_queue_pairs
+        self.stats = EngineStats()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queued_pairs = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="rag-rerank-engine", daemon=True)
+        self._thread.start()
+
+    @property
+    def queued_pairs(self) -> int:
+        """Pairs submitted and not yet picked up by the worker."""
+        return self._queued_pairs
+
+    @property
+    def alive(self) -> bool:
+        """True while the worker thread runs and has not failed."""
+        return self._thread.is_alive() and self._error is None
+
+    def submit(
+        self,
+        queries: Sequence[str],
+        documents: Sequence[str],
+        *,
+        max_length: int,
+        chunk: bool,
+        show_progress: bool | None = None,
+    ) -> Future[np.ndarray]:
+        """Queue ``len(documents)`` pairs; the future resolves to their fp32 relevance logits.
+
+        ``queries`` and ``documents`` are parallel sequences, already validated. With ``chunk``, a
+        document longer than the window is scored as its best overlapping window; without, it is
+        truncated to the first window.
+
+        Raises:
+            OverloadedError: the queue already holds ``max_queue_pairs`` pairs.
+            EngineStoppedError: the engine was closed or its worker died.
+        """
+        job = _Job(queries, documents, max_length, chunk, show_progress)
+        with self._lock:
+            if self._closed or self._error is not None:
+                raise EngineStoppedError("the reranker engine is not running") from self._error
+            limit = self.max_queue_pairs
+            if limit is not None and self._queued_pairs + len(documents) > limit:
+                raise OverloadedError(
+                    f"queue full: {self._queued_pairs} pairs waiting, limit {limit}; retry later"
+                )
+            self._queued_pairs += len(documents)
+        self._queue.put(job)
+        return job.future
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Stop accepting work, finish what is queued, and stop the worker."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(_STOP)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # -- worker ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                jobs: list[_Job] = []
+                item = self._queue.get()
+                while True:
+                    if item is _STOP:
+                        stopping = True
+                    else:
+                        assert isinstance(item, _Job)
+                        jobs.append(item)
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if jobs:
+                    self._process(jobs)
+        except BaseException as exc:  # a dead worker must be visible, never a silent hang
+            logger.exception("rag-rerank engine worker died")
+            with self._lock:
+                self._error = exc
+            self._fail_queued(exc)
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Job) and item.future.set_running_or_notify_cancel():
+                error = EngineStoppedError("the reranker engine worker died")
+                error.__cause__ = exc
+                item.future.set_exception(error)
+
+    def _process(self, jobs: list[_Job]) -> None:
+        with self._lock:
+            self._queued_pairs -= sum(len(job.documents) for job in jobs)
+        live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        windows = self._tokenize(live)
+        if not windows.job_slices:
+            return
+        lengths = np.fromiter((len(ids) for ids in windows.input_ids), dtype=np.int64)
+        logits = np.empty(len(lengths), dtype=np.float32)
+        show = any(job.show_progress for job, _ in windows.job_slices) or (
+            len(lengths) >= PROGRESS_MIN_WINDOWS
+            and all(job.show_progress is None for job, _ in windows.job_slices)
+        )
+        try:
+            with tqdm(total=len(lengths), unit="pair", desc="Reranking", disable=not show) as bar:
+                for batch in token_budget_batches(lengths, self.batch_tokens):
+                    self._score_batch(batch, windows, lengths, logits)
+                    bar.update(len(batch))
+        except Exception as exc:
+            self.stats.last_forward_ok = False
+            for job, _ in windows.job_slices:
+                job.future.set_exception(exc)
+            return
+        self.stats.last_forward_ok = True
+        offset = 0
+        for job, owner in windows.job_slices:
+            job_logits = logits[offset : offset + len(owner)]
+            offset += len(owner)
+            self._resolve(job, max_per_document(job_logits, owner, len(job.documents)))
+
+    def _tokenize(self, jobs: list[_Job]) -> _Windows:
+        tokenizer = self.model.tokenizer
+        windows = _Windows([], [] if self.model.uses_token_type_ids else None, [])
+        for job in jobs:
+            try:
+                limit = query_token_limit(job.max_length)
+                queries = _truncate_queries(tokenizer, job.queries, limit)
+                overlap = window_overlap(job.max_length, tokenizer.num_special_tokens_to_add(True))
+                encoded = tokenizer(
+                    queries,
+                    list(job.documents),
+                    truncation="only_second",
+                    max_length=job.max_length,
+                    stride=overlap if job.chunk else 0,
+                    return_overflowing_tokens=job.chunk,
+                    return_attention_mask=False,
+                    return_token_type_ids=self.model.uses_token_type_ids,
+                )
+            except Exception as exc:
+                job.future.set_exception(exc)
+                continue
+            if job.chunk:
+                owner = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
+            else:
+                owner = np.arange(len(job.documents), dtype=np.int64)
+            windows.input_ids.extend(encoded["input_ids"])
+            if windows.token_type_ids is not None:
+                windows.token_type_ids.extend(encoded["token_type_ids"])
+            windows.job_slices.append((job, owner))
+        return windows
+
+    def _score_batch(
+        self, batch: np.ndarray, windows: _Windows, lengths: np.ndarray, out: np.ndarray
+    ) -> None:
+        ids = [windows.input_ids[i] for i in batch]
+        types = None
+        if windows.token_type_ids is not None:
+            types = [windows.token_type_ids[i] for i in batch]
+        padded = int(lengths[batch].max()) * len(batch)
+        try:
+            result = self.model.forward(self.model.collate(ids, types))
+            out[batch] = result.cpu().numpy()
+        except torch.OutOfMemoryError:
+            if len(batch) < 2:
+                raise
+            del ids, types
+            if self.model.device.type == "cuda":
+                torch.cuda.empty_cache()
+            # Remember the lesson: later batches start from a budget that fitted.
+            self.batch_tokens = max(_MIN_BATCH_TOKENS, min(self.batch_tokens, padded // 2))
+            self.stats.oom_splits += 1
+            logger.warning("CUDA out of memory on %d pairs; splitting and retrying", len(batch))
+            for half in split_batch(batch):
+                self._score_batch(half, windows, lengths, out)
+            return
+        self.stats.batches += 1
+        self.stats.windows += len(batch)
+        self.stats.padded_tokens += padded
+        self.stats.real_tokens += int(lengths[batch].sum())
+        self.stats.last_batch_at = time.monotonic()
+
+    def _resolve(self, job: _Job, logits: np.ndarray) -> None:
+        bad = np.flatnonzero(~np.isfinite(logits))
+        if len(bad):
+            i = int(bad[0])
+            job.future.set_exception(
+                NonFiniteScoreError(i, job.queries[i], job.documents[i], float(logits[i]))
+            )
+            return
+        self.stats.pairs += len(logits)
+        job.future.set_result(logits)
+
+
+def _truncate_queries(tokenizer: object, queries: Sequence[str], limit: int) -> list[str]:
+    """Cut queries longer than ``limit`` tokens at a token boundary (each distinct query once)."""
+    distinct = list(dict.fromkeys(queries))
+    encoded = tokenizer(  # type: ignore[operator]
+        distinct,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    cut = {
+        query: truncate_at_token(query, offsets, limit)
+        for query, offsets in zip(distinct, encoded["offset_mapping"], strict=True)
+    }
+    return [cut[query] for query in queries]

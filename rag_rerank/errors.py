@@ -1,0 +1,66 @@
+"""Typed errors raised by rag_rerank.
+
+Every error derives from :class:`RerankError`, and also from the built-in exception a caller would
+expect (``ValueError`` for bad values, ``TypeError`` for bad types), so ``except ValueError`` keeps
+working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EngineStoppedError",
+    "InvalidInputError",
+    "InvalidInputTypeError",
+    "ModelLoadError",
+    "NonFiniteScoreError",
+    "OverloadedError",
+    "RerankError",
+]
+
+
+class RerankError(Exception):
+    """Base class of every error raised by rag_rerank."""
+
+
+class InvalidInputError(RerankError, ValueError):
+    """A value the caller passed is not acceptable. ``field`` names the argument."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class InvalidInputTypeError(RerankError, TypeError):
+    """An argument has the wrong type. ``field`` names it (``documents[3]`` for one item)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class NonFiniteScoreError(RerankError, ValueError):
+    """The model produced NaN or infinity for a pair; it is never returned or sorted."""
+
+    def __init__(self, pair_index: int, query: str, document: str, value: float) -> None:
+        super().__init__(
+            f"the model returned a non-finite logit ({value}) for pair {pair_index} "
+            f"(query {_preview(query)}, document {_preview(document)})"
+        )
+        self.pair_index = pair_index
+        self.value = value
+
+
+class ModelLoadError(RerankError, OSError):
+    """The model or tokenizer could not be loaded, or is not a usable cross-encoder."""
+
+
+class OverloadedError(RerankError, RuntimeError):
+    """The engine's queue is full; the work was refused without being queued."""
+
+
+class EngineStoppedError(RerankError, RuntimeError):
+    """The engine was closed, or its worker died; ``__cause__`` holds the worker's error."""
+
+
+def _preview(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")

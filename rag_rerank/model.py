@@ -1,0 +1,186 @@
+"""Load a Hugging Face cross-encoder and run its forward pass.
+
+The model is any ``AutoModelForSequenceClassification`` with one or two labels. This module knows
+nothing about batching or queues: it turns lists of token ids into fp32 relevance logits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+
+from .errors import ModelLoadError
+
+__all__ = ["DEFAULT_MODEL", "CrossEncoderModel"]
+
+DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
+
+logger = logging.getLogger(__name__)
+
+# Models whose position ids start at padding_idx + 1, so the window is that much shorter.
+_OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "xmod"}
+
+
+class CrossEncoderModel:
+    """A loaded sequence-classification cross-encoder and its fast tokenizer.
+
+    Use :meth:`load`; the constructor takes already-built objects.
+    """
+
+    def __init__(
+        self, name: str, model: PreTrainedModel, tokenizer: Any, device: torch.device
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.dtype: torch.dtype = model.dtype
+        self.num_labels: int = model.config.num_labels
+        self.max_length: int = _window_limit(model.config, tokenizer)
+        self.uses_token_type_ids = "token_type_ids" in tokenizer.model_input_names
+        pad_id = tokenizer.pad_token_id
+        self.pad_token_id: int = 0 if pad_id is None else int(pad_id)
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> CrossEncoderModel:
+        """Load weights (safetensors only) and the fast tokenizer from a hub id or local folder.
+
+        Raises:
+            ModelLoadError: the model cannot be fetched or read, is not a sequence classifier with
+                one or two labels, or has no fast tokenizer.
+        """
+        common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+        try:
+            config = AutoConfig.from_pretrained(name_or_path, **common)
+        except Exception as exc:  # hub, network and file errors come in many classes
+            raise ModelLoadError(_unreachable_message(name_or_path, exc)) from exc
+        _check_config(name_or_path, config)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"could not load the tokenizer of {name_or_path!r}: {_first_line(exc)}"
+            ) from exc
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelLoadError(
+                f"{name_or_path!r} has no fast (Rust) tokenizer; rag-rerank needs tokenizer.json"
+            )
+        try:
+            model = _load_weights(name_or_path, dtype, common)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"could not load the weights of {name_or_path!r}: {_first_line(exc)} "
+                "(rag-rerank reads safetensors weights only)"
+            ) from exc
+        model.to(device)
+        model.eval()
+        return cls(name_or_path, model, tokenizer, device)
+
+    def collate(
+        self, input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]] | None
+    ) -> dict[str, torch.Tensor]:
+        """Right-pad a batch of token id lists into tensors on the model's device."""
+        width = max(len(ids) for ids in input_ids)
+        ids = np.full((len(input_ids), width), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(input_ids), width), dtype=np.int64)
+        for row, seq in enumerate(input_ids):
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        arrays = {"input_ids": ids, "attention_mask": mask}
+        if self.uses_token_type_ids and token_type_ids is not None:
+            types = np.zeros((len(input_ids), width), dtype=np.int64)
+            for row, seq in enumerate(token_type_ids):
+                types[row, : len(seq)] = seq
+            arrays["token_type_ids"] = types
+        return {name: self._to_device(array) for name, array in arrays.items()}
+
+    @torch.inference_mode()
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Relevance logits in fp32, one per row: the logit for one-label models, the log-odds of
+        the positive class (``logit[1] - logit[0]``) for two-label models."""
+        logits = self.model(**inputs).logits.float()
+        if self.num_labels == 1:
+            return logits[:, 0]
+        return logits[:, 1] - logits[:, 0]
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+
+def _load_weights(name_or_path: str, dtype: torch.dtype, common: dict[str, Any]) -> PreTrainedModel:
+    kwargs = {**common, "dtype": dtype, "use_safetensors": True}
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, attn_implementation="sdpa", **kwargs
+        )
+    except (ValueError, ImportError) as exc:
+        if "sdpa" not in str(exc).lower() and "attn_implementation" not in str(exc):
+            raise
+        logger.info("%s does not support SDPA attention; using its default", name_or_path)
+        return AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
+
+
+def _check_config(name: str, config: PretrainedConfig) -> None:
+    architectures = getattr(config, "architectures", None) or []
+    if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ModelLoadError(
+            f"{name!r} is a {architectures[0]}, not a sequence-classification cross-encoder; "
+            "a reranker needs a model such as BAAI/bge-reranker-v2-m3 or "
+            "cross-encoder/ms-marco-MiniLM-L-6-v2"
+        )
+    if config.num_labels not in (1, 2):
+        raise ModelLoadError(
+            f"{name!r} has {config.num_labels} labels; a cross-encoder reranker has 1 (a relevance "
+            "logit) or 2 (irrelevant, relevant)"
+        )
+
+
+def _window_limit(config: PretrainedConfig, tokenizer: Any) -> int:
+    limit = int(getattr(config, "max_position_embeddings", 512) or 512)
+    if config.model_type in _OFFSET_POSITION_MODELS:
+        pad = getattr(config, "pad_token_id", None)
+        limit -= (1 if pad is None else int(pad)) + 1
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 1_000_000:
+        limit = min(limit, tokenizer_limit)
+    return limit
+
+
+def _unreachable_message(name: str, exc: Exception) -> str:
+    if Path(name).expanduser().exists():
+        return f"could not read the model folder {name!r}: {_first_line(exc)}"
+    folder = "./" + name.rstrip("/").split("/")[-1]
+    return (
+        f"could not load the model {name!r}: {_first_line(exc)}. "
+        f"If this machine has no network, download the model where you have one "
+        f"(`hf download {name} --local-dir {folder}`), copy the folder here, and pass its path: "
+        f"Reranker({folder!r}), `--model {folder}` or RAG_RERANK_MODEL={folder}."
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300].rstrip(".")

@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny random cross-encoders built once per test run, offline."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# No test may reach a model hub: loading a hub id must fail fast and clearly.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import build_all  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Folders of the tiny ``bert``, ``bert2`` (two labels) and ``xlmr`` cross-encoders."""
+    return build_all(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def bert_dir(tiny_models: dict[str, Path]) -> str:
+    return str(tiny_models["bert"])
+
+
+@pytest.fixture(scope="session")
+def xlmr_dir(tiny_models: dict[str, Path]) -> str:
+    return str(tiny_models["xlmr"])
+
+
+@pytest.fixture(scope="session")
+def bert2_dir(tiny_models: dict[str, Path]) -> str:
+    return str(tiny_models["bert2"])
