@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_models import build_all  # noqa: E402
+from tiny_models import build_all
 
 
 @pytest.fixture(scope="session")
