@@ -169,8 +169,10 @@ def _eval(args: argparse.Namespace) -> int:
     )
     print(f"model: {reranker.model_name} on {reranker.device} ({reranker.dtype})")
     if report.queries_without_relevant:
+        count = report.queries_without_relevant
         print(
-            f"note: {report.queries_without_relevant} queries have no relevant document (score 0)"
+            f"note: {count} {'query has' if count == 1 else 'queries have'} no relevant document "
+            "in the qrels (scored 0 in both orders)"
         )
     print(report.table())
     if args.json:
