@@ -153,7 +153,7 @@ def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
         )
 
     corpus: dict[str, BeirDocument] = {}
-    for line, record, doc_id in _read_jsonl(corpus_path, seen={}):
+    for line, record, doc_id in _read_jsonl(corpus_path):
         title = record.get("title", "")
         if title is None:
             title = ""
@@ -167,7 +167,7 @@ def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
         raise DatasetError(corpus_path, "the corpus has no documents")
 
     all_queries: dict[str, str] = {}
-    for line, record, query_id in _read_jsonl(queries_path, seen={}):
+    for line, record, query_id in _read_jsonl(queries_path):
         text = _text_field(record, queries_path, line)
         if not text.strip():
             raise DatasetError(queries_path, f"query {query_id!r} has an empty 'text'", line)
@@ -178,8 +178,9 @@ def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
     return BeirDataset(folder, split, corpus, queries, qrels)
 
 
-def _read_jsonl(path: Path, seen: dict[str, int]) -> Iterator[tuple[int, dict[str, Any], str]]:
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any], str]]:
     """Yield (line number, record, id) for each non-blank line, checking JSON and ``_id``."""
+    seen: dict[str, int] = {}
     with path.open("rb") as handle:
         for line, raw in enumerate(handle, 1):
             try:
@@ -221,6 +222,7 @@ def _read_qrels(
     path: Path, queries: Mapping[str, str], corpus: Mapping[str, BeirDocument]
 ) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
+    header_seen = False
     with path.open("rb") as handle:
         for line, raw in enumerate(handle, 1):
             try:
@@ -241,7 +243,10 @@ def _read_qrels(
             try:
                 grade = int(grade_text)
             except ValueError:
-                if line == 1 and not qrels:  # the BEIR header: query-id corpus-id score
+                # BEIR files start with a header (query-id, corpus-id, score); a number there
+                # is a bad grade, not a header.
+                if not qrels and not header_seen and not _is_number(grade_text):
+                    header_seen = True
                     continue
                 raise DatasetError(
                     path, f"score must be an integer grade, got {grade_text!r}", line
@@ -263,6 +268,14 @@ def _read_qrels(
     if not qrels:
         raise DatasetError(path, "no relevance judgements")
     return qrels
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _kind(value: object) -> str:
@@ -595,7 +608,8 @@ def index_corpus(
         from .embeddings import default_embedding_function
 
         embedding_function = default_embedding_function()
-    fingerprint = _fingerprint(dataset, embedding_function)
+    # Hashing the corpus is only worth it for a collection that may be reused.
+    fingerprint = "" if name is None else _fingerprint(dataset, embedding_function)
     if name is None:
         # Ephemeral clients share one in-memory store per process: a unique name avoids clashes.
         name = f"beir-{uuid.uuid4().hex}"
@@ -612,7 +626,9 @@ def index_corpus(
             return existing, True
         client.delete_collection(name)
     collection = client.create_collection(
-        name, embedding_function=embedding_function, metadata={_FINGERPRINT_KEY: fingerprint}
+        name,
+        embedding_function=embedding_function,
+        metadata={_FINGERPRINT_KEY: fingerprint} if fingerprint else None,
     )
     documents = list(dataset.corpus.values())
     batch = min(256, client.get_max_batch_size())

@@ -140,6 +140,13 @@ def test_qrels_grade_that_is_not_an_integer(dataset_dir: Path) -> None:
     expect_error(dataset_dir, "qrels/test.tsv", 2, "integer grade, got '0.5'")
 
 
+def test_a_fractional_grade_on_the_first_line_is_not_taken_for_a_header(
+    dataset_dir: Path,
+) -> None:
+    write_line(dataset_dir / "qrels" / "test.tsv", 1, "q1\td01\t0.5")
+    expect_error(dataset_dir, "qrels/test.tsv", 1, "integer grade, got '0.5'")
+
+
 def test_qrels_with_the_wrong_columns(dataset_dir: Path) -> None:
     write_line(dataset_dir / "qrels" / "test.tsv", 3, "q1 0 d03 1")
     expect_error(dataset_dir, "qrels/test.tsv", 3, "expected 3 tab-separated columns")
