@@ -328,7 +328,8 @@ def per_query_metrics(
     """NDCG@10, MRR@10, Recall@n and Recall@k of each ranking.
 
     Args:
-        qrels: Relevance grades by query id, then document id (``>= 1`` is relevant).
+        qrels: Integer relevance grades by query id, then document id (``>= 1`` is relevant;
+            ``0`` and negative grades count as not relevant, with no gain).
         rankings: Document ids by query id, best first. Every query must be in ``qrels``. An empty
             ranking scores 0; a query whose qrels mark nothing relevant scores 0 on every metric
             (as in trec_eval and BEIR).
@@ -341,7 +342,8 @@ def per_query_metrics(
     Raises:
         InvalidInputError: ``n`` or ``k`` is below 1, a query is not in ``qrels``, or a ranking
             names a document twice.
-        InvalidInputTypeError: A document id is not a string.
+        InvalidInputTypeError: A ranking is a bare string, a document id is not a string, or a
+            grade is not an integer.
     """
     ir_measures = _require("ir_measures")
 
@@ -360,6 +362,16 @@ def per_query_metrics(
     for query_id, ranking in rankings.items():
         if query_id not in qrels:
             raise InvalidInputError(f"rankings[{query_id!r}]", "query is not in qrels")
+        if isinstance(ranking, str):
+            raise InvalidInputTypeError(
+                f"rankings[{query_id!r}]", "expected a sequence of document ids, got a str"
+            )
+        for doc_id, grade in qrels[query_id].items():
+            if isinstance(grade, bool) or not isinstance(grade, int):
+                raise InvalidInputTypeError(
+                    f"qrels[{query_id!r}][{doc_id!r}]",
+                    f"expected an integer grade, got {type(grade).__name__}",
+                )
         scores: dict[str, float] = {}
         for rank, doc_id in enumerate(ranking):
             if not isinstance(doc_id, str):

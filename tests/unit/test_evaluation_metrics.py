@@ -156,6 +156,23 @@ def test_non_string_document_id_is_an_error() -> None:
     assert info.value.field == "rankings['q'][1]"
 
 
+def test_ranking_given_as_a_string_is_an_error() -> None:
+    with pytest.raises(InvalidInputTypeError) as info:
+        per_query_metrics({"q": {"d1": 1}}, {"q": "d1"})
+    assert info.value.field == "rankings['q']"
+
+
+def test_non_integer_grade_is_an_error() -> None:
+    with pytest.raises(InvalidInputTypeError) as info:
+        per_query_metrics({"q": {"d1": 0.5}}, {"q": ["d1"]})  # type: ignore[dict-item]
+    assert info.value.field == "qrels['q']['d1']"
+
+
+def test_negative_grade_counts_as_not_relevant() -> None:
+    got = metrics_of({"a": -1, "b": 1}, ["a", "b"], n=1, k=2)
+    assert_metrics(got, ndcg=1 / math.log2(3), mrr=0.5, r_n=0.0, r_k=1.0)
+
+
 @pytest.mark.parametrize(("n", "k", "field"), [(0, 10, "n"), (5, 0, "k")])
 def test_cutoffs_below_one_are_errors(n: int, k: int, field: str) -> None:
     with pytest.raises(InvalidInputError) as info:
