@@ -106,9 +106,9 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[t
         "eval",
         help="measure NDCG/MRR/recall before and after reranking on a BEIR-layout dataset",
         description="Index a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) "
-        "in an in-memory Chroma collection, retrieve K candidates per query, rerank them, and "
-        "print NDCG@10, MRR@10, Recall@TOP_N, Recall@K and per-query latency for both orders. "
-        "Needs the 'eval' extra.",
+        "in a Chroma collection (in memory unless --persist-dir), retrieve K candidates per "
+        "query, rerank them, and print NDCG@10, MRR@10, Recall@TOP_N, Recall@K and per-query "
+        "latency for both orders. Needs the 'eval' extra.",
     )
     parser.add_argument("dataset_dir", metavar="DATASET_DIR", help="folder in BEIR layout")
     parser.add_argument("--split", default="test", help="qrels split to evaluate (default: test)")
@@ -122,7 +122,11 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="passages that would go to the LLM: the cutoff of the first recall (default: 5)",
     )
     parser.add_argument(
-        "--max-queries", type=_positive_int, default=None, help="evaluate only the first N queries"
+        "--max-queries",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="evaluate only the first N queries",
     )
     parser.add_argument("--json", metavar="PATH", default=None, help="also write the report here")
     parser.add_argument(
