@@ -135,9 +135,11 @@ async def test_async_equals_sync(bert_dir) -> None:
     docs = make_docs()
     sync = compressor.compress_documents(docs, QUERY)
     results = await asyncio.gather(*(compressor.acompress_documents(docs, QUERY) for _ in range(4)))
-    for result in results:
+    for result in results:  # concurrent calls share batches: equal up to float noise
         assert [d.id for d in result] == [d.id for d in sync]
-        assert [d.metadata for d in result] == pytest.approx([d.metadata for d in sync])
+        assert [d.metadata["relevance_score"] for d in result] == pytest.approx(
+            [d.metadata["relevance_score"] for d in sync], abs=1e-5
+        )
 
 
 async def test_async_is_truly_async(bert_dir) -> None:
