@@ -17,7 +17,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, Te
 from llama_index.postprocessor.rag_rerank import RagRerank
 
 from rag_rerank import Reranker, RerankResult
-from rag_rerank.errors import ModelLoadError
+from rag_rerank.errors import InvalidInputError, ModelLoadError
 
 QUERY = "what do pandas eat?"
 TEXTS = [
@@ -202,23 +202,27 @@ async def test_empty_input_returns_empty(bert_dir: str, collector: Any) -> None:
 # -- errors ----------------------------------------------------------------------------------
 
 
-async def test_missing_query_raises_value_error(bert_dir: str) -> None:
+async def test_missing_query_raises_value_error(bert_dir: str, collector: Any) -> None:
     rerank = RagRerank(model=bert_dir)
-    with pytest.raises(ValueError, match="query_bundle"):
+    with pytest.raises(ValueError, match="query_bundle") as error:
         rerank.postprocess_nodes(make_nodes())
+    assert isinstance(error.value, InvalidInputError) and error.value.field == "query_bundle"
     with pytest.raises(ValueError, match="query_bundle"):
         await rerank.apostprocess_nodes(make_nodes())
     with pytest.raises(ValueError, match="query_bundle"):
         rerank.postprocess_nodes([])
+    assert collector.of(ReRankStartEvent) == []
 
 
 @pytest.mark.parametrize("query", ["", "   "])
-async def test_empty_query_raises_value_error(bert_dir: str, query: str) -> None:
+async def test_empty_query_raises_value_error(bert_dir: str, collector: Any, query: str) -> None:
     rerank = RagRerank(model=bert_dir)
-    with pytest.raises(ValueError, match="query"):
+    with pytest.raises(ValueError, match="query") as error:
         rerank.postprocess_nodes(make_nodes(), query_bundle=QueryBundle(query))
+    assert isinstance(error.value, InvalidInputError) and error.value.field == "query"
     with pytest.raises(ValueError, match="query"):
         await rerank.apostprocess_nodes(make_nodes(), query_bundle=QueryBundle(query))
+    assert collector.of(ReRankStartEvent) == []
 
 
 @pytest.mark.parametrize(

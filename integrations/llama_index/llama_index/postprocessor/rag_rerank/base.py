@@ -13,6 +13,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from rag_rerank import DEFAULT_MODEL, Reranker, RerankResult
+from rag_rerank.errors import InvalidInputError
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "RagRerank", "SupportsRerank"]
 
@@ -204,8 +205,11 @@ class RagRerank(BaseNodePostprocessor):
 
 
 def _query_of(query_bundle: QueryBundle | None) -> str:
+    # Checked before any event is emitted, whatever the reranker behind it.
     if query_bundle is None:
-        raise ValueError("query_bundle: RagRerank needs the query; pass query_bundle or query_str")
+        raise InvalidInputError("query_bundle", "RagRerank needs the query: pass query_str or it")
+    if not isinstance(query_bundle.query_str, str) or not query_bundle.query_str.strip():
+        raise InvalidInputError("query", "must be a non-empty string")
     return query_bundle.query_str
 
 
