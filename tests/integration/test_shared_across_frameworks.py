@@ -1,0 +1,43 @@
+"""The LangChain compressor and the LlamaIndex postprocessor share one loaded model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag_rerank import Reranker
+
+pytest.importorskip("langchain_core", reason="needs langchain-core")
+pytest.importorskip("llama_index.core", reason="needs llama-index-core")
+
+_ROOT = Path(__file__).resolve().parents[2] / "integrations"
+for package in ("langchain", "llama_index"):
+    if str(_ROOT / package) not in sys.path:
+        sys.path.insert(0, str(_ROOT / package))
+
+from langchain_core.documents import Document  # noqa: E402
+from langchain_rag_rerank import RagRerank as LangChainRagRerank  # noqa: E402
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode  # noqa: E402
+from llama_index.postprocessor.rag_rerank import RagRerank as LlamaIndexRagRerank  # noqa: E402
+
+
+def test_one_model_instance_serves_both_frameworks(xlmr_dir):
+    compressor = LangChainRagRerank(model=xlmr_dir, top_n=3)
+    postprocessor = LlamaIndexRagRerank(model=xlmr_dir, top_n=3)
+    shared = Reranker.shared(xlmr_dir)
+    assert compressor.reranker is shared
+    assert postprocessor.reranker is shared
+
+    texts = ["Pandas eat bamboo.", "Paris is in France.", "Apples are fruit.", "Bears sleep."]
+    query = "what do pandas eat"
+    documents = compressor.compress_documents([Document(page_content=t) for t in texts], query)
+    nodes = postprocessor.postprocess_nodes(
+        [NodeWithScore(node=TextNode(text=t), score=0.5) for t in texts],
+        QueryBundle(query_str=query),
+    )
+    assert [d.page_content for d in documents] == [n.node.get_content() for n in nodes]
+    assert [d.metadata["relevance_score"] for d in documents] == pytest.approx(
+        [n.score for n in nodes], abs=1e-6
+    )
