@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 import uuid
 from collections.abc import Coroutine, Sequence
 from importlib import resources
@@ -20,7 +22,7 @@ from ..reranker import Reranker
 from ..types import RerankResult
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError, install_error_handlers
 from .metrics import CONTENT_TYPE, Metrics
-from .middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from .middleware import ARRIVED_KEY, AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from .schemas import (
     CohereRerankRequest,
     CohereRerankResponse,
@@ -63,6 +65,7 @@ class RerankService:
         self.max_body_bytes = max_body_bytes
         self.metrics = Metrics()
         self.draining = False
+        self._drain_started = float("inf")
         if reranker.long_documents == "truncate":
             self._truncating = reranker
         else:
@@ -87,7 +90,8 @@ class RerankService:
         return self.metrics.in_flight > 0 or self.reranker.engine.queued_pairs > 0
 
     def start_draining(self) -> None:
-        """Turn /ready to 503 and refuse new work with 503; requests in flight go on."""
+        """Turn /ready to 503 and refuse new work with 503; requests already in go on."""
+        self._drain_started = min(self._drain_started, time.monotonic())
         self.draining = True
 
     async def rerank(
@@ -102,7 +106,7 @@ class RerankService:
         threshold: float | None,
     ) -> list[RerankResult]:
         """Rank ``texts``; cancel the queued pairs if the client disconnects first."""
-        if self.draining:
+        if request.scope.get(ARRIVED_KEY, math.inf) >= self._drain_started:
             raise ServiceError(
                 503,
                 "shutting_down",

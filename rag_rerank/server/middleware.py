@@ -18,9 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import Metrics
 
-__all__ = ["AuthMiddleware", "BodyLimitMiddleware", "MetricsMiddleware"]
+__all__ = ["ARRIVED_KEY", "AuthMiddleware", "BodyLimitMiddleware", "MetricsMiddleware"]
 
 logger = logging.getLogger("rag_rerank.server")
+
+ARRIVED_KEY = "rag_rerank.arrived"
+"""Scope key: ``time.monotonic()`` when the request reached the app."""
 
 PUBLIC_PATHS = frozenset({"/health"})
 """Paths served without the API key."""
@@ -60,6 +63,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        scope[ARRIVED_KEY] = time.monotonic()  # requests that arrived before a drain are served
         status = 500
         received = 0
 
