@@ -73,5 +73,16 @@ def build_nan_model(source: str, target: Path) -> str:
 
 def long_text(words: int, seed: int = 0) -> str:
     """A document of about ``words`` words (several windows: keeps the worker busy a while)."""
-    vocabulary = "river bank money loan water stream fish boat interest account".split()
+    vocabulary = [
+        "river",
+        "bank",
+        "money",
+        "loan",
+        "water",
+        "stream",
+        "fish",
+        "boat",
+        "interest",
+        "account",
+    ]
     return " ".join(vocabulary[(i * 7 + seed) % len(vocabulary)] for i in range(words))

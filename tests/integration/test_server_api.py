@@ -7,11 +7,8 @@ import base64
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
-
-pytest.importorskip("fastapi")
-httpx = pytest.importorskip("httpx")
-
 from server_testing import POISON_WORD, build_nan_model, long_text, wait_until
 
 from rag_rerank import InvalidInputError, Reranker
