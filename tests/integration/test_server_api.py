@@ -106,7 +106,7 @@ async def test_cohere_rerank_matches_in_process_rerank(client, rr: Reranker) -> 
 
 
 async def test_truncate_scores_only_the_first_window(client, bert_dir: str) -> None:
-    long_doc = long_text(1500)
+    long_doc = long_text(800)
     docs = [long_doc, "money at the bank"]
     with Reranker(bert_dir, long_documents="truncate") as truncating:
         expected_first = truncating.score(QUERY, docs)
@@ -395,7 +395,7 @@ async def test_burst_at_twice_the_queue_gets_fast_429s(bert_dir: str) -> None:
         # Keep the worker busy with a long job so the burst meets a full queue.
         occupier = reranker.engine.submit(
             ["occupy"] * capacity,
-            [long_text(1500, seed=i) for i in range(capacity)],
+            [long_text(600, seed=i) for i in range(capacity)],
             max_length=reranker.max_length,
             chunk=True,
         )
