@@ -362,7 +362,7 @@ async def test_nan_score_fails_that_request_only(bert_dir: str, tmp_path) -> Non
 def _workloads(n: int) -> list[tuple[str, list[str]]]:
     workloads = []
     for i in range(n):
-        docs = [long_text(5 + (i * 13 + j * 29) % 120, seed=i + j) for j in range(1 + i % 6)]
+        docs = [long_text(5 + (i * 13 + j * 29) % 60, seed=i + j) for j in range(1 + i % 6)]
         workloads.append((f"query {i}: {long_text(2 + i % 5, seed=i)}", docs))
     return workloads
 
