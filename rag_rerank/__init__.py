@@ -20,6 +20,16 @@ from .types import RerankResult
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # RemoteReranker needs httpx (the "server" extra): imported on first use, not with rag_rerank.
+    if name == "RemoteReranker":
+        from .client import RemoteReranker
+
+        return RemoteReranker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_MODEL",
     "EngineStoppedError",
@@ -28,6 +38,7 @@ __all__ = [
     "ModelLoadError",
     "NonFiniteScoreError",
     "OverloadedError",
+    "RemoteReranker",
     "RerankError",
     "RerankResult",
     "Reranker",

@@ -187,7 +187,126 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = [_add_score, _add_eval]
+API_KEY_ENV = "RAG_RERANK_API_KEY"
+
+
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the model over HTTP (TEI- and Cohere-compatible /rerank, web page at /)",
+        description="Serve the model over HTTP: POST /rerank (TEI shape), POST /v1/rerank "
+        "(Cohere/Jina shape), /health, /ready, /metrics, /info, a web console at / and /docs. "
+        "Needs the 'server' extra.",
+    )
+    add_model_options(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        help=f"require 'Authorization: Bearer KEY' on every route but /health "
+        f"(default: ${API_KEY_ENV}; none)",
+    )
+    parser.add_argument(
+        "--max-documents", type=int, default=1000, help="documents per request (default: 1000)"
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=8 * 1024 * 1024,
+        help="largest request body in bytes (default: 8 MiB)",
+    )
+    parser.add_argument(
+        "--max-queue-pairs",
+        type=int,
+        default=None,
+        help="pairs waiting before new requests get 429 (default: 16 x --max-documents)",
+    )
+    parser.add_argument("--max-length", type=int, default=512, help="tokens per window")
+    parser.add_argument("--batch-tokens", type=int, default=None, help="padded tokens per batch")
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="allow browser calls from this origin (repeatable; default: CORS off)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, seconds to let requests in flight finish (default: 30)",
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    try:
+        from .server import create_app
+        from .server.run import run_server
+    except ImportError as exc:
+        print(f"rag-rerank: error: {exc}", file=sys.stderr)
+        return 2
+    for name in ("max_documents", "max_body_bytes", "port"):
+        if getattr(args, name) < 1:
+            print(
+                f"rag-rerank: error: --{name.replace('_', '-')} must be positive", file=sys.stderr
+            )
+            return 2
+    queue_pairs = args.max_queue_pairs or 16 * args.max_documents
+    if queue_pairs < args.max_documents:
+        print(
+            "rag-rerank: error: --max-queue-pairs must be at least --max-documents",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    log = logging.getLogger("rag_rerank.server")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+        log.warning(
+            "listening on %s without --api-key: anyone who can reach it can use it", args.host
+        )
+    reranker = load_reranker(
+        args,
+        max_length=args.max_length,
+        batch_tokens=args.batch_tokens,
+        max_queue_pairs=queue_pairs,
+        show_progress=False,
+    )
+    try:
+        reranker.score("warm-up", ["a warm-up passage"])  # fail now, not on the first request
+        app = create_app(
+            reranker,
+            api_key=args.api_key,
+            max_documents=args.max_documents,
+            max_body_bytes=args.max_body_bytes,
+            cors_origins=args.cors_origin,
+        )
+        log.info(
+            "serving %s on %s (%s) at http://%s:%d",
+            reranker.model_name,
+            reranker.device,
+            str(reranker.dtype).removeprefix("torch."),
+            args.host,
+            args.port,
+        )
+        return run_server(
+            app,
+            host=args.host,
+            port=args.port,
+            drain_timeout=args.drain_timeout,
+            log_level=args.log_level.lower(),
+        )
+    finally:
+        reranker.close()
+
+
+_COMMANDS = [_add_score, _add_eval, _add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

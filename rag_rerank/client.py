@@ -1,0 +1,411 @@
+"""RemoteReranker: the Reranker API over HTTP, against ``rag-rerank serve`` or a TEI server.
+
+Many application processes can share one GPU server: each holds a ``RemoteReranker`` where it
+would hold a ``Reranker`` (the LangChain compressor and LlamaIndex postprocessor accept either).
+Needs ``httpx`` (``pip install "rag-rerank[server]"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    import httpx
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        'RemoteReranker needs httpx: pip install "rag-rerank[server]" (or pip install httpx)'
+    ) from exc
+
+from .errors import (
+    EngineStoppedError,
+    InvalidInputError,
+    NonFiniteScoreError,
+    OverloadedError,
+    RerankError,
+)
+from .reranker import _check_documents, _check_query, _check_selection, _select, _sigmoid
+from .types import RerankResult
+
+__all__ = ["RemoteRerankError", "RemoteReranker"]
+
+_RETRY_STATUS = frozenset({429, 503})
+
+
+class RemoteRerankError(RerankError, RuntimeError):
+    """The server answered with an error the client cannot map to a core error (401, 500, ...).
+
+    Attributes:
+        status_code: The HTTP status, or ``None`` when the server could not be reached.
+        error_type: The server's ``error_type`` (or TEI's), when it sent one.
+    """
+
+    def __init__(self, message: str, status_code: int | None, error_type: str | None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+
+
+class RemoteReranker:
+    """Rerank through a ``rag-rerank serve`` (or text-embeddings-inference) server.
+
+    Same ``score`` / ``rerank`` / ``arerank`` API as :class:`~rag_rerank.Reranker`, with the same
+    input checks, ordering (best first, ties in input order), ``top_n`` and ``threshold``. Scores
+    are computed from the server's fp32 logits exactly as the core does, so they match an
+    in-process ``Reranker`` on the same model.
+
+    Args:
+        url: Base URL of the server, e.g. ``"http://127.0.0.1:8080"``.
+        api_key: Sent as ``Authorization: Bearer <key>``.
+        timeout: Seconds per HTTP request (connect, read and write).
+        max_retries: Retries after 429 (queue full), 503 (restarting or draining) and connection
+            errors, with exponential backoff (honouring ``Retry-After``). Then the error is raised.
+        backoff: First backoff in seconds; doubles each retry, with jitter, up to ``max_backoff``.
+        max_backoff: Longest wait between two tries, in seconds.
+        batch_size: Most documents per HTTP request (larger lists are split and merged). ``None``
+            asks the server's ``/info`` (``max_client_batch_size``) once.
+        truncate: Sent as TEI's ``truncate``: ``True`` scores only the first window of a long
+            document. ``None`` leaves the server's mode (rag-rerank chunks long documents).
+
+    Example:
+        >>> rr = RemoteReranker("http://127.0.0.1:8080", api_key="secret")  # doctest: +SKIP
+        >>> rr.rerank("what is a panda?", docs, top_n=5, threshold=0.5)  # doctest: +SKIP
+
+    Thread-safe; async methods never block the event loop.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff: float = 0.1,
+        max_backoff: float = 5.0,
+        batch_size: int | None = None,
+        truncate: bool | None = None,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InvalidInputError("url", f"must be an http:// or https:// URL, got {url!r}")
+        if api_key is not None and (not isinstance(api_key, str) or not api_key):
+            raise InvalidInputError("api_key", "must be a non-empty string or None")
+        for name, value in (
+            ("timeout", timeout),
+            ("backoff", backoff),
+            ("max_backoff", max_backoff),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise InvalidInputError(name, f"must be a positive number, got {value!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidInputError("max_retries", f"must be an integer >= 0, got {max_retries!r}")
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise InvalidInputError("batch_size", f"must be a positive integer, got {batch_size!r}")
+        if truncate is not None and not isinstance(truncate, bool):
+            raise InvalidInputError("truncate", f"must be True, False or None, got {truncate!r}")
+        self.url = url.rstrip("/")
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self.truncate = truncate
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._batch_size = batch_size
+        self._info: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+        self._async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+    # -- properties -----------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        """The server's model id (from ``/info``), or the URL when the server does not say."""
+        info = self.info()
+        return str(info.get("model_id") or self.url)
+
+    def info(self) -> dict[str, Any]:
+        """The server's ``/info`` (``{}`` when it has none), fetched once."""
+        if self._info is None:
+            try:
+                response = self._sync_client().get("/info")
+                self._info = response.json() if response.status_code == 200 else {}
+            except (httpx.HTTPError, ValueError):
+                return {}
+        return self._info
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def score(self, query: str, documents: Sequence[str]) -> list[float]:
+        """Relevance of each document to ``query`` in [0, 1], in input order."""
+        return _sigmoid(self._logits(query, documents))
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> list[RerankResult]:
+        """Documents best first, with their input ``index``, ``score`` and ``raw_score``.
+
+        Same arguments and result as :meth:`rag_rerank.Reranker.rerank`.
+        """
+        _check_selection(top_n, threshold)
+        return _select(self._logits(query, documents), documents, top_n, threshold)
+
+    async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
+        """Async :meth:`score`."""
+        return _sigmoid(await self._alogits(query, documents))
+
+    async def arerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> list[RerankResult]:
+        """Async :meth:`rerank`."""
+        _check_selection(top_n, threshold)
+        return _select(await self._alogits(query, documents), documents, top_n, threshold)
+
+    def close(self) -> None:
+        """Close the HTTP connections (async ones are dropped; use :meth:`aclose` to close them)."""
+        with self._lock:
+            client, self._client = self._client, None
+            self._async_clients.clear()
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the async connections of the running event loop, and the sync ones."""
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        self.close()
+
+    def __enter__(self) -> RemoteReranker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RemoteReranker:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"RemoteReranker({self.url!r})"
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _sync_client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    base_url=self.url, headers=self._headers, timeout=self.timeout
+                )
+            return self._client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        # An AsyncClient's connections belong to one event loop: keep one per loop.
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            for old in [other for other in self._async_clients if other.is_closed()]:
+                del self._async_clients[old]
+            client = self._async_clients.get(loop)
+            if client is None:
+                client = httpx.AsyncClient(
+                    base_url=self.url, headers=self._headers, timeout=self.timeout
+                )
+                self._async_clients[loop] = client
+            return client
+
+    def _batches(self, count: int, batch_size: int | None) -> list[tuple[int, int]]:
+        size = batch_size or count
+        return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+    def _body(self, query: str, texts: Sequence[str]) -> dict[str, Any]:
+        body: dict[str, Any] = {"query": query, "texts": list(texts), "raw_scores": True}
+        if self.truncate is not None:
+            body["truncate"] = self.truncate
+        return body
+
+    def _logits(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        _check_query(query, "query")
+        docs = _check_documents(documents, "documents")
+        if not docs:
+            return np.empty(0, dtype=np.float32)
+        if self._batch_size is None:
+            self._batch_size = _batch_size_from(self.info())
+        logits = np.empty(len(docs), dtype=np.float32)
+        for start, end in self._batches(len(docs), self._batch_size):
+            body = self._body(query, docs[start:end])
+            for attempt in range(self.max_retries + 1):
+                try:
+                    response = self._sync_client().post("/rerank", json=body)
+                except httpx.TransportError as exc:
+                    if attempt == self.max_retries:
+                        raise _unreachable(self.url, exc) from exc
+                    time.sleep(self._delay(attempt, None))
+                    continue
+                if response.status_code in _RETRY_STATUS and attempt < self.max_retries:
+                    time.sleep(self._delay(attempt, response))
+                    continue
+                logits[start:end] = _parse(response, query, docs, start, end)
+                break
+        return logits
+
+    async def _alogits(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        _check_query(query, "query")
+        docs = _check_documents(documents, "documents")
+        if not docs:
+            return np.empty(0, dtype=np.float32)
+        if self._batch_size is None:
+            self._batch_size = _batch_size_from(await self._ainfo())
+        logits = np.empty(len(docs), dtype=np.float32)
+
+        async def run(start: int, end: int) -> None:
+            body = self._body(query, docs[start:end])
+            for attempt in range(self.max_retries + 1):
+                try:
+                    response = await self._async_client().post("/rerank", json=body)
+                except httpx.TransportError as exc:
+                    if attempt == self.max_retries:
+                        raise _unreachable(self.url, exc) from exc
+                    await asyncio.sleep(self._delay(attempt, None))
+                    continue
+                if response.status_code in _RETRY_STATUS and attempt < self.max_retries:
+                    await asyncio.sleep(self._delay(attempt, response))
+                    continue
+                logits[start:end] = _parse(response, query, docs, start, end)
+                return
+
+        await asyncio.gather(*(run(s, e) for s, e in self._batches(len(docs), self._batch_size)))
+        return logits
+
+    async def _ainfo(self) -> dict[str, Any]:
+        if self._info is None:
+            try:
+                response = await self._async_client().get("/info")
+                self._info = response.json() if response.status_code == 200 else {}
+            except (httpx.HTTPError, ValueError):
+                return {}
+        return self._info
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        if response is not None:
+            after = _retry_after(response.headers.get("Retry-After"))
+            if after is not None:
+                return min(after, self.max_backoff)
+        delay = min(self.backoff * 2**attempt, self.max_backoff)
+        return delay * random.uniform(0.5, 1.0)  # jitter: retries of many clients spread out
+
+
+def _batch_size_from(info: dict[str, Any]) -> int | None:
+    size = info.get("max_client_batch_size")
+    return size if isinstance(size, int) and size > 0 else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _unreachable(url: str, exc: Exception) -> RemoteRerankError:
+    return RemoteRerankError(f"cannot reach the rerank server at {url}: {exc}", None, None)
+
+
+def _parse(
+    response: httpx.Response, query: str, docs: list[str], start: int, end: int
+) -> np.ndarray:
+    """The logits of ``docs[start:end]`` in input order, or the server's error as a typed one."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if response.status_code != 200:
+        raise _error(response.status_code, payload, query, docs, start)
+    count = end - start
+    logits = np.full(count, np.nan, dtype=np.float32)
+    seen = np.zeros(count, dtype=bool)
+    try:
+        for item in payload:
+            index = int(item["index"])
+            if not 0 <= index < count or seen[index]:
+                raise ValueError(f"index {index}")
+            seen[index] = True
+            logits[index] = float(item["score"])
+    except (TypeError, KeyError, ValueError) as exc:
+        raise RemoteRerankError(
+            f"the server sent an unexpected rerank response ({exc})", 200, None
+        ) from exc
+    if not seen.all():
+        raise RemoteRerankError(
+            f"the server ranked {int(seen.sum())} of {count} documents", 200, None
+        )
+    bad = np.flatnonzero(~np.isfinite(logits))
+    if len(bad):
+        i = start + int(bad[0])
+        raise NonFiniteScoreError(i, query, docs[i], float(logits[bad[0]]))
+    return logits
+
+
+def _error(status: int, payload: object, query: str, docs: list[str], start: int) -> RerankError:
+    body = payload if isinstance(payload, dict) else {}
+    message = str(body.get("error") or body.get("message") or body.get("detail") or status)
+    error_type = body.get("error_type")
+    field = body.get("field")
+    if status == 429:
+        return OverloadedError(f"the rerank server is overloaded: {message}")
+    if status == 503:
+        return EngineStoppedError(f"the rerank server is unavailable: {message}")
+    if status in (413, 422):
+        # The server names its own field ("texts[3]"); report it in the caller's terms.
+        name = str(field or "documents")
+        if name.startswith("texts"):
+            name = _shift_index("documents" + name.removeprefix("texts"), start)
+        return InvalidInputError(name, message.split(": ", 1)[-1])
+    if status == 500 and error_type == "non_finite_score" and isinstance(field, str):
+        index = _index_of(field)
+        if index is not None:
+            i = start + index
+            return NonFiniteScoreError(i, query, docs[i], math.nan)
+    return RemoteRerankError(f"rerank server error {status}: {message}", status, error_type)
+
+
+def _index_of(field: str) -> int | None:
+    if "[" not in field or not field.endswith("]"):
+        return None
+    try:
+        return int(field[field.index("[") + 1 : -1])
+    except ValueError:
+        return None
+
+
+def _shift_index(field: str, offset: int) -> str:
+    index = _index_of(field)
+    if index is None or offset == 0:
+        return field
+    return f"{field[: field.index('[')]}[{index + offset}]"

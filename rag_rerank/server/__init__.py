@@ -1,0 +1,19 @@
+"""The HTTP service (``pip install "rag-rerank[server]"``): ``create_app`` and ``rag-rerank serve``.
+
+Routes: ``POST /rerank`` (text-embeddings-inference shape), ``POST /v1/rerank`` (Cohere / Jina
+shape), ``GET /health``, ``GET /ready``, ``GET /metrics`` (Prometheus), ``GET /info``, ``GET /``
+(a reranking console page), ``/docs`` and ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+try:
+    import fastapi  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        'rag_rerank.server needs FastAPI and uvicorn: pip install "rag-rerank[server]"'
+    ) from exc
+
+from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DOCUMENTS, RerankService, create_app
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_DOCUMENTS", "RerankService", "create_app"]

@@ -1,0 +1,361 @@
+"""The FastAPI application: TEI- and Cohere-shaped /rerank over one shared reranker engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Coroutine, Sequence
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.types import Receive
+
+from .. import __version__
+from ..errors import InvalidInputError, NonFiniteScoreError
+from ..reranker import Reranker
+from ..types import RerankResult
+from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError, install_error_handlers
+from .metrics import CONTENT_TYPE, Metrics
+from .middleware import ARRIVED_KEY, AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from .schemas import (
+    CohereRerankRequest,
+    CohereRerankResponse,
+    ErrorResponse,
+    InfoResponse,
+    StatusResponse,
+    TEIRank,
+    TEIRerankRequest,
+)
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_DOCUMENTS", "RerankService", "create_app"]
+
+logger = logging.getLogger("rag_rerank.server")
+
+DEFAULT_MAX_DOCUMENTS = 1000
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        401: "Missing or wrong API key.",
+        413: "Body over the byte limit, or more documents than allowed.",
+        422: "Bad JSON, empty query or document list, non-string items, unknown fields.",
+        429: "Queue full; retry after Retry-After seconds.",
+        500: "The model returned a non-finite score for a document of this request.",
+        503: "The worker is not running, or the server is shutting down.",
+    }.items()
+}
+
+
+class RerankService:
+    """What the routes share: the reranker, the limits, the metrics and the draining flag.
+
+    Available as ``app.state.service``.
+    """
+
+    def __init__(self, reranker: Reranker, *, max_documents: int, max_body_bytes: int) -> None:
+        self.reranker = reranker
+        self.max_documents = max_documents
+        self.max_body_bytes = max_body_bytes
+        self.metrics = Metrics()
+        self.draining = False
+        self._drain_started = float("inf")
+        if reranker.long_documents == "truncate":
+            self._truncating = reranker
+        else:
+            # A view on the same engine that keeps only the first window (TEI's truncate=true).
+            self._truncating = Reranker.__new__(Reranker)
+            self._truncating._setup(reranker.engine, reranker.max_length, "truncate", False)
+
+    @property
+    def alive(self) -> bool:
+        """The engine's worker thread runs."""
+        return self.reranker.engine.alive
+
+    @property
+    def ready(self) -> bool:
+        """Alive, not shutting down, and the last forward pass (if any) succeeded."""
+        engine = self.reranker.engine
+        return engine.alive and not self.draining and engine.stats.last_forward_ok is not False
+
+    @property
+    def busy(self) -> bool:
+        """Requests are being served or pairs are queued."""
+        return self.metrics.in_flight > 0 or self.reranker.engine.queued_pairs > 0
+
+    def start_draining(self) -> None:
+        """Turn /ready to 503 and refuse new work with 503; requests already in go on."""
+        self._drain_started = min(self._drain_started, time.monotonic())
+        self.draining = True
+
+    async def rerank(
+        self,
+        request: Request,
+        query: str,
+        texts: list[str],
+        *,
+        field: str,
+        truncate: bool | None,
+        top_n: int | None,
+        threshold: float | None,
+    ) -> list[RerankResult]:
+        """Rank ``texts``; cancel the queued pairs if the client disconnects first."""
+        if request.scope.get(ARRIVED_KEY, math.inf) >= self._drain_started:
+            raise ServiceError(
+                503,
+                "shutting_down",
+                "the server is shutting down; retry on another instance",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        limit = self.max_documents
+        capacity = self.reranker.engine.max_queue_pairs
+        if len(texts) > limit:
+            raise ServiceError(
+                413,
+                "too_many_documents",
+                f"{field}: {len(texts)} documents, the limit is {limit} per request",
+                field=field,
+            )
+        if capacity is not None and len(texts) > capacity:
+            raise ServiceError(
+                413,
+                "too_many_documents",
+                f"{field}: {len(texts)} documents, the queue holds at most {capacity} pairs",
+                field=field,
+            )
+        reranker = self._truncating if truncate else self.reranker
+        try:
+            return await _unless_disconnected(
+                request.receive, reranker.arerank(query, texts, top_n=top_n, threshold=threshold)
+            )
+        except NonFiniteScoreError as exc:
+            logger.error("non-finite score for document %d of a request", exc.pair_index)
+            raise ServiceError(
+                500,
+                "non_finite_score",
+                f"{field}[{exc.pair_index}]: the model returned a non-finite score ({exc.value})",
+                field=f"{field}[{exc.pair_index}]",
+            ) from exc
+
+    def info(self) -> InfoResponse:
+        """The model and the limits."""
+        reranker = self.reranker
+        engine = reranker.engine
+        return InfoResponse(
+            model_id=reranker.model_name,
+            device=str(reranker.device),
+            model_dtype=str(reranker.dtype).removeprefix("torch."),
+            max_input_length=reranker.max_length,
+            max_batch_tokens=engine.batch_tokens,
+            max_client_batch_size=min(self.max_documents, engine.max_queue_pairs or 1 << 62),
+            max_body_bytes=self.max_body_bytes,
+            max_queue_pairs=engine.max_queue_pairs,
+            long_documents=reranker.long_documents,
+            version=__version__,
+        )
+
+
+async def _until_disconnected(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _unless_disconnected(
+    receive: Receive, work: Coroutine[Any, Any, list[RerankResult]]
+) -> list[RerankResult]:
+    # Cancelling the task cancels the engine future, so pairs not yet started leave the queue.
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_until_disconnected(receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+        watcher.cancel()
+    if task.done() and not task.cancelled():
+        return task.result()
+    logger.info("client disconnected; its queued pairs were cancelled")
+    raise ClientDisconnected
+
+
+def _check_positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(name, f"must be a positive integer, got {value!r}")
+    return value
+
+
+def create_app(
+    reranker: Reranker,
+    *,
+    api_key: str | None = None,
+    max_documents: int = DEFAULT_MAX_DOCUMENTS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    cors_origins: Sequence[str] | None = None,
+) -> FastAPI:
+    """Build the HTTP service around an in-process :class:`~rag_rerank.Reranker`.
+
+    Args:
+        reranker: The reranker to serve; its engine batches concurrent requests together. Its
+            ``max_queue_pairs`` bounds the queue (429 when full). The caller keeps ownership:
+            the app never closes it.
+        api_key: When set, every route but ``/health`` needs ``Authorization: Bearer <key>``
+            (or HTTP Basic with the key as the password, for browsers).
+        max_documents: Most documents in one request (413 above it).
+        max_body_bytes: Largest request body in bytes (413 before parsing above it).
+        cors_origins: Origins allowed to call the API from browsers; ``None`` disables CORS.
+
+    Returns:
+        The FastAPI app; its :class:`RerankService` is ``app.state.service``.
+
+    Example:
+        >>> app = create_app(Reranker("BAAI/bge-reranker-v2-m3"))  # doctest: +SKIP
+        >>> uvicorn.run(app, host="127.0.0.1", port=8080)  # doctest: +SKIP
+    """
+    if not isinstance(reranker, Reranker):
+        raise InvalidInputError("reranker", f"must be a Reranker, got {type(reranker).__name__}")
+    _check_positive("max_documents", max_documents)
+    _check_positive("max_body_bytes", max_body_bytes)
+    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+        raise InvalidInputError("api_key", "must be a non-empty string or None")
+    if cors_origins is not None and (
+        isinstance(cors_origins, str) or not all(isinstance(o, str) for o in cors_origins)
+    ):
+        raise InvalidInputError("cors_origins", "must be a list of origin strings or None")
+
+    service = RerankService(reranker, max_documents=max_documents, max_body_bytes=max_body_bytes)
+    page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+    app = FastAPI(
+        title="rag-rerank",
+        version=__version__,
+        description="Cross-encoder reranking: TEI-compatible `/rerank` and Cohere/Jina-compatible "
+        "`/v1/rerank`, micro-batched across clients on one model.",
+    )
+    app.state.service = service
+    install_error_handlers(app)
+
+    @app.post(
+        "/rerank",
+        response_model=list[TEIRank],
+        response_model_exclude_none=True,
+        responses=_ERRORS,
+        summary="Rerank texts (text-embeddings-inference shape)",
+    )
+    async def rerank_tei(body: TEIRerankRequest, request: Request) -> JSONResponse:
+        results = await service.rerank(
+            request,
+            body.query,
+            body.texts,
+            field="texts",
+            truncate=body.truncate,
+            top_n=None,
+            threshold=body.score_threshold,
+        )
+        ranks = []
+        for r in results:
+            rank: dict[str, Any] = {
+                "index": r.index,
+                "score": r.raw_score if body.raw_scores else r.score,
+            }
+            if body.return_text:
+                rank["text"] = r.document
+            ranks.append(rank)
+        return JSONResponse(ranks)
+
+    @app.post(
+        "/v1/rerank",
+        response_model=CohereRerankResponse,
+        response_model_exclude_none=True,
+        responses=_ERRORS,
+        summary="Rerank documents (Cohere / Jina shape)",
+    )
+    async def rerank_cohere(body: CohereRerankRequest, request: Request) -> JSONResponse:
+        texts = body.texts()
+        results = await service.rerank(
+            request,
+            body.query,
+            texts,
+            field="documents",
+            truncate=None,
+            top_n=body.top_n,
+            threshold=body.score_threshold,
+        )
+        items = []
+        for r in results:
+            item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
+            if body.return_documents:
+                item["document"] = {"text": r.document}
+            items.append(item)
+        return JSONResponse(
+            {
+                "id": uuid.uuid4().hex,
+                "results": items,
+                "model": reranker.model_name,
+                "usage": {"documents": len(texts), "search_units": 1},
+                "meta": {"billed_units": {"search_units": 1}},
+            }
+        )
+
+    @app.get("/health", response_model=StatusResponse, responses={503: {"model": ErrorResponse}})
+    async def health() -> JSONResponse:
+        """200 while the engine's worker runs; 503 once it stopped or died."""
+        if service.alive:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse(
+            {"error": "the reranker worker is not running", "error_type": "unavailable"},
+            status_code=503,
+        )
+
+    @app.get("/ready", response_model=StatusResponse, responses={503: {"model": ErrorResponse}})
+    async def ready() -> JSONResponse:
+        """200 when the model is loaded, its last forward pass succeeded and no shutdown began."""
+        if service.ready:
+            return JSONResponse({"status": "ready"})
+        reason = "shutting down" if service.draining else "not ready"
+        if not service.alive:
+            reason = "the reranker worker is not running"
+        elif reranker.engine.stats.last_forward_ok is False:
+            reason = "the last forward pass failed"
+        return JSONResponse(
+            {"error": reason, "error_type": "unavailable"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    @app.get("/info", response_model=InfoResponse)
+    async def info() -> InfoResponse:
+        """The model, device, precision, window length and limits."""
+        return service.info()
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        """Prometheus metrics."""
+        return PlainTextResponse(
+            service.metrics.render(reranker.engine, ready=service.ready), media_type=CONTENT_TYPE
+        )
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def console() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    # add_middleware wraps: the last one added runs first.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    if api_key is not None:
+        app.add_middleware(AuthMiddleware, api_key=api_key)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    known = frozenset(getattr(route, "path", "") for route in app.routes)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics, known_paths=known)
+    return app

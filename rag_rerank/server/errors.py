@@ -1,0 +1,160 @@
+"""Error responses: every failure is ``{"error", "error_type", "field"?}`` with its status code.
+
+=====  ====================================================================================
+401    missing or wrong API key (every route but ``/health``)
+413    request body over ``max_body_bytes`` (refused before parsing) or too many documents
+422    bad JSON, empty query, empty document list, non-string items, unknown fields
+429    the engine's queue is full (``Retry-After`` says when to come back)
+499    the client disconnected before its answer was ready (never seen by that client)
+500    the model returned NaN or infinity for a pair of this request
+503    the worker is not running, or the server is shutting down (``Retry-After``)
+=====  ====================================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import (
+    EngineStoppedError,
+    InvalidInputError,
+    InvalidInputTypeError,
+    NonFiniteScoreError,
+    OverloadedError,
+)
+
+__all__ = ["RETRY_AFTER_SECONDS", "ClientDisconnected", "ServiceError", "error_response"]
+
+logger = logging.getLogger("rag_rerank.server")
+
+RETRY_AFTER_SECONDS = 1
+"""``Retry-After`` sent with 429 and 503."""
+
+
+class ServiceError(Exception):
+    """An error the HTTP layer answers with ``status_code`` and a JSON body."""
+
+    def __init__(
+        self,
+        status_code: int,
+        error_type: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.message = message
+        self.field = field
+        self.headers = headers
+
+
+class ClientDisconnected(Exception):
+    """The client went away; its queued pairs were cancelled."""
+
+
+def error_response(
+    status_code: int,
+    error_type: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The JSON error body every route uses."""
+    body: dict[str, Any] = {"error": message, "error_type": error_type}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def field_name(loc: Sequence[Any]) -> str:
+    """``("body", "texts", 2)`` -> ``"texts[2]"``; a location in the JSON text -> ``"body"``."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            if not name:  # JSON decode errors locate a character offset, not a field
+                break
+            name += f"[{part}]"
+        elif part in ("str", "CohereDocument", "function-after[_non_blank(), str]"):
+            continue  # pydantic names the union member it tried; the caller does not care
+        else:
+            name = f"{name}.{part}" if name else str(part)
+    return name or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map validation errors, the core's typed errors and HTTP errors to JSON error bodies."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        field = field_name(first.get("loc", ()))
+        if first.get("type") == "json_invalid":
+            message = f"body: invalid JSON ({first.get('ctx', {}).get('error', 'decode error')})"
+        elif first.get("type") == "missing":
+            message = f"{field}: field required"
+        elif first.get("type") == "extra_forbidden":
+            message = f"{field}: unknown field"
+        elif field.startswith("documents[") and len(exc.errors()) > 1:
+            message = f'{field}: must be a string or an object {{"text": string}}'
+        else:
+            detail = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+            message = f"{field}: {detail}"
+        # Never echo the input: it may be a large or private text.
+        return error_response(422, "validation", message, field=field)
+
+    @app.exception_handler(ServiceError)
+    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(
+            exc.status_code, exc.error_type, exc.message, field=exc.field, headers=exc.headers
+        )
+
+    @app.exception_handler(InvalidInputError)
+    @app.exception_handler(InvalidInputTypeError)
+    async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(422, "validation", str(exc), field=getattr(exc, "field", None))
+
+    @app.exception_handler(OverloadedError)
+    async def _overloaded(request: Request, exc: OverloadedError) -> JSONResponse:
+        return error_response(
+            429, "overloaded", str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
+
+    @app.exception_handler(EngineStoppedError)
+    async def _stopped(request: Request, exc: EngineStoppedError) -> JSONResponse:
+        return error_response(
+            503, "unavailable", str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
+
+    @app.exception_handler(NonFiniteScoreError)
+    async def _non_finite(request: Request, exc: NonFiniteScoreError) -> JSONResponse:
+        # The message names the pair but must not carry the texts into logs or other clients.
+        message = (
+            f"the model returned a non-finite score ({exc.value}) for document {exc.pair_index}"
+        )
+        logger.error("non-finite score for document %d of a request", exc.pair_index)
+        return error_response(
+            500, "non_finite_score", message, field=f"documents[{exc.pair_index}]"
+        )
+
+    @app.exception_handler(ClientDisconnected)
+    async def _disconnected(request: Request, exc: ClientDisconnected) -> JSONResponse:
+        return error_response(499, "client_closed_request", "the client disconnected")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        return error_response(exc.status_code, kind, str(exc.detail), headers=exc.headers)

@@ -1,0 +1,104 @@
+"""Prometheus metrics in the text exposition format (no client library needed).
+
+Request counts by route and status, a latency histogram by route, requests in flight, and the
+engine's queue depth and batch counters. Labels are route templates, never raw paths, so an
+attacker cannot grow the label set.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+
+from ..engine import Engine
+
+__all__ = ["LATENCY_BUCKETS", "Metrics"]
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Upper bounds (seconds) of the request latency histogram."""
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """Counters the HTTP layer updates; :meth:`render` adds the engine's own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[str, str, int], int] = defaultdict(int)
+        self._latency_counts: dict[str, list[int]] = {}
+        self._latency_sum: dict[str, float] = defaultdict(float)
+        self.in_flight = 0
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one finished request."""
+        with self._lock:
+            self._requests[(method, route, status)] += 1
+            counts = self._latency_counts.setdefault(route, [0] * (len(LATENCY_BUCKETS) + 1))
+            counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            self._latency_sum[route] += seconds
+
+    def render(self, engine: Engine, *, ready: bool) -> str:
+        """All metrics as Prometheus text."""
+        lines: list[str] = []
+        with self._lock:
+            lines += _header("rag_rerank_requests_total", "counter", "HTTP requests by status.")
+            for (method, route, status), count in sorted(self._requests.items()):
+                labels = f'method="{method}",route="{route}",status="{status}"'
+                lines.append(f"rag_rerank_requests_total{{{labels}}} {count}")
+            lines += _header(
+                "rag_rerank_request_duration_seconds", "histogram", "Request latency by route."
+            )
+            for route, counts in sorted(self._latency_counts.items()):
+                lines += _histogram(
+                    "rag_rerank_request_duration_seconds",
+                    f'route="{route}"',
+                    counts,
+                    self._latency_sum[route],
+                )
+            in_flight = self.in_flight
+        stats = engine.stats
+        gauges = [
+            ("rag_rerank_requests_in_flight", "HTTP requests being served.", in_flight),
+            ("rag_rerank_queue_pairs", "Pairs queued and not yet started.", engine.queued_pairs),
+            ("rag_rerank_worker_alive", "1 while the engine worker runs.", int(engine.alive)),
+            ("rag_rerank_ready", "1 while /ready answers 200.", int(ready)),
+            ("rag_rerank_batch_tokens_budget", "Padded tokens per batch.", engine.batch_tokens),
+        ]
+        if engine.max_queue_pairs is not None:
+            gauges.append(
+                ("rag_rerank_queue_capacity_pairs", "Queue limit.", engine.max_queue_pairs)
+            )
+        for name, help_text, value in gauges:
+            lines += _header(name, "gauge", help_text)
+            lines.append(f"{name} {value}")
+        counters = [
+            ("rag_rerank_batches_total", "Forward passes run.", stats.batches),
+            ("rag_rerank_pairs_total", "Pairs scored.", stats.pairs),
+            ("rag_rerank_batch_pairs_total", "Windows (rows) in all batches.", stats.windows),
+            ("rag_rerank_batch_tokens_total", "Real tokens in all batches.", stats.real_tokens),
+            ("rag_rerank_batch_padded_tokens_total", "Padded tokens.", stats.padded_tokens),
+            ("rag_rerank_oom_splits_total", "Batches split after out of memory.", stats.oom_splits),
+        ]
+        for name, help_text, value in counters:
+            lines += _header(name, "counter", help_text)
+            lines.append(f"{name} {value}")
+        return "\n".join(lines) + "\n"
+
+
+def _header(name: str, kind: str, help_text: str) -> list[str]:
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+
+def _histogram(name: str, labels: str, counts: Iterable[int], total: float) -> list[str]:
+    lines = []
+    cumulative = 0
+    bounds = [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]
+    for bound, count in zip(bounds, counts, strict=True):
+        cumulative += count
+        lines.append(f'{name}_bucket{{{labels},le="{bound}"}} {cumulative}')
+    lines.append(f"{name}_sum{{{labels}}} {total}")
+    lines.append(f"{name}_count{{{labels}}} {cumulative}")
+    return lines

@@ -1,0 +1,212 @@
+"""Pure ASGI middleware: request metrics, API-key auth and the request-body limit.
+
+Order, outermost first: metrics (counts every answer, 401 and 413 included), CORS (only when
+asked for; preflights carry no key), auth (before any body is read), body limit (before parsing).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .metrics import Metrics
+
+__all__ = ["ARRIVED_KEY", "AuthMiddleware", "BodyLimitMiddleware", "MetricsMiddleware"]
+
+logger = logging.getLogger("rag_rerank.server")
+
+ARRIVED_KEY = "rag_rerank.arrived"
+"""Scope key: ``time.monotonic()`` when the request reached the app."""
+
+PUBLIC_PATHS = frozenset({"/health"})
+"""Paths served without the API key."""
+
+
+async def _send_error(
+    send: Send, status: int, error_type: str, message: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    body = json.dumps({"error": message, "error_type": error_type}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class MetricsMiddleware:
+    """Counts requests by route template and status, times them, tracks requests in flight.
+
+    Logs one line per request with sizes and timings only: request texts are never logged.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, known_paths: frozenset[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.known_paths = known_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        scope[ARRIVED_KEY] = time.monotonic()  # requests that arrived before a drain are served
+        status = 500
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            return message
+
+        async def status_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight += 1
+        try:
+            await self.app(scope, counting_receive, status_send)
+        finally:
+            self.metrics.in_flight -= 1
+            seconds = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None)
+            if template is None:  # answered before routing (401, 413) or no such route
+                template = scope["path"] if scope["path"] in self.known_paths else "other"
+            self.metrics.observe(scope["method"], template, status, seconds)
+            logger.info(
+                "%s %s -> %d in %.1f ms (%d body bytes)",
+                scope["method"],
+                template,
+                status,
+                seconds * 1000,
+                received,
+            )
+
+
+class AuthMiddleware:
+    """Requires the API key on every path but ``/health``.
+
+    Accepts ``Authorization: Bearer <key>`` (API clients) and HTTP Basic with the key as the
+    password (so a browser can open the web page). Compared in constant time.
+    """
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self._key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self._authorized(scope):
+            await self.app(scope, receive, send)
+            return
+        # The page gets a Basic challenge so the browser asks for the key; APIs get Bearer.
+        challenge = b'Basic realm="rag-rerank"' if scope["path"] == "/" else b"Bearer"
+        await _send_error(
+            send,
+            401,
+            "unauthorized",
+            "missing or invalid API key (send 'Authorization: Bearer <key>')",
+            [(b"www-authenticate", challenge)],
+        )
+
+    def _authorized(self, scope: Scope) -> bool:
+        header = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value
+                break
+        scheme, _, credentials = header.strip().partition(b" ")
+        scheme = scheme.lower()
+        if scheme == b"bearer":
+            return hmac.compare_digest(credentials.strip(), self._key)
+        if scheme == b"basic":
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                return False
+            _, _, password = decoded.partition(b":")
+            return hmac.compare_digest(password, self._key)
+        return False
+
+
+class BodyLimitMiddleware:
+    """Answers 413 for a body over ``max_bytes`` before the app parses any of it.
+
+    A declared ``Content-Length`` over the limit is refused without reading the body; a chunked
+    body is read into memory up to the limit and refused as soon as it passes it. The app then
+    gets the buffered body, followed by the connection's own messages (so it still hears a
+    disconnect).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send, declared)
+            return
+        buffered: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse(send, size)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            if buffered:
+                return buffered.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send, size: int) -> None:
+        logger.info("refused a request body of %d bytes (limit %d)", size, self.max_bytes)
+        await _send_error(
+            send,
+            413,
+            "payload_too_large",
+            f"request body over the limit of {self.max_bytes} bytes",
+            [],
+        )
+
+
+def _content_length(scope: Scope) -> int | None:
+    headers: Any = scope["headers"]
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,155 @@
+"""Request and response bodies of the HTTP service (pydantic v2).
+
+Two request shapes reach the same reranker:
+
+- ``POST /rerank``: Hugging Face text-embeddings-inference (TEI).
+- ``POST /v1/rerank``: Cohere's and Jina's rerank API.
+
+Both accept an extra ``score_threshold`` (compared with the [0, 1] score). Unknown fields are
+refused with 422, so a misspelt option never silently does nothing.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+
+__all__ = [
+    "CohereDocument",
+    "CohereRerankRequest",
+    "CohereRerankResponse",
+    "CohereResult",
+    "ErrorResponse",
+    "InfoResponse",
+    "StatusResponse",
+    "TEIRank",
+    "TEIRerankRequest",
+    "Usage",
+]
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+class TEIRerankRequest(BaseModel):
+    """``POST /rerank`` body, as in text-embeddings-inference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: StrictStr = Field(description="The question the texts are ranked against.")
+    texts: list[StrictStr] = Field(min_length=1, description="Candidate passages (strings).")
+    truncate: StrictBool | None = Field(
+        default=None,
+        description="True scores only the first window of a long text; false or absent uses the "
+        "server's mode (long texts are scored as their best overlapping window by default).",
+    )
+    raw_scores: StrictBool = Field(
+        default=False, description="Return the model's logit instead of the [0, 1] score."
+    )
+    return_text: StrictBool = Field(default=False, description="Echo each text in its result.")
+    score_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Drop results whose [0, 1] score is below this."
+    )
+
+    _check_query = field_validator("query")(_non_blank)
+
+
+class TEIRank(BaseModel):
+    """One ranked text; the response is a list of these, best first."""
+
+    index: int = Field(description="Position of the text in the request.")
+    score: float = Field(description="Relevance in [0, 1], or the logit with raw_scores.")
+    text: str | None = Field(default=None, description="The text, with return_text.")
+
+
+class CohereDocument(BaseModel):
+    """A document given as an object (Cohere and Jina accept ``{"text": ...}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr
+
+
+class CohereRerankRequest(BaseModel):
+    """``POST /v1/rerank`` body, as in Cohere's and Jina's rerank APIs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: StrictStr | None = Field(
+        default=None,
+        description="Accepted for compatibility; the server always uses its loaded model.",
+    )
+    query: StrictStr = Field(description="The question the documents are ranked against.")
+    documents: list[StrictStr | CohereDocument] = Field(
+        min_length=1, description='Candidate passages: strings or {"text": ...} objects.'
+    )
+    top_n: StrictInt | None = Field(default=None, ge=1, description="Keep the best n results.")
+    return_documents: StrictBool = Field(
+        default=False, description="Include each document in its result."
+    )
+    score_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Drop results whose score is below this."
+    )
+
+    _check_query = field_validator("query")(_non_blank)
+
+    def texts(self) -> list[str]:
+        """The documents as plain strings, in request order."""
+        return [d if isinstance(d, str) else d.text for d in self.documents]
+
+
+class CohereResult(BaseModel):
+    """One ranked document."""
+
+    index: int
+    relevance_score: float = Field(description="Relevance in [0, 1].")
+    document: CohereDocument | None = None
+
+
+class Usage(BaseModel):
+    """What the request cost."""
+
+    documents: int = Field(description="Documents scored.")
+    search_units: int = Field(default=1, description="Cohere-style billing unit (one per request).")
+
+
+class CohereRerankResponse(BaseModel):
+    """``POST /v1/rerank`` response."""
+
+    id: str
+    results: list[CohereResult]
+    model: str
+    usage: Usage
+    meta: dict[str, object] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    """Every error response: a message, its kind and, for bad input, the field."""
+
+    error: str
+    error_type: str
+    field: str | None = None
+
+
+class StatusResponse(BaseModel):
+    """``/health`` and ``/ready``."""
+
+    status: str
+
+
+class InfoResponse(BaseModel):
+    """``GET /info``: the model and the limits (TEI's field names where they exist)."""
+
+    model_id: str
+    model_type: str = "reranker"
+    device: str
+    model_dtype: str
+    max_input_length: int
+    max_batch_tokens: int
+    max_client_batch_size: int
+    max_body_bytes: int
+    max_queue_pairs: int | None
+    long_documents: str
+    version: str

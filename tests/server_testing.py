@@ -1,0 +1,88 @@
+"""Helpers for the HTTP service tests: a real uvicorn on 127.0.0.1 in a thread, a NaN model."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import uvicorn
+from fastapi import FastAPI
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+POISON_WORD = "zebra"
+"""Documents containing this word score NaN with :func:`build_nan_model`."""
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yield its base URL; stop it after."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, "uvicorn did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], object], message: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` every 10 ms until true; fail the test with ``message`` after timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.01)
+
+
+def build_nan_model(source: str, target: Path) -> str:
+    """Copy a tiny BERT cross-encoder, with NaN as the embedding of :data:`POISON_WORD`.
+
+    A real model whose forward pass returns NaN exactly for pairs that contain the word: attention
+    masks keep the NaN inside that pair's row, so other pairs of the batch stay finite.
+    """
+    shutil.copytree(source, target)
+    tokenizer = AutoTokenizer.from_pretrained(target)
+    model = AutoModelForSequenceClassification.from_pretrained(target)
+    (token_id,) = tokenizer(POISON_WORD, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        model.get_input_embeddings().weight[token_id] = float("nan")
+    model.save_pretrained(target)
+    return str(target)
+
+
+def long_text(words: int, seed: int = 0) -> str:
+    """A document of about ``words`` words (several windows: keeps the worker busy a while)."""
+    vocabulary = [
+        "river",
+        "bank",
+        "money",
+        "loan",
+        "water",
+        "stream",
+        "fish",
+        "boat",
+        "interest",
+        "account",
+    ]
+    return " ".join(vocabulary[(i * 7 + seed) % len(vocabulary)] for i in range(words))
