@@ -41,3 +41,30 @@ def test_one_model_instance_serves_both_frameworks(xlmr_dir):
     assert [d.metadata["relevance_score"] for d in documents] == pytest.approx(
         [n.score for n in nodes], abs=1e-6
     )
+
+
+def test_both_frameworks_accept_a_remote_reranker(bert_dir):
+    from server_testing import live_server
+
+    from rag_rerank import RemoteReranker
+    from rag_rerank.server import create_app
+
+    local = Reranker(bert_dir)
+    texts = ["Pandas eat bamboo.", "Paris is in France.", "Apples are fruit.", "Bears sleep."]
+    query = "what do pandas eat"
+    expected = local.rerank(query, texts, top_n=3)
+    with live_server(create_app(local)) as url:
+        remote = RemoteReranker(url)
+        compressor = LangChainRagRerank(reranker=remote, top_n=3)
+        postprocessor = LlamaIndexRagRerank(reranker=remote, top_n=3)
+        documents = compressor.compress_documents([Document(page_content=t) for t in texts], query)
+        nodes = postprocessor.postprocess_nodes(
+            [NodeWithScore(node=TextNode(text=t), score=0.5) for t in texts],
+            QueryBundle(query_str=query),
+        )
+    assert [d.page_content for d in documents] == [r.document for r in expected]
+    assert [n.node.get_content() for n in nodes] == [r.document for r in expected]
+    assert [d.metadata["relevance_score"] for d in documents] == pytest.approx(
+        [r.score for r in expected], abs=1e-5
+    )
+    local.close()
