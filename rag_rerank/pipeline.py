@@ -347,7 +347,7 @@ class RerankPipeline:
             if doc_id is not None and (not isinstance(doc_id, str) or not doc_id.strip()):
                 raise InvalidInputError(f"ids[{i}]", f"must be a non-empty string, got {doc_id!r}")
             if isinstance(item, Path):
-                files, passed_over = _expand(item, f"documents[{i}]")
+                files, passed_over = _expand(item, f"documents[{i}]", self._path)
                 skipped.extend(passed_over)
                 if doc_id is not None and (item.is_dir() or len(files) != 1):
                     raise InvalidInputError(
@@ -567,16 +567,23 @@ def _check_metadata(metadata: object, field_name: str) -> dict[str, MetadataValu
     return checked
 
 
-def _expand(path: Path, field_name: str) -> tuple[list[Path], list[str]]:
-    """The files to read for ``path`` and the files passed over for their suffix."""
+def _expand(path: Path, field_name: str, db: Path | None) -> tuple[list[Path], list[str]]:
+    """The files to read for ``path`` and the files passed over for their suffix.
+
+    Hidden files and folders (``.git``) and the pipeline's own database folder are not documents
+    and are not listed.
+    """
     if path.is_file():
         return [path.resolve()], []
     if path.is_dir():
         files: list[Path] = []
         passed_over: list[str] = []
+        own_db = db.resolve() if db is not None else None
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
             if any(part.startswith(".") for part in file.relative_to(path).parts):
-                continue  # hidden files and folders (.git, .DS_Store) are not documents
+                continue
+            if own_db is not None and file.resolve().is_relative_to(own_db):
+                continue
             if file.suffix.lower() in TEXT_SUFFIXES:
                 files.append(file.resolve())
             else:
