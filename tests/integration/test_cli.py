@@ -14,7 +14,7 @@ from rag_rerank.cli import main
 from rag_rerank.demo import load_demo_corpus, load_demo_questions
 
 DOCS = {
-    "fruit.md": "# Apples\nApples are a fruit rich in fibre.\n\n# Pears\nPears ripen after picking.",
+    "fruit.md": "# Apples\nApples are rich in fibre.\n\n# Pears\nPears ripen after picking.",
     "tech.txt": "Apple sells the iPhone.\n\nPython is a programming language.",
 }
 

@@ -332,21 +332,22 @@ def test_bad_query_arguments(
 
 def test_bad_add_arguments(tmp_path: Path, reranker: Reranker) -> None:
     pipe = open_pipeline(tmp_path / "db", reranker)
-    cases = [
-        (lambda: pipe.add(123), InvalidInputTypeError, "documents"),  # type: ignore[arg-type]
-        (lambda: pipe.add([b"bytes"]), InvalidInputTypeError, "documents[0]"),  # type: ignore[list-item]
-        (lambda: pipe.add(["a", "b"], metadatas=[{}]), InvalidInputError, "metadatas"),
-        (lambda: pipe.add(["a"], metadatas={"k": "v"}), InvalidInputTypeError, "metadatas"),  # type: ignore[arg-type]
-        (lambda: pipe.add(["a"], metadatas=[{"k": [1]}]), InvalidInputTypeError, "metadatas[0]['k']"),  # type: ignore[list-item]
-        (lambda: pipe.add(["a"], metadatas=[{"doc_id": "x"}]), InvalidInputError, "metadatas[0]['doc_id']"),
-        (lambda: pipe.add(["a"], ids=[""]), InvalidInputError, "ids[0]"),
-        (lambda: pipe.add(["a", "b"], ids=["x", "x"]), InvalidInputError, "ids"),
-        (lambda: pipe.add(["same", "same"]), InvalidInputError, "ids"),
-        (lambda: pipe.add(tmp_path / "missing.txt"), InvalidInputError, "documents[0]"),
-    ]  # fmt: skip
-    for call, error, field in cases:
+    missing = tmp_path / "missing.txt"
+    cases: list[tuple[tuple, dict, type, str]] = [
+        ((123,), {}, InvalidInputTypeError, "documents"),
+        (([b"bytes"],), {}, InvalidInputTypeError, "documents[0]"),
+        ((["a", "b"],), {"metadatas": [{}]}, InvalidInputError, "metadatas"),
+        ((["a"],), {"metadatas": {"k": "v"}}, InvalidInputTypeError, "metadatas"),
+        ((["a"],), {"metadatas": [{"k": [1]}]}, InvalidInputTypeError, "metadatas[0]['k']"),
+        ((["a"],), {"metadatas": [{"doc_id": "x"}]}, InvalidInputError, "metadatas[0]['doc_id']"),
+        ((["a"],), {"ids": [""]}, InvalidInputError, "ids[0]"),
+        ((["a", "b"],), {"ids": ["x", "x"]}, InvalidInputError, "ids"),
+        ((["same", "same"],), {}, InvalidInputError, "ids"),
+        ((missing,), {}, InvalidInputError, "documents[0]"),
+    ]
+    for args, kwargs, error, field in cases:
         with pytest.raises(error) as err:
-            call()
+            pipe.add(*args, **kwargs)
         assert err.value.field == field
     binary = tmp_path / "latin1.txt"
     binary.write_bytes("caf\xe9".encode("latin-1"))
