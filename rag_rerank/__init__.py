@@ -15,6 +15,7 @@ from .errors import (
     RerankError,
 )
 from .model import DEFAULT_MODEL
+from .pipeline import PipelineResult, PipelineResults, RerankPipeline
 from .reranker import Reranker
 from .types import RerankResult
 
@@ -28,7 +29,10 @@ __all__ = [
     "ModelLoadError",
     "NonFiniteScoreError",
     "OverloadedError",
+    "PipelineResult",
+    "PipelineResults",
     "RerankError",
+    "RerankPipeline",
     "RerankResult",
     "Reranker",
     "__version__",

@@ -360,6 +360,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"demo corpus: {len(load_demo_corpus())} passages, {added} newly embedded, "
         f"{pipeline.count()} chunks in {args.db or 'memory'}\n"
     )
+    questions: list[tuple[str, tuple[str, ...]]]
     if args.question:
         questions = [(q, ()) for q in args.question]
     else:

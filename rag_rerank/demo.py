@@ -49,7 +49,7 @@ class DemoQuestion:
 
 
 def _read_jsonl(name: str) -> list[dict[str, Any]]:
-    text = resources.files("rag_rerank").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("rag_rerank").joinpath("data").joinpath(name).read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

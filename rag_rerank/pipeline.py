@@ -427,10 +427,8 @@ class RerankPipeline:
         stored: dict[str, dict[str, Any]] = {}
         # Chroma limits the size of an $in list; ask in slices.
         for start in range(0, len(doc_ids), _ADD_BATCH):
-            got = self._collection.get(
-                where={"doc_id": {"$in": doc_ids[start : start + _ADD_BATCH]}},
-                include=["metadatas"],
-            )
+            where: Any = {"doc_id": {"$in": doc_ids[start : start + _ADD_BATCH]}}
+            got = self._collection.get(where=where, include=["metadatas"])
             for chunk_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
                 stored[chunk_id] = dict(meta or {})
         return stored
@@ -492,7 +490,8 @@ class RerankPipeline:
         )
         ids = found["ids"][0]
         texts = [text or "" for text in (found["documents"] or [[]])[0]]
-        metadatas = (found["metadatas"] or [[None] * len(ids)])[0]
+        no_metadata: list[Any] = [None] * len(ids)
+        metadatas: list[Any] = found["metadatas"][0] if found["metadatas"] else no_metadata
         distances = (found["distances"] or [[math.nan] * len(ids)])[0]
 
         ranked = reranker.rerank(question, texts)
