@@ -15,6 +15,7 @@ from .errors import (
     RerankError,
 )
 from .model import DEFAULT_MODEL
+from .pipeline import PipelineResult, PipelineResults, RerankPipeline
 from .reranker import Reranker
 from .types import RerankResult
 
@@ -38,8 +39,11 @@ __all__ = [
     "ModelLoadError",
     "NonFiniteScoreError",
     "OverloadedError",
+    "PipelineResult",
+    "PipelineResults",
     "RemoteReranker",
     "RerankError",
+    "RerankPipeline",
     "RerankResult",
     "Reranker",
     "__version__",

@@ -11,9 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from .errors import ModelLoadError, RerankError
+from .errors import InvalidInputError, ModelLoadError, RerankError
 from .model import DEFAULT_MODEL
+from .splitting import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+
+DEFAULT_COLLECTION = "rag_rerank"
 
 __all__ = ["main"]
 
@@ -89,6 +93,327 @@ def _score(args: argparse.Namespace) -> int:
     for rank, r in enumerate(results, 1):
         print(f"{rank:>3}. {r.score:.4f}  (raw {r.raw_score:+.3f})  [{r.index}] {r.document}")
     return 0
+
+
+def _add_index(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "index",
+        help="chunk text and Markdown files into a persistent Chroma folder",
+        description="Chunk files (and the .txt/.md files in folders) and index them into a "
+        "persistent Chroma folder. Re-indexing a file updates it instead of duplicating it. "
+        "Indexing only embeds: the cross-encoder options are accepted so one set of flags works "
+        "for every command.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to index")
+    _add_db_options(parser)
+    parser.add_argument(
+        "--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_SIZE, help="characters per chunk"
+    )
+    parser.add_argument(
+        "--chunk-overlap",
+        type=_non_negative_int,
+        default=DEFAULT_CHUNK_OVERLAP,
+        help="characters shared by consecutive chunks",
+    )
+    add_model_options(parser)
+    parser.set_defaults(handler=_index)
+
+
+def _index(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .pipeline import RerankPipeline
+
+    pipeline = RerankPipeline(
+        args.db,
+        collection=args.collection,
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        chunk_size=args.chunk_size,
+        chunk_overlap=args.chunk_overlap,
+        show_progress=True,
+    )
+    summary = pipeline.add([Path(p) for p in args.paths])
+    print(
+        f"indexed {summary.documents} document{'s' if summary.documents != 1 else ''} into "
+        f"{args.db} (collection {args.collection}): {summary.added} chunks added, "
+        f"{summary.unchanged} unchanged, {summary.removed} removed; "
+        f"{pipeline.count()} chunks in the index"
+    )
+    for skipped in summary.skipped:
+        print(f"skipped (not a .txt/.md file, or no text): {skipped}")
+    return 0
+
+
+def _add_ask(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "ask",
+        help="retrieve k candidates from an index, rerank them and show the best",
+        description="Retrieve k candidates for a question from a folder made by `rag-rerank "
+        "index`, rerank them with the cross-encoder and show the top results with how far each "
+        "moved from its retrieval rank.",
+    )
+    parser.add_argument("question", help="the question")
+    _add_db_options(parser)
+    _add_selection_options(parser, k=True)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_model_options(parser)
+    parser.set_defaults(handler=_ask)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .pipeline import RerankPipeline
+
+    if not Path(args.db).is_dir():
+        print(
+            f"rag-rerank: error: no index at {args.db}; create one with "
+            f"`rag-rerank index PATH... --db {args.db}`",
+            file=sys.stderr,
+        )
+        return 1
+    reranker = load_reranker(args)  # fail fast on a bad model, before the embedding model loads
+    pipeline = RerankPipeline(args.db, collection=args.collection, reranker=reranker)
+    if pipeline.count() == 0:
+        print(
+            f"rag-rerank: error: the index at {args.db} (collection {args.collection}) is empty; "
+            f"add files with `rag-rerank index PATH... --db {args.db}`",
+            file=sys.stderr,
+        )
+        return 1
+    results = pipeline.query(args.question, k=args.k, top_n=args.top_n, threshold=args.threshold)
+    if args.json:
+        print(json.dumps({"model": reranker.model_name, **results.to_dict()}, ensure_ascii=False))
+        return 0
+    console = _console()
+    console.print(f"model: {reranker.model_name} on {reranker.device} ({reranker.dtype})")
+    console.print(results)
+    return 0
+
+
+def _add_rerank(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "rerank",
+        help="rerank candidates read from a file or stdin (no vector store)",
+        description="Rerank candidates against a query: one candidate per line, or JSON Lines "
+        '(each line a JSON string or an object with "text" and optionally "id"). Blank lines are '
+        "not candidates; each result reports the line it came from.",
+    )
+    parser.add_argument("--query", "-q", required=True, help="the query")
+    parser.add_argument(
+        "--file", "-f", default=None, help="file of candidates (default: read stdin)"
+    )
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="read JSON Lines (the default for a --file ending in .jsonl)",
+    )
+    _add_selection_options(parser, k=False)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_model_options(parser)
+    parser.set_defaults(handler=_rerank)
+
+
+def _rerank(args: argparse.Namespace) -> int:
+    if args.file is None:
+        if sys.stdin.isatty():
+            print(
+                "rag-rerank rerank: error: give --file FILE or pipe candidates on stdin",
+                file=sys.stderr,
+            )
+            return 2
+        source = sys.stdin.read()
+    else:
+        try:
+            with open(args.file, encoding="utf-8") as handle:
+                source = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"rag-rerank: error: cannot read {args.file}: {exc}", file=sys.stderr)
+            return 1
+    jsonl = args.jsonl or (args.file is not None and args.file.endswith(".jsonl"))
+    candidates = _read_candidates(source, jsonl)
+    reranker = load_reranker(args)
+    ranked = reranker.rerank(
+        args.query, [c["text"] for c in candidates], top_n=args.top_n, threshold=args.threshold
+    )
+    rows = [
+        {
+            "rank": rank,
+            "index": r.index,
+            "line": candidates[r.index]["line"],
+            **({"id": candidates[r.index]["id"]} if "id" in candidates[r.index] else {}),
+            "score": r.score,
+            "raw_score": r.raw_score,
+            "document": r.document,
+        }
+        for rank, r in enumerate(ranked, 1)
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        title=f"Query: {args.query}",
+        caption=f"{len(rows)} of {len(candidates)} candidates"
+        + (f", threshold {args.threshold:.4f}" if args.threshold is not None else ""),
+    )
+    for name, justify in (("#", "right"), ("score", "right"), ("raw", "right"), ("line", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("text", ratio=1)
+    for row in rows:
+        table.add_row(
+            str(row["rank"]),
+            Text(f"{row['score']:.4f}", style="green"),
+            f"{row['raw_score']:+.3f}",
+            str(row["line"]),
+            row["document"],
+        )
+    console = _console()
+    console.print(f"model: {reranker.model_name} on {reranker.device} ({reranker.dtype})")
+    console.print(table)
+    return 0
+
+
+def _read_candidates(source: str, jsonl: bool) -> list[dict[str, Any]]:
+    candidates: list[dict[str, Any]] = []
+    for number, line in enumerate(source.splitlines(), 1):
+        if not line.strip():
+            continue
+        if not jsonl:
+            candidates.append({"line": number, "text": line})
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"line {number}", f"is not valid JSON ({exc.msg})") from exc
+        if isinstance(value, str):
+            candidates.append({"line": number, "text": value})
+        elif isinstance(value, dict) and isinstance(value.get("text"), str):
+            candidate = {"line": number, "text": value["text"]}
+            if "id" in value:
+                candidate["id"] = value["id"]
+            candidates.append(candidate)
+        else:
+            raise InvalidInputError(
+                f"line {number}", 'must be a JSON string or an object with a string "text"'
+            )
+    return candidates
+
+
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "demo",
+        help="index the shipped demo corpus and compare retrieval order with reranked order",
+        description="Index the demo corpus shipped with the package (250-odd passages with "
+        "keyword traps such as Apple the company vs apples the fruit), ask its questions, and "
+        "show the vector store's order next to the reranked order.",
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="persistent Chroma folder to index into (default: in memory, gone after the run)",
+    )
+    parser.add_argument(
+        "--question",
+        action="append",
+        default=None,
+        help="ask this instead of the built-in questions (repeatable)",
+    )
+    _add_selection_options(parser, k=True)
+    add_model_options(parser)
+    parser.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .demo import (
+        DEMO_COLLECTION,
+        index_demo_corpus,
+        load_demo_corpus,
+        load_demo_questions,
+        parameter_count,
+        print_comparison,
+        tiny_model_note,
+    )
+    from .pipeline import RerankPipeline
+
+    console = _console()
+    reranker = load_reranker(args)  # first: a model that cannot load fails before any indexing
+    parameters = parameter_count(reranker.engine.model.model)
+    console.print(
+        f"model: {reranker.model_name} ({parameters:,} parameters) on {reranker.device} "
+        f"({reranker.dtype})"
+    )
+    note = tiny_model_note(parameters)
+    if note:
+        console.print(f"[yellow]{note}[/yellow]")
+    pipeline = RerankPipeline(
+        args.db, collection=DEMO_COLLECTION, reranker=reranker, show_progress=True
+    )
+    added = index_demo_corpus(pipeline)
+    console.print(
+        f"demo corpus: {len(load_demo_corpus())} passages, {added} newly embedded, "
+        f"{pipeline.count()} chunks in {args.db or 'memory'}\n"
+    )
+    questions: list[tuple[str, tuple[str, ...]]]
+    if args.question:
+        questions = [(q, ()) for q in args.question]
+    else:
+        questions = [(q.question, q.relevant) for q in load_demo_questions()]
+    summary = []
+    for question, relevant in questions:
+        results = pipeline.query(question, k=args.k, top_n=args.top_n, threshold=args.threshold)
+        before, after = print_comparison(console, results, relevant, args.top_n or 5)
+        summary.append((question, before, after))
+    if any(relevant for _, relevant in questions):
+        table = Table(title="Where the answering passage landed (1 = first)")
+        table.add_column("question", ratio=1)
+        table.add_column("vector store", justify="right")
+        table.add_column("reranked", justify="right")
+        for question, before, after in summary:
+            table.add_row(question, str(before or "-"), str(after or "-"))
+        console.print(table)
+        n = len(summary)
+        first_before = sum(1 for _, b, _ in summary if b == 1)
+        first_after = sum(1 for _, _, a in summary if a == 1)
+        console.print(
+            f"answering passage ranked first: vector store {first_before}/{n}, "
+            f"reranked {first_after}/{n}"
+        )
+    return 0
+
+
+def _add_db_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, help="folder of the persistent Chroma index")
+    parser.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help=f"collection (default: {DEFAULT_COLLECTION})",
+    )
+
+
+def _add_selection_options(parser: argparse.ArgumentParser, *, k: bool) -> None:
+    if k:
+        parser.add_argument(
+            "-k", type=_positive_int, default=50, help="candidates to retrieve (default: 50)"
+        )
+    parser.add_argument(
+        "--top-n",
+        type=_positive_int,
+        default=5 if k else None,
+        help="results to keep (default: 5)" if k else "results to keep (default: all)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=_unit_float,
+        default=None,
+        help="drop results whose score in [0, 1] is below this (default: none)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -306,7 +631,41 @@ def _serve(args: argparse.Namespace) -> int:
         reranker.close()
 
 
-_COMMANDS = [_add_score, _add_eval, _add_serve]
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+_COMMANDS = [
+    _add_score,
+    _add_index,
+    _add_ask,
+    _add_rerank,
+    _add_demo,
+    _add_eval,
+    _add_serve,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,320 @@
+"""How reranked results look: HTML cards for notebooks and web pages, a rich table for terminals.
+
+Both views take plain sequences of results, so the notebook view (``PipelineResults._repr_html_``),
+the CLI and the HTTP server's page all draw the same thing. A result is any object with ``score``
+and ``raw_score`` and either ``text`` or ``document`` (so both :class:`~rag_rerank.RerankResult`
+and :class:`~rag_rerank.pipeline.PipelineResult` work); ``id`` (else ``index``) and
+``retrieval_rank`` (else ``index + 1``) are used when present.
+
+HTML markup, for styling and for tests: the view is a ``div.rr-view``; each kept result is a
+``div.rr-card`` with ``data-rank``, ``data-score`` (4 decimals) and class ``rr-above`` (green,
+score at or above the threshold, or no threshold) or ``rr-below`` (red). Inside a card:
+``.rr-rank``, ``.rr-score``, ``.rr-raw`` (small grey), ``.rr-bar`` (width = score), ``.rr-text``
+with the query's words in ``<mark>``. After the cards, ``details.rr-candidates`` holds a table of
+every candidate (``tr.rr-candidate``): id, text, raw score, score, retrieval rank -> rerank rank.
+All styles are inline, so notebook front ends that strip ``<style>`` tags show the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["ABOVE_COLOR", "BELOW_COLOR", "highlight", "query_terms", "render_html", "render_table"]
+
+ABOVE_COLOR = "#2e7d32"
+"""Bar colour of a score at or above the threshold (green)."""
+
+BELOW_COLOR = "#c62828"
+"""Bar colour of a score below the threshold (red)."""
+
+_TABLE_TEXT_CHARS = 200
+_TERMINAL_TEXT_CHARS = 300
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
+)
+
+
+def query_terms(query: str) -> list[str]:
+    """The words of ``query`` worth highlighting: lower-cased, no stop words, no duplicates."""
+    words = [w.lower() for w in re.findall(r"\w+", query)]
+    terms = [w for w in words if w not in _STOPWORDS and (len(w) > 1 or not w.isascii())]
+    return list(dict.fromkeys(terms or words))
+
+
+def highlight(text: str, query: str) -> str:
+    """``text`` HTML-escaped, with the query's words (and their plurals) wrapped in ``<mark>``."""
+    terms = query_terms(query)
+    if not terms:
+        return html.escape(text)
+    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
+    pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?:s|es)?(?!\w)", re.IGNORECASE)
+    out: list[str] = []
+    last = 0
+    for match in pattern.finditer(text):
+        out.append(html.escape(text[last : match.start()]))
+        out.append(f'<mark style="background:#fff59d;padding:0 1px">{html.escape(match[0])}</mark>')
+        last = match.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+
+
+def render_html(
+    query: str,
+    results: Sequence[Any],
+    threshold: float | None = None,
+    candidates: Sequence[Any] | None = None,
+) -> str:
+    """One card per result and a collapsible table of every candidate, as an HTML fragment.
+
+    Args:
+        query: The question; its words are highlighted in the cards.
+        results: The kept results, best first (a card each, ranked 1, 2, ...).
+        threshold: The score cutoff: green bars at or above it, red below. ``None``: all green.
+        candidates: Every candidate, best first, for the table; ``None`` shows no table.
+
+    Returns:
+        A self-contained ``<div class="rr-view">`` with inline styles.
+    """
+    parts = [
+        '<div class="rr-view" style="font-family:system-ui,-apple-system,sans-serif;'
+        'max-width:60em;line-height:1.4">',
+        '<div class="rr-query" style="margin:4px 0 8px 0"><b>Query:</b> '
+        f"{html.escape(query)}"
+        f'<span style="color:#777;font-size:0.85em"> · {_summary(results, threshold, candidates)}'
+        "</span></div>",
+    ]
+    if not results:
+        parts.append(
+            '<div class="rr-empty" style="color:#777;font-style:italic">No result'
+            f"{' passed the threshold' if threshold is not None else ''}.</div>"
+        )
+    for position, result in enumerate(results, 1):
+        parts.append(_card(query, result, _rank(result, position), threshold))
+    if candidates is not None:
+        parts.append(_candidate_table(candidates, threshold))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _summary(results: Sequence[Any], threshold: float | None, candidates: Any) -> str:
+    pieces = [f"{len(results)} result{'s' if len(results) != 1 else ''}"]
+    if candidates is not None:
+        pieces[0] += f" of {len(candidates)} candidates"
+    if threshold is not None:
+        pieces.append(f"threshold {threshold:.4f}")
+    return html.escape(", ".join(pieces))
+
+
+def _card(query: str, result: Any, rank: int, threshold: float | None) -> str:
+    score = float(result.score)
+    above = threshold is None or score >= threshold
+    color = ABOVE_COLOR if above else BELOW_COLOR
+    width = max(0.0, min(100.0, score * 100.0))
+    moved = ""
+    retrieval_rank = _retrieval_rank(result)
+    if retrieval_rank is not None:
+        moved = (
+            f'<span class="rr-moved" style="color:#777;font-size:0.8em">'
+            f"retrieval #{retrieval_rank}{_arrow(retrieval_rank - rank)}</span>"
+        )
+    return (
+        f'<div class="rr-card {"rr-above" if above else "rr-below"}" data-rank="{rank}" '
+        f'data-score="{score:.4f}" style="border:1px solid #ddd;border-radius:8px;'
+        'padding:8px 12px;margin:6px 0">'
+        '<div class="rr-head" style="display:flex;gap:0.8em;align-items:baseline">'
+        f'<span class="rr-rank" style="font-weight:bold">#{rank}</span>'
+        f'<span class="rr-score" style="font-weight:bold;color:{color}">{score:.4f}</span>'
+        f'<span class="rr-raw" style="color:#999;font-size:0.75em">raw {result.raw_score:+.4f}'
+        "</span>"
+        f'<span class="rr-id" style="color:#777;font-size:0.8em">{html.escape(_id(result))}</span>'
+        f"{moved}</div>"
+        '<div class="rr-bar-track" style="background:#eee;border-radius:3px;height:6px;'
+        'margin:4px 0 6px 0">'
+        f'<div class="rr-bar" style="width:{width:.2f}%;background:{color};height:6px;'
+        'border-radius:3px"></div></div>'
+        f'<div class="rr-text" style="white-space:pre-wrap">{highlight(_text(result), query)}'
+        "</div></div>"
+    )
+
+
+def _candidate_table(candidates: Sequence[Any], threshold: float | None) -> str:
+    head = "".join(
+        f'<th style="text-align:left;padding:2px 6px">{h}</th>'
+        for h in ("id", "text", "raw score", "score", "retrieval → rerank")
+    )
+    rows = []
+    for position, candidate in enumerate(candidates, 1):
+        rank = _rank(candidate, position)
+        score = float(candidate.score)
+        above = threshold is None or score >= threshold
+        color = ABOVE_COLOR if above else BELOW_COLOR
+        text = _text(candidate)
+        short = _preview(text, _TABLE_TEXT_CHARS)
+        retrieval_rank = _retrieval_rank(candidate)
+        moved = f"{retrieval_rank} → {rank}" if retrieval_rank is not None else f"? → {rank}"
+        rows.append(
+            f'<tr class="rr-candidate {"rr-above" if above else "rr-below"}" '
+            f'data-rank="{rank}" data-score="{score:.4f}">'
+            f'<td style="padding:2px 6px">{html.escape(_id(candidate))}</td>'
+            f'<td style="padding:2px 6px" title="{html.escape(text)}">{html.escape(short)}</td>'
+            f'<td style="padding:2px 6px;color:#999">{candidate.raw_score:+.4f}</td>'
+            f'<td style="padding:2px 6px;color:{color}">{score:.4f}</td>'
+            f'<td style="padding:2px 6px">{moved}</td></tr>'
+        )
+    return (
+        '<details class="rr-candidates" style="margin-top:8px">'
+        f"<summary>All {len(candidates)} candidates</summary>"
+        '<table style="border-collapse:collapse;font-size:0.85em">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
+    )
+
+
+def render_table(
+    query: str,
+    results: Sequence[Any],
+    threshold: float | None = None,
+    candidates: int | None = None,
+) -> Any:
+    """A ``rich`` table of the results: rank, score, raw score, movement, id and text.
+
+    Args:
+        query: The question (the table's title).
+        results: The results to list, best first.
+        threshold: Scores at or above it are green, below it red. ``None``: all green.
+        candidates: How many candidates the results were picked from, for the caption.
+
+    Returns:
+        A ``rich.table.Table``; print it with ``rich.print`` or a ``rich.console.Console``.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    caption = f"{len(results)} result{'s' if len(results) != 1 else ''}"
+    if candidates is not None:
+        caption += f" of {candidates} candidates"
+    if threshold is not None:
+        caption += f", threshold {threshold:.4f}"
+    table = Table(title=f"Query: {query}", caption=caption, show_lines=True, expand=False)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("raw", justify="right", style="dim")
+    table.add_column("retrieval", justify="right")
+    table.add_column("id", overflow="fold")
+    table.add_column("text", ratio=1)
+    for position, result in enumerate(results, 1):
+        rank = _rank(result, position)
+        score = float(result.score)
+        color = "green" if threshold is None or score >= threshold else "red"
+        retrieval_rank = _retrieval_rank(result)
+        moved = "" if retrieval_rank is None else f"{retrieval_rank}{_arrow(retrieval_rank - rank)}"
+        table.add_row(
+            str(rank),
+            Text(f"{score:.4f}", style=color),
+            f"{result.raw_score:+.3f}",
+            moved,
+            _id(result),
+            _preview(_text(result), _TERMINAL_TEXT_CHARS),
+        )
+    return table
+
+
+def _preview(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with a visible ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _rank(result: Any, position: int) -> int:
+    value = getattr(result, "rank", None)
+    return int(value) if isinstance(value, int) else position
+
+
+def _arrow(change: int) -> str:
+    if change > 0:
+        return f" ▲{change}"
+    if change < 0:
+        return f" ▼{-change}"
+    return " ="
+
+
+def _text(result: Any) -> str:
+    text = getattr(result, "text", None)
+    return str(text if text is not None else getattr(result, "document", ""))
+
+
+def _id(result: Any) -> str:
+    value = getattr(result, "id", None)
+    if value is None:
+        value = getattr(result, "index", "")
+    return str(value)
+
+
+def _retrieval_rank(result: Any) -> int | None:
+    value = getattr(result, "retrieval_rank", None)
+    if value is None and isinstance(getattr(result, "index", None), int):
+        return int(result.index) + 1
+    return None if value is None else int(value)

@@ -1,0 +1,176 @@
+"""The HTML cards and the rich table, on results built by hand and on core RerankResults."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+from rich.console import Console
+
+from rag_rerank import RerankResult
+from rag_rerank.pipeline import PipelineResult, PipelineResults
+from rag_rerank.render import ABOVE_COLOR, BELOW_COLOR, highlight, render_html, render_table
+
+
+def result(rank: int, retrieval_rank: int, score: float, text: str) -> PipelineResult:
+    return PipelineResult(
+        id=f"doc-{retrieval_rank}#0",
+        text=text,
+        metadata={},
+        rank=rank,
+        retrieval_rank=retrieval_rank,
+        distance=0.1 * retrieval_rank,
+        score=score,
+        raw_score=round(score * 10 - 5, 3),
+    )
+
+
+CANDIDATES = (
+    result(1, 3, 0.91234, "Apples are a fruit rich in fibre."),
+    result(2, 1, 0.75, "Apple the company sells iPhones."),
+    result(3, 2, 0.4, "Bananas <b>are</b> yellow & sweet."),
+    result(4, 4, 0.05, "Pandas eat bamboo."),
+)
+
+
+class Collector(HTMLParser):
+    """Elements with a class, in document order, with their attributes and text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[dict] = []
+        self.stack: list[dict] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        element = {"tag": tag, **dict(attrs), "text": ""}
+        self.elements.append(element)
+        self.stack.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        for element in self.stack:
+            element["text"] += data
+
+    def with_class(self, name: str) -> list[dict]:
+        return [e for e in self.elements if name in e.get("class", "").split()]
+
+
+def parse(markup: str) -> Collector:
+    collector = Collector()
+    collector.feed(markup)
+    assert collector.stack == [], "unbalanced HTML"
+    return collector
+
+
+def test_cards_in_order_with_scores_bars_and_colours() -> None:
+    kept = CANDIDATES[:3]
+    page = parse(render_html("fruit fibre?", kept, threshold=0.5, candidates=CANDIDATES))
+    cards = page.with_class("rr-card")
+    assert [c["data-rank"] for c in cards] == ["1", "2", "3"]
+    assert [c["data-score"] for c in cards] == ["0.9123", "0.7500", "0.4000"]
+    assert [r["text"] for r in page.with_class("rr-rank")] == ["#1", "#2", "#3"]
+    assert [s["text"] for s in page.with_class("rr-score")] == ["0.9123", "0.7500", "0.4000"]
+    raws = page.with_class("rr-raw")
+    assert [r["text"] for r in raws] == ["raw +4.1230", "raw +2.5000", "raw -1.0000"]
+    assert all("color:#999" in r["style"] and "font-size" in r["style"] for r in raws)
+    bars = page.with_class("rr-bar")
+    assert [re.search(r"width:([\d.]+)%", b["style"])[1] for b in bars] == [
+        "91.23",
+        "75.00",
+        "40.00",
+    ]
+    # Green at or above the threshold, red below.
+    assert [ABOVE_COLOR in b["style"] for b in bars] == [True, True, False]
+    assert [BELOW_COLOR in b["style"] for b in bars] == [False, False, True]
+    assert [("rr-above" in c["class"]) for c in cards] == [True, True, False]
+    assert [c["text"].strip() for c in page.with_class("rr-text")] == [r.text for r in kept]
+    assert [m["text"] for m in page.with_class("rr-moved")] == [
+        "retrieval #3 ▲2",
+        "retrieval #1 ▼1",
+        "retrieval #2 ▼1",
+    ]
+
+
+def test_candidate_table_lists_every_candidate_with_rank_movement() -> None:
+    markup = render_html("fruit", CANDIDATES[:1], threshold=0.5, candidates=CANDIDATES)
+    page = parse(markup)
+    details = [e for e in page.elements if e["tag"] == "details"]
+    assert len(details) == 1 and "All 4 candidates" in details[0]["text"]
+    rows = page.with_class("rr-candidate")
+    assert len(rows) == 4
+    cells = [[e["text"] for e in _cells(page, row) if e["tag"] == "td"] for row in rows]
+    assert [c[0] for c in cells] == [c.id for c in CANDIDATES]
+    assert [c[1] for c in cells] == [c.text for c in CANDIDATES]
+    assert [c[2] for c in cells] == [f"{c.raw_score:+.4f}" for c in CANDIDATES]
+    assert [c[3] for c in cells] == [f"{c.score:.4f}" for c in CANDIDATES]
+    assert [c[4] for c in cells] == ["3 → 1", "1 → 2", "2 → 3", "4 → 4"]
+    assert [("rr-above" in r["class"]) for r in rows] == [True, True, False, False]
+
+
+def _cells(page: Collector, row: dict) -> list[dict]:
+    start = page.elements.index(row)
+    cells = []
+    for element in page.elements[start + 1 :]:
+        if element["tag"] == "tr":
+            break
+        cells.append(element)
+    return cells
+
+
+def test_query_words_are_highlighted_and_text_is_escaped() -> None:
+    markup = highlight("Apples and an APPLE pie <script>alert(1)</script>", "What is an apple?")
+    assert markup.count("<mark") == 2
+    assert ">Apples</mark>" in markup and ">APPLE</mark>" in markup
+    assert "<script>" not in markup and "&lt;script&gt;" in markup
+    # Stop words ("what", "is", "an") are not highlighted; a word inside another is not either.
+    assert ">an</mark>" not in markup
+    assert "<mark" not in highlight("pineapple", "apple")
+    page = render_html("bananas sweet", CANDIDATES[2:3], candidates=None)
+    assert "<b>are</b>" not in page and "&lt;b&gt;are&lt;/b&gt;" in page
+    assert "&amp;" in page
+
+
+def test_no_threshold_is_all_green_and_no_results_says_so() -> None:
+    page = parse(render_html("q", CANDIDATES, threshold=None, candidates=CANDIDATES))
+    assert all(ABOVE_COLOR in b["style"] for b in page.with_class("rr-bar"))
+    empty = parse(render_html("q", (), threshold=0.99, candidates=CANDIDATES))
+    assert empty.with_class("rr-card") == []
+    assert "passed the threshold" in empty.with_class("rr-empty")[0]["text"]
+    assert len(empty.with_class("rr-candidate")) == 4
+
+
+def test_pipeline_results_repr_html_is_the_shared_renderer() -> None:
+    results = PipelineResults(
+        query="fruit fibre",
+        results=CANDIDATES[:2],
+        candidates=CANDIDATES,
+        threshold=0.5,
+        top_n=2,
+        k=50,
+    )
+    assert results._repr_html_() == render_html("fruit fibre", CANDIDATES[:2], 0.5, CANDIDATES)
+
+
+def test_core_rerank_results_render_too() -> None:
+    ranked = [RerankResult(2, 0.8, 1.386, "third input"), RerankResult(0, 0.3, -0.847, "first")]
+    page = parse(render_html("input", ranked, threshold=0.5, candidates=ranked))
+    assert [c["data-rank"] for c in page.with_class("rr-card")] == ["1", "2"]
+    assert [m["text"] for m in page.with_class("rr-moved")] == [
+        "retrieval #3 ▲2",
+        "retrieval #1 ▼1",
+    ]
+    assert "rr-below" in page.with_class("rr-card")[1]["class"]
+
+
+def test_rich_table_lists_results_in_order() -> None:
+    console = Console(record=True, width=120, color_system=None)
+    console.print(render_table("fruit fibre", CANDIDATES[:3], threshold=0.5, candidates=4))
+    text = console.export_text()
+    positions = [text.index(r.id) for r in CANDIDATES[:3]]
+    assert positions == sorted(positions)
+    assert "0.9123" in text and "3 ▲2" in text and "3 results of 4 candidates" in text
+    results = PipelineResults("q", CANDIDATES[:1], CANDIDATES, None, 1, 50)
+    console.print(results)
+    assert "1 result of 4 candidates" in console.export_text()
