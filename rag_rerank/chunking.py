@@ -49,5 +49,6 @@ def max_per_document(
 ) -> np.ndarray:
     """Each document's best window logit. NaN in any window makes the document NaN."""
     best = np.full(n_documents, -np.inf, dtype=np.float32)
-    np.maximum.at(best, window_owner, window_logits.astype(np.float32, copy=False))
+    with np.errstate(invalid="ignore"):  # NaN is reported by the caller, not warned about
+        np.maximum.at(best, window_owner, window_logits.astype(np.float32, copy=False))
     return best

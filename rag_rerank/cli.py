@@ -113,7 +113,103 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
-_COMMANDS = [_add_score, _add_bench]
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_eval(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "eval",
+        help="measure NDCG/MRR/recall before and after reranking on a BEIR-layout dataset",
+        description="Index a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) "
+        "in a Chroma collection (in memory unless --persist-dir), retrieve K candidates per "
+        "query, rerank them, and print NDCG@10, MRR@10, Recall@TOP_N, Recall@K and per-query "
+        "latency for both orders. Needs the 'eval' extra.",
+    )
+    parser.add_argument("dataset_dir", metavar="DATASET_DIR", help="folder in BEIR layout")
+    parser.add_argument("--split", default="test", help="qrels split to evaluate (default: test)")
+    parser.add_argument(
+        "--k", type=_positive_int, default=50, help="candidates retrieved per query (default: 50)"
+    )
+    parser.add_argument(
+        "--top-n",
+        type=_positive_int,
+        default=5,
+        help="passages that would go to the LLM: the cutoff of the first recall (default: 5)",
+    )
+    parser.add_argument(
+        "--max-queries",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="evaluate only the first N queries",
+    )
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write the report here")
+    parser.add_argument(
+        "--persist-dir",
+        metavar="DIR",
+        default=None,
+        help="keep the Chroma index in DIR and reuse it while the corpus is unchanged",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_model_options(parser)
+    parser.set_defaults(handler=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, load_beir
+
+    if args.top_n > args.k:
+        print(
+            f"rag-rerank: error: --top-n ({args.top_n}) must not exceed --k ({args.k})",
+            file=sys.stderr,
+        )
+        return 1
+    # The dataset is checked before the model loads, so a malformed file fails fast.
+    dataset = load_beir(args.dataset_dir, split=args.split)
+    reranker = load_reranker(args)
+    try:
+        report = evaluate(
+            dataset,
+            reranker,
+            k=args.k,
+            top_n=args.top_n,
+            persist_directory=args.persist_dir,
+            max_queries=args.max_queries,
+            show_progress=not args.quiet,
+        )
+    except ImportError as exc:
+        print(f"rag-rerank: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        reranker.close()
+    print(
+        f"dataset: {report.dataset} ({report.split}: {report.num_queries} queries, "
+        f"{report.num_documents} documents), k={report.k}, top-n={report.top_n}"
+    )
+    print(f"model: {reranker.model_name} on {reranker.device} ({reranker.dtype})")
+    if report.queries_without_relevant:
+        count = report.queries_without_relevant
+        print(
+            f"note: {count} {'query has' if count == 1 else 'queries have'} no relevant document "
+            "in the qrels (scored 0 in both orders)"
+        )
+    print(report.table())
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(report.to_dict(), handle, indent=2)
+            handle.write("\n")
+        print(f"report written to {args.json}")
+    return 0
+
+
+_COMMANDS = [_add_score, _add_eval, _add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,7 +63,7 @@ class CrossEncoderModel:
         self.tokenizer = tokenizer
         self.device = device
         self.dtype: torch.dtype = model.dtype
-        self.num_labels: int = model.config.num_labels
+        self.num_labels = int(model.config.num_labels or 1)
         self.max_length: int = _window_limit(model.config, tokenizer)
         self.uses_token_type_ids = "token_type_ids" in tokenizer.model_input_names
         pad_id = tokenizer.pad_token_id
@@ -114,7 +114,7 @@ class CrossEncoderModel:
                 f"could not load the weights of {name_or_path!r}: {_first_line(exc)} "
                 "(rag-rerank reads safetensors weights only)"
             ) from exc
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers' stubs miss torch.device
         model.eval()
         if quantize == "int8":
             quantize_int8(model)

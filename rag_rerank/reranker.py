@@ -398,7 +398,7 @@ def _split_select(
 ) -> list[list[RerankResult]]:
     return [
         _select(logits[start:end], documents, top_n, threshold)
-        for documents, start, end in zip(documents_per_query, bounds, bounds[1:], strict=True)
+        for documents, start, end in zip(documents_per_query, bounds[:-1], bounds[1:], strict=True)
     ]
 
 

@@ -1,0 +1,84 @@
+"""``RagRerank``: a LangChain document compressor that reranks with a cross-encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from pydantic import ConfigDict
+
+from ._settings import RerankSettings
+
+__all__ = ["RagRerank"]
+
+
+class RagRerank(RerankSettings, BaseDocumentCompressor):
+    """Reranks retrieved documents with a cross-encoder and keeps the best ``top_n``.
+
+    Returns new ``Document``s, best first, each with the caller's ``id`` and metadata plus
+    ``metadata["relevance_score"]``, the cross-encoder's relevance in [0, 1]. The documents passed
+    in are never changed. Without ``reranker=``, the model is loaded once per process with
+    ``rag_rerank.Reranker.shared``, so every component naming the same model shares it.
+
+    Args:
+        model: Hugging Face hub id or local folder (default ``"BAAI/bge-reranker-v2-m3"``).
+        top_n: Keep at most this many documents (default 5); ``None`` keeps all.
+        score_threshold: Drop documents scoring below this, in [0, 1] (default ``None``).
+        reranker: An existing ``rag_rerank.Reranker`` (or any object with its ``rerank`` and
+            ``arerank`` methods) to use instead of loading ``model``.
+        device: ``"cuda"``, ``"mps"``, ``"cpu"``...; ``None`` picks the best available.
+        dtype: ``"bf16"``, ``"fp16"`` or ``"fp32"``; ``None`` picks per device.
+        max_length: Tokens per (query, document) window (default 512, capped by the model).
+        batch_tokens: Padded tokens per forward pass; ``None`` picks per device.
+        long_documents: ``"chunk"`` (default) or ``"truncate"`` for passages over ``max_length``.
+
+    Raises:
+        pydantic.ValidationError: At construction, for a misspelt option, a bad ``top_n`` or
+            ``score_threshold``, or a ``reranker`` without the reranking methods.
+        rag_rerank.ModelLoadError: At construction, when the model cannot be loaded.
+
+    Example:
+        >>> from langchain_classic.retrievers import ContextualCompressionRetriever
+        >>> retriever = ContextualCompressionRetriever(
+        ...     base_compressor=RagRerank(top_n=5, score_threshold=0.3),
+        ...     base_retriever=vectorstore.as_retriever(search_kwargs={"k": 50}),
+        ... )  # doctest: +SKIP
+    """
+
+    # Set here, not only on RerankSettings: LangChain's base classes set their own ``extra``.
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Rerank ``documents`` against ``query``: scored copies, best first, at most ``top_n``.
+
+        Args:
+            documents: The retrieved documents (not modified).
+            query: The question.
+            callbacks: Accepted for the LangChain interface; reranking emits no events itself.
+
+        Returns:
+            New documents with ``metadata["relevance_score"]``; ``[]`` for no documents.
+
+        Raises:
+            rag_rerank.InvalidInputError: An empty query.
+            rag_rerank.InvalidInputTypeError: An item that is not a ``Document``.
+        """
+        return self._rerank_documents(documents, query)
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Async :meth:`compress_documents`: awaits the reranker without blocking the event loop.
+
+        Uses the reranker's own ``arerank`` rather than running the sync method in a thread.
+        """
+        return await self._arerank_documents(documents, query)

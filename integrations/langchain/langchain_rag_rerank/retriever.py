@@ -1,0 +1,72 @@
+"""``RagRerankRetriever``: any LangChain retriever, reranked by a cross-encoder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever, RetrieverLike
+from pydantic import ConfigDict
+
+from ._settings import RerankSettings
+
+__all__ = ["RagRerankRetriever"]
+
+
+class RagRerankRetriever(RerankSettings, BaseRetriever):
+    """Wraps a base retriever and returns its results reranked by a cross-encoder.
+
+    Fetch many candidates from the base retriever (e.g. Chroma with ``k=50``) and keep the best
+    ``top_n`` by cross-encoder relevance. Each returned ``Document`` is a copy with the caller's
+    ``id`` and metadata plus ``metadata["relevance_score"]`` in [0, 1]. Works with ``invoke``,
+    ``ainvoke``, ``batch`` and anywhere in an LCEL chain.
+
+    Args:
+        base_retriever: The retriever (or any runnable from a query to documents) to rerank.
+        top_n: Keep at most this many documents (default 5); ``None`` keeps all.
+        score_threshold: Drop documents scoring below this, in [0, 1] (default ``None``).
+        model: Hugging Face hub id or local folder (default ``"BAAI/bge-reranker-v2-m3"``),
+            loaded once per process with ``rag_rerank.Reranker.shared``.
+        reranker: An existing ``rag_rerank.Reranker`` (or any object with its ``rerank`` and
+            ``arerank`` methods) to use instead of loading ``model``.
+        device, dtype, max_length, batch_tokens, long_documents: As for ``rag_rerank.Reranker``.
+
+    Raises:
+        pydantic.ValidationError: At construction, for a misspelt option, a bad ``top_n`` or
+            ``score_threshold``, or a ``reranker`` without the reranking methods.
+        rag_rerank.ModelLoadError: At construction, when the model cannot be loaded.
+
+    Example:
+        >>> retriever = RagRerankRetriever(
+        ...     base_retriever=vectorstore.as_retriever(search_kwargs={"k": 50}),
+        ...     top_n=5,
+        ...     score_threshold=0.3,
+        ... )  # doctest: +SKIP
+        >>> retriever.invoke("what do pandas eat?")  # doctest: +SKIP
+    """
+
+    # Set here, not only on RerankSettings: LangChain's base classes set their own ``extra``.
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    base_retriever: RetrieverLike
+    """The retriever whose results are reranked."""
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        documents = self.base_retriever.invoke(
+            query, config={"callbacks": run_manager.get_child()}, **kwargs
+        )
+        return self._rerank_documents(documents, query)
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        documents = await self.base_retriever.ainvoke(
+            query, config={"callbacks": run_manager.get_child()}, **kwargs
+        )
+        return await self._arerank_documents(documents, query)

@@ -1,0 +1,234 @@
+"""RagRerank: a LlamaIndex node postprocessor that reranks retrieved nodes with a cross-encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from llama_index.core.bridge.pydantic import Field, model_validator
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+
+from rag_rerank import DEFAULT_MODEL, Reranker, RerankResult
+from rag_rerank.errors import InvalidInputError
+
+__all__ = ["RETRIEVAL_SCORE_KEY", "RagRerank", "SupportsRerank"]
+
+dispatcher = get_dispatcher(__name__)
+
+RETRIEVAL_SCORE_KEY = "retrieval_score"
+"""Metadata key under which a reranked node keeps the score it came in with."""
+
+_LOAD_OPTIONS = ("device", "dtype", "max_length")
+
+
+@runtime_checkable
+class SupportsRerank(Protocol):
+    """What :class:`RagRerank` needs from a reranker: ``rag_rerank.Reranker`` or anything alike.
+
+    Both methods return results best first, each with the document's input ``index`` and its
+    ``score`` in [0, 1], after ``threshold`` and ``top_n`` are applied.
+    """
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> list[RerankResult]: ...
+
+    async def arerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> list[RerankResult]: ...
+
+
+class RagRerank(BaseNodePostprocessor):
+    """Reranks retrieved nodes with a cross-encoder and keeps the best ``top_n``.
+
+    Each node is scored on the text LlamaIndex would embed for it
+    (``node.get_content(metadata_mode=MetadataMode.EMBED)``). The result is a new list of new
+    ``NodeWithScore`` objects, best first, whose ``score`` is the cross-encoder's relevance in
+    [0, 1] and whose node is a copy carrying the incoming score in
+    ``metadata["retrieval_score"]`` (excluded from the embed and LLM text, so it never reaches
+    the prompt). The caller's nodes are left untouched.
+
+    Without ``reranker``, the model is loaded once per process through ``Reranker.shared``: every
+    ``RagRerank`` and every LangChain compressor from ``langchain-rag-rerank`` naming the same
+    model and options share one instance.
+
+    Example:
+        >>> from llama_index.postprocessor.rag_rerank import RagRerank
+        >>> rerank = RagRerank(top_n=5, score_threshold=0.2)  # doctest: +SKIP
+        >>> engine = index.as_query_engine(similarity_top_k=50,
+        ...                                node_postprocessors=[rerank])  # doctest: +SKIP
+    """
+
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Hugging Face hub id or local folder of the cross-encoder. With `reranker`, "
+        "defaults to that reranker's `model_name`.",
+    )
+    top_n: int | None = Field(
+        default=5,
+        ge=1,
+        strict=True,
+        description="Keep at most this many nodes (after the threshold); None keeps all.",
+    )
+    score_threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        strict=True,
+        description="Drop nodes whose relevance score (in [0, 1]) is below this.",
+    )
+    device: str | None = Field(
+        default=None,
+        description='"cuda", "cuda:1", "mps" or "cpu"; None picks cuda > mps > cpu.',
+    )
+    dtype: str | None = Field(
+        default=None,
+        description='"bf16", "fp16" or "fp32"; None picks bf16/fp16 on GPUs and fp32 on CPU.',
+    )
+    max_length: int | None = Field(
+        default=None,
+        ge=16,
+        strict=True,
+        description="Tokens per (query, node) window, capped by the model; None means 512.",
+    )
+    reranker: SupportsRerank | None = Field(
+        default=None,
+        exclude=True,
+        description="An existing reranker (a `rag_rerank.Reranker`, or any object with its "
+        "`rerank`/`arerank` methods). None loads `Reranker.shared(model, ...)`.",
+    )
+
+    @model_validator(mode="after")
+    def _resolve_reranker(self) -> RagRerank:
+        if self.reranker is None:
+            options = {name: getattr(self, name) for name in _LOAD_OPTIONS}
+            self.reranker = Reranker.shared(
+                self.model, **{name: value for name, value in options.items() if value is not None}
+            )
+            return self
+        given = [name for name in _LOAD_OPTIONS if getattr(self, name) is not None]
+        if given:
+            raise ValueError(
+                f"{given[0]}: applies only when RagRerank loads the model; "
+                "set it on the reranker you pass instead"
+            )
+        name = getattr(self.reranker, "model_name", None)
+        if isinstance(name, str):
+            if "model" in self.model_fields_set and self.model != name:
+                raise ValueError(
+                    f"model: {self.model!r} differs from the given reranker's model {name!r}"
+                )
+            self.model = name
+        return self
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RagRerank"
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        query = _query_of(query_bundle)
+        if not nodes:
+            return []
+        texts = [item.node.get_content(metadata_mode=MetadataMode.EMBED) for item in nodes]
+        self._emit_start(nodes, query_bundle)
+        with self.callback_manager.event(
+            CBEventType.RERANKING, payload=self._callback_payload(nodes, query)
+        ) as event:
+            results = self._reranker.rerank(query, texts, self.top_n, self.score_threshold)
+            reranked = _rescored(nodes, results)
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        query = _query_of(query_bundle)
+        if not nodes:
+            return []
+        texts = [item.node.get_content(metadata_mode=MetadataMode.EMBED) for item in nodes]
+        self._emit_start(nodes, query_bundle)
+        with self.callback_manager.event(
+            CBEventType.RERANKING, payload=self._callback_payload(nodes, query)
+        ) as event:
+            # The reranker's own async path: awaits the engine, no thread shim.
+            results = await self._reranker.arerank(query, texts, self.top_n, self.score_threshold)
+            reranked = _rescored(nodes, results)
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    @property
+    def _reranker(self) -> SupportsRerank:
+        assert self.reranker is not None  # set by _resolve_reranker
+        return self.reranker
+
+    def _event_top_n(self, nodes: list[NodeWithScore]) -> int:
+        # The events need an int: with top_n=None every node is kept (before the threshold).
+        return self.top_n if self.top_n is not None else len(nodes)
+
+    def _emit_start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> None:
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle,
+                nodes=nodes,
+                top_n=self._event_top_n(nodes),
+                model_name=self.model,
+            )
+        )
+
+    def _callback_payload(self, nodes: list[NodeWithScore], query: str) -> dict[str, Any]:
+        return {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self.model,
+            EventPayload.QUERY_STR: query,
+            EventPayload.TOP_K: self._event_top_n(nodes),
+        }
+
+
+def _query_of(query_bundle: QueryBundle | None) -> str:
+    # Checked before any event is emitted, whatever the reranker behind it.
+    if query_bundle is None:
+        raise InvalidInputError("query_bundle", "RagRerank needs the query: pass query_str or it")
+    if not isinstance(query_bundle.query_str, str) or not query_bundle.query_str.strip():
+        raise InvalidInputError("query", "must be a non-empty string")
+    return query_bundle.query_str
+
+
+def _rescored(nodes: list[NodeWithScore], results: list[RerankResult]) -> list[NodeWithScore]:
+    reranked = []
+    for result in results:
+        original = nodes[result.index]
+        node = original.node
+        copy = node.model_copy(
+            update={
+                "metadata": {**node.metadata, RETRIEVAL_SCORE_KEY: original.score},
+                "excluded_embed_metadata_keys": _plus(node.excluded_embed_metadata_keys),
+                "excluded_llm_metadata_keys": _plus(node.excluded_llm_metadata_keys),
+            }
+        )
+        reranked.append(NodeWithScore(node=copy, score=result.score))
+    return reranked
+
+
+def _plus(keys: list[str]) -> list[str]:
+    # A new list either way: the copy must not share a mutable list with the caller's node.
+    return list(keys) if RETRIEVAL_SCORE_KEY in keys else [*keys, RETRIEVAL_SCORE_KEY]
