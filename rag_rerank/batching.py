@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["length_order", "split_batch", "token_budget_batches"]
+__all__ = ["length_order", "packed_batches", "split_batch", "token_budget_batches"]
 
 
 def length_order(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -63,6 +63,31 @@ def token_budget_batches(
             end += 1
         batches.append(order[start:end])
         start = end
+    return batches
+
+
+def packed_batches(
+    lengths: Sequence[int] | np.ndarray, batch_tokens: int, order: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Cut sequences into batches of at most ``batch_tokens`` real tokens, for padding-free
+    execution (rows end to end, no padding). A longer sequence still gets a batch of its own.
+
+    ``order`` (default :func:`length_order`) is the visiting order; batches are runs of it.
+    """
+    if batch_tokens < 1:
+        raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if order is None:
+        order = length_order(lengths)
+    batches: list[np.ndarray] = []
+    start = total = 0
+    for end, length in enumerate(lengths[order].tolist()):
+        if end > start and total + length > batch_tokens:
+            batches.append(order[start:end])
+            start, total = end, 0
+        total += length
+    if start < len(order):
+        batches.append(order[start:])
     return batches
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .batching import split_batch, token_budget_batches
+from .batching import packed_batches, split_batch, token_budget_batches
 from .chunking import max_per_document, query_token_limit, truncate_at_token, window_overlap
 from .errors import EngineStoppedError, NonFiniteScoreError, OverloadedError
 from .model import CrossEncoderModel
@@ -215,7 +215,10 @@ class Engine:
             len(lengths) >= PROGRESS_MIN_WINDOWS
             and all(job.show_progress is None for job, _ in windows.job_slices)
         )
-        batches = token_budget_batches(lengths, self.batch_tokens, max_padding=self.max_padding)
+        if self.model.packed:
+            batches = packed_batches(lengths, self.batch_tokens)
+        else:
+            batches = token_budget_batches(lengths, self.batch_tokens, max_padding=self.max_padding)
         try:
             with tqdm(total=len(lengths), unit="pair", desc="Reranking", disable=not show) as bar:
                 pending: list[tuple[np.ndarray, torch.Tensor]] = []
@@ -280,7 +283,10 @@ class Engine:
         types = None
         if windows.token_type_ids is not None:
             types = [windows.token_type_ids[i] for i in batch]
-        padded = int(lengths[batch].max()) * len(batch)
+        if self.model.packed:
+            padded = int(lengths[batch].sum())
+        else:
+            padded = int(lengths[batch].max()) * len(batch)
         try:
             pending.append((batch, self.model.forward(self.model.collate(ids, types))))
         except torch.OutOfMemoryError:

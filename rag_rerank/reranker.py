@@ -22,8 +22,8 @@ __all__ = ["DEFAULT_MODEL", "Reranker"]
 
 LongDocuments = Literal["chunk", "truncate"]
 
-# Padded tokens per forward pass. CPU: small batches of near-equal length beat big padded ones
-# (measured in benchmarks/RESULTS.md); GPU: big batches keep the device busy.
+# Tokens per forward pass. CPU: padding-free batches of 2048 real tokens (bigger ones fall out of
+# cache; measured in benchmarks/RESULTS.md); GPU: big padded batches keep the device busy.
 _DEFAULT_BATCH_TOKENS = {"cuda": 65536, "mps": 16384, "cpu": 2048}
 
 _shared_lock = threading.Lock()
