@@ -487,6 +487,20 @@ def _max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(max(np.max(np.abs(x - y)) for x, y in zip(a, b, strict=True)))
 
 
+def _top5_overlap(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Mean share of the reference's top 5 that is also in the peer's top 5."""
+    shared = [
+        len(set(np.argsort(-x, kind="stable")[:5]) & set(np.argsort(-y, kind="stable")[:5])) / 5
+        for x, y in zip(a, b, strict=True)
+    ]
+    return sum(shared) / len(shared)
+
+
+def _spread(ref: list[np.ndarray]) -> float:
+    """Median over queries of the reference logits' range (to read the max |diff| against)."""
+    return float(np.median([np.ptp(x) for x in ref]))
+
+
 def _top5_same(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     same = [
         np.array_equal(np.argsort(-x, kind="stable")[:5], np.argsort(-y, kind="stable")[:5])
@@ -634,10 +648,11 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
         )
         out()
         out(
-            f"| peer | p50 ms | p95 ms | {first} speed-up (p50) | max \\|diff\\| | top-5 same"
+            f"| peer | p50 ms | p95 ms | {first} faster by (p50) | max \\|diff\\| | "
+            f"top-5 same | top-5 overlap"
             f"{mfu_head} |"
         )
-        out(f"| --- | ---: | ---: | ---: | ---: | ---:{mfu_rule} |")
+        out(f"| --- | ---: | ---: | ---: | ---: | ---: | ---:{mfu_rule} |")
         ours_p50 = statistics.median(times[first])
         for p in peers:
             t = times[p.name]
@@ -646,8 +661,11 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
             out(
                 f"| {p.name} | {1e3 * p50:.1f} | {1e3 * p95:.1f} | {p50 / ours_p50:.2f}x | "
                 f"{_max_diff(logits[p.name], ref):.2e} | "
-                f"{'yes' if _top5_same(logits[p.name], ref) == 1 else 'NO'}{mfu(p50, w)} |"
+                f"{'yes' if _top5_same(logits[p.name], ref) == 1 else 'NO'} | "
+                f"{100 * _top5_overlap(logits[p.name], ref):.0f}%{mfu(p50, w)} |"
             )
+        out()
+        out(f"Reference logits span {_spread(ref):.2f} (max - min over the 50 passages).")
         out()
 
     if "throughput" in options.workloads:
@@ -662,18 +680,22 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
         )
         out()
         out(
-            f"| peer | pairs/s | tokens/s | {first} speed-up | max \\|diff\\| | top-5 same"
+            f"| peer | pairs/s | tokens/s | {first} faster by | max \\|diff\\| | "
+            f"top-5 same | top-5 overlap"
             f"{mfu_head} |"
         )
-        out(f"| --- | ---: | ---: | ---: | ---: | ---:{mfu_rule} |")
+        out(f"| --- | ---: | ---: | ---: | ---: | ---: | ---:{mfu_rule} |")
         ours_t = statistics.median(times[first])
         for p in peers:
             t = statistics.median(times[p.name])
             out(
                 f"| {p.name} | {w.pairs / t:.0f} | {tokens / t:.0f} | {t / ours_t:.2f}x | "
                 f"{_max_diff(logits[p.name], ref):.2e} | "
-                f"{100 * _top5_same(logits[p.name], ref):.0f}%{mfu(t, w)} |"
+                f"{100 * _top5_same(logits[p.name], ref):.0f}% | "
+                f"{100 * _top5_overlap(logits[p.name], ref):.0f}%{mfu(t, w)} |"
             )
+        out()
+        out(f"Reference logits span {_spread(ref):.2f} per query (median of max - min).")
         out()
 
     if "scaling" in options.workloads:
@@ -705,7 +727,7 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
             times, _ = time_interleaved(scaling_peers, w, device, 1, options.scaling_runs)
             cells = [f"{50 / statistics.median(times[p.name]):.0f}" for p in scaling_peers]
             out(
-                f"| 1 query x 50 passages of {length} tokens ({windows} windows of <= 512) | "
+                f"| 1 query x 50 passages, {length}-token pairs ({windows} windows of <= 512) | "
                 + " | ".join(cells)
                 + " |"
             )
