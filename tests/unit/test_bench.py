@@ -71,3 +71,15 @@ def test_bench_command_reports_every_peer_with_its_score_difference(bert_dir, tm
     for peer in ("rag-rerank Reranker", "sentence-transformers CrossEncoder.predict"):
         assert float(rows[peer].split(" | ")[4]) < 1e-5
     assert report.read_text().strip() in out
+
+
+def test_xlmr_shapes_build_offline_with_their_own_tokenizer(tmp_path):
+    from rag_rerank import Reranker
+    from rag_rerank.bench import Shape, build_model
+
+    tiny = Shape("tiny-xlmr", "BAAI/bge-reranker-v2-m3", "xlmr", 32, 2, 2, 64, 250002, 514)
+    folder = build_model(tiny, tmp_path / "m")
+    assert build_model(tiny, folder) == folder  # cached
+    rr = Reranker(str(folder))
+    assert rr.engine.model.model.config.vocab_size == 250002
+    assert len(rr.score("query words", ["a passage", "another passage"])) == 2
