@@ -34,10 +34,11 @@ PROGRESS_MIN_WINDOWS = 2048
 """With ``show_progress=None``, jobs of at least this many windows get a progress bar."""
 
 MAX_PADDING = {"cpu": 64, "mps": 1024, "cuda": 4096}
-"""Default padding allowance per batch by device: about what one extra forward pass costs, in
-tokens of work. On a CPU a forward pass costs little beyond its tokens, so batches of near-equal
-length win (measured: benchmarks/RESULTS.md); a GPU pays a launch overhead per pass, so it keeps
-larger batches. Tokens of padding are work thrown away: a batch that would waste more is split."""
+"""Default padding allowance per padded batch, by device: about what one extra forward pass costs,
+in tokens of work. Padding is work thrown away, so a batch that would carry more is split. A GPU
+pays a launch overhead per pass and keeps larger batches; on a CPU most models run padding-free
+(:attr:`CrossEncoderModel.packed`) and never pad, and the others pad at most 64 tokens a batch
+(measured: benchmarks/RESULTS.md)."""
 
 _MIN_BATCH_TOKENS = 512
 _STOP = object()
@@ -85,7 +86,7 @@ class Engine:
             out-of-memory error.
         max_queue_pairs: Refuse new work with :class:`OverloadedError` while this many pairs are
             queued and not yet started. ``None`` means unbounded.
-        max_padding: Padding tokens a batch may carry before it is better split (see
+        max_padding: Padding tokens a padded batch may carry before it is better split (see
             :func:`~rag_rerank.batching.token_budget_batches`); ``None`` picks the device's
             default from :data:`MAX_PADDING`.
     """
