@@ -21,17 +21,24 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .batching import split_batch, token_budget_batches
+from .batching import packed_batches, split_batch, token_budget_batches
 from .chunking import max_per_document, query_token_limit, truncate_at_token, window_overlap
 from .errors import EngineStoppedError, NonFiniteScoreError, OverloadedError
 from .model import CrossEncoderModel
 
-__all__ = ["Engine", "EngineStats"]
+__all__ = ["MAX_PADDING", "Engine", "EngineStats"]
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_MIN_WINDOWS = 2048
 """With ``show_progress=None``, jobs of at least this many windows get a progress bar."""
+
+MAX_PADDING = {"cpu": 64, "mps": 1024, "cuda": 4096}
+"""Default padding allowance per padded batch, by device: about what one extra forward pass costs,
+in tokens of work. Padding is work thrown away, so a batch that would carry more is split. A GPU
+pays a launch overhead per pass and keeps larger batches; on a CPU most models run padding-free
+(:attr:`CrossEncoderModel.packed`) and never pad, and the others pad at most 64 tokens a batch
+(measured: benchmarks/RESULTS.md)."""
 
 _MIN_BATCH_TOKENS = 512
 _STOP = object()
@@ -79,14 +86,25 @@ class Engine:
             out-of-memory error.
         max_queue_pairs: Refuse new work with :class:`OverloadedError` while this many pairs are
             queued and not yet started. ``None`` means unbounded.
+        max_padding: Padding tokens a padded batch may carry before it is better split (see
+            :func:`~rag_rerank.batching.token_budget_batches`); ``None`` picks the device's
+            default from :data:`MAX_PADDING`.
     """
 
     def __init__(
-        self, model: CrossEncoderModel, *, batch_tokens: int, max_queue_pairs: int | None = None
+        self,
+        model: CrossEncoderModel,
+        *,
+        batch_tokens: int,
+        max_queue_pairs: int | None = None,
+        max_padding: int | None = None,
     ) -> None:
         self.model = model
         self.batch_tokens = batch_tokens
         self.max_queue_pairs = max_queue_pairs
+        if max_padding is None:
+            max_padding = MAX_PADDING.get(model.device.type)
+        self.max_padding = max_padding
         self.stats = EngineStats()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._queued_pairs = 0
@@ -198,11 +216,20 @@ class Engine:
             len(lengths) >= PROGRESS_MIN_WINDOWS
             and all(job.show_progress is None for job, _ in windows.job_slices)
         )
+        if self.model.packed:
+            batches = packed_batches(lengths, self.batch_tokens)
+        else:
+            batches = token_budget_batches(lengths, self.batch_tokens, max_padding=self.max_padding)
         try:
             with tqdm(total=len(lengths), unit="pair", desc="Reranking", disable=not show) as bar:
-                for batch in token_budget_batches(lengths, self.batch_tokens):
-                    self._score_batch(batch, windows, lengths, logits)
+                pending: list[tuple[np.ndarray, torch.Tensor]] = []
+                for batch in batches:
+                    self._score_batch(batch, windows, lengths, pending)
                     bar.update(len(batch))
+                # Results stay on the device until every batch is queued: no sync per batch, so
+                # the host collates the next batch while the GPU runs this one.
+                for batch, result in pending:
+                    logits[batch] = result.cpu().numpy()
         except Exception as exc:
             self.stats.last_forward_ok = False
             for job, _ in windows.job_slices:
@@ -247,16 +274,22 @@ class Engine:
         return windows
 
     def _score_batch(
-        self, batch: np.ndarray, windows: _Windows, lengths: np.ndarray, out: np.ndarray
+        self,
+        batch: np.ndarray,
+        windows: _Windows,
+        lengths: np.ndarray,
+        pending: list[tuple[np.ndarray, torch.Tensor]],
     ) -> None:
         ids = [windows.input_ids[i] for i in batch]
         types = None
         if windows.token_type_ids is not None:
             types = [windows.token_type_ids[i] for i in batch]
-        padded = int(lengths[batch].max()) * len(batch)
+        if self.model.packed:
+            padded = int(lengths[batch].sum())
+        else:
+            padded = int(lengths[batch].max()) * len(batch)
         try:
-            result = self.model.forward(self.model.collate(ids, types))
-            out[batch] = result.cpu().numpy()
+            pending.append((batch, self.model.forward(self.model.collate(ids, types))))
         except torch.OutOfMemoryError:
             if len(batch) < 2:
                 raise
@@ -268,7 +301,7 @@ class Engine:
             self.stats.oom_splits += 1
             logger.warning("CUDA out of memory on %d pairs; splitting and retrying", len(batch))
             for half in split_batch(batch):
-                self._score_batch(half, windows, lengths, out)
+                self._score_batch(half, windows, lengths, pending)
             return
         self.stats.batches += 1
         self.stats.windows += len(batch)

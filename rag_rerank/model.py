@@ -6,7 +6,9 @@ nothing about batching or queues: it turns lists of token ids into fp32 relevanc
 
 from __future__ import annotations
 
+import itertools
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,22 @@ from transformers import (
     PreTrainedModel,
 )
 
-from .errors import ModelLoadError
+from .errors import InvalidInputError, ModelLoadError
 
-__all__ = ["DEFAULT_MODEL", "CrossEncoderModel"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "QUANTIZE_MODES",
+    "CrossEncoderModel",
+    "check_quantize",
+    "quantize_int8",
+]
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 
 logger = logging.getLogger(__name__)
+
+QUANTIZE_MODES = ("int8",)
+"""Accepted ``quantize`` values: ``"int8"``, dynamic int8 quantization of Linear layers (CPU)."""
 
 # Models whose position ids start at padding_idx + 1, so the window is that much shorter.
 _OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "xmod"}
@@ -40,9 +51,15 @@ class CrossEncoderModel:
     """
 
     def __init__(
-        self, name: str, model: PreTrainedModel, tokenizer: Any, device: torch.device
+        self,
+        name: str,
+        model: PreTrainedModel,
+        tokenizer: Any,
+        device: torch.device,
+        quantize: str | None = None,
     ) -> None:
         self.name = name
+        self.quantize = quantize
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -52,6 +69,9 @@ class CrossEncoderModel:
         self.uses_token_type_ids = "token_type_ids" in tokenizer.model_input_names
         pad_id = tokenizer.pad_token_id
         self.pad_token_id: int = 0 if pad_id is None else int(pad_id)
+        # Padding-free execution (see forward_packed): on the CPU, where padding is pure waste.
+        self.position_offset = _packed_position_offset(model)
+        self.packed = device.type == "cpu" and self.position_offset is not None
 
     @classmethod
     def load(
@@ -62,13 +82,19 @@ class CrossEncoderModel:
         dtype: torch.dtype,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        quantize: str | None = None,
     ) -> CrossEncoderModel:
         """Load weights (safetensors only) and the fast tokenizer from a hub id or local folder.
 
+        With ``quantize="int8"`` the encoder's Linear layers are dynamically quantized to int8 (see
+        :func:`quantize_int8`; CPU and fp32 only).
+
         Raises:
+            InvalidInputError: ``quantize`` is unknown, or asked for off the CPU or outside fp32.
             ModelLoadError: the model cannot be fetched or read, is not a sequence classifier with
                 one or two labels, or has no fast tokenizer.
         """
+        check_quantize(quantize, device, dtype)
         common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
         try:
             config = AutoConfig.from_pretrained(name_or_path, **common)
@@ -94,12 +120,17 @@ class CrossEncoderModel:
             ) from exc
         model.to(device)  # type: ignore[arg-type]  # transformers' stubs miss torch.device
         model.eval()
-        return cls(name_or_path, model, tokenizer, device)
+        if quantize == "int8":
+            quantize_int8(model)
+        return cls(name_or_path, model, tokenizer, device, quantize)
 
     def collate(
         self, input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]] | None
     ) -> dict[str, torch.Tensor]:
-        """Right-pad a batch of token id lists into tensors on the model's device."""
+        """Tensors on the model's device for a batch of token id lists: right-padded rows, or
+        with :attr:`packed`, every row's tokens end to end (see :meth:`forward_packed`)."""
+        if self.packed:
+            return self._collate_packed(input_ids, token_type_ids)
         width = max(len(ids) for ids in input_ids)
         ids = np.full((len(input_ids), width), self.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(input_ids), width), dtype=np.int64)
@@ -114,20 +145,163 @@ class CrossEncoderModel:
             arrays["token_type_ids"] = types
         return {name: self._to_device(array) for name, array in arrays.items()}
 
+    def _collate_packed(
+        self, input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]] | None
+    ) -> dict[str, torch.Tensor]:
+        lengths = np.fromiter((len(seq) for seq in input_ids), dtype=np.int64, count=len(input_ids))
+        starts = np.zeros(len(lengths), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        ids = np.concatenate([np.asarray(seq, dtype=np.int64) for seq in input_ids])
+        # Positions restart at every row (XLM-R's start after its padding index).
+        positions = np.arange(len(ids), dtype=np.int64) - np.repeat(starts, lengths)
+        positions += self.position_offset or 0
+        if self.uses_token_type_ids and token_type_ids is not None:
+            types = np.concatenate([np.asarray(seq, dtype=np.int64) for seq in token_type_ids])
+        else:
+            types = np.zeros_like(ids)
+        arrays = {
+            "input_ids": ids[None],
+            "position_ids": positions[None],
+            "token_type_ids": types[None],
+            "lengths": lengths,
+        }
+        return {name: self._to_device(array) for name, array in arrays.items()}
+
     @torch.inference_mode()
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Relevance logits in fp32, one per row: the logit for one-label models, the log-odds of
         the positive class (``logit[1] - logit[0]``) for two-label models."""
-        logits = self.model(**inputs).logits.float()
+        if "lengths" in inputs:
+            logits = self.forward_packed(inputs).float()
+        else:
+            logits = self.model(**inputs).logits.float()
         if self.num_labels == 1:
             return logits[:, 0]
         return logits[:, 1] - logits[:, 0]
+
+    def forward_packed(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model's own layers run on all rows' tokens as one ``[tokens, hidden]`` matrix.
+
+        Every Linear layer, layer norm and activation works per token, so it needs no padding;
+        only attention is per row, computed row by row. The math is the model's forward, in the
+        same modules, so scores match the padded forward to float rounding (parity tests).
+        """
+        model: Any = self.model  # BERT / RoBERTa / XLM-R, checked by _packed_position_offset
+        base = model.base_model
+        lengths = inputs["lengths"].tolist()
+        hidden = base.embeddings(
+            input_ids=inputs["input_ids"],
+            token_type_ids=inputs["token_type_ids"],
+            position_ids=inputs["position_ids"],
+        )[0]
+        for layer in base.encoder.layer:
+            attention = layer.attention
+            heads = attention.self.num_attention_heads
+            query = attention.self.query(hidden).split(lengths)
+            key = attention.self.key(hidden).split(lengths)
+            value = attention.self.value(hidden).split(lengths)
+            context = torch.cat(
+                [
+                    torch.nn.functional.scaled_dot_product_attention(
+                        _heads(q, heads), _heads(k, heads), _heads(v, heads)
+                    )[0]
+                    .transpose(0, 1)
+                    .reshape(q.shape)
+                    for q, k, v in zip(query, key, value, strict=True)
+                ]
+            )
+            hidden = attention.output(context, hidden)
+            hidden = layer.output(layer.intermediate(hidden), hidden)
+        starts = [0, *itertools.accumulate(lengths)][:-1]
+        first = hidden[starts][:, None, :]  # each row's [CLS] / <s> token
+        if model.config.model_type == "bert":
+            return model.classifier(model.dropout(base.pooler(first)))
+        return model.classifier(first)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
         if self.device.type == "cuda":
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``[tokens, hidden]`` -> ``[1, heads, tokens, head_dim]`` (4-D: SDPA's fast CPU kernel)."""
+    return x.view(x.shape[0], heads, -1).transpose(0, 1)[None]
+
+
+_PACKED_CLASSES = {
+    "BertForSequenceClassification",
+    "RobertaForSequenceClassification",
+    "XLMRobertaForSequenceClassification",
+}
+
+
+def _packed_position_offset(model: PreTrainedModel) -> int | None:
+    """First position id of a row if :meth:`CrossEncoderModel.forward_packed` can run ``model``
+    exactly (BERT, RoBERTa, XLM-R encoders with absolute positions), else ``None``."""
+    config = model.config
+    if type(model).__name__ not in _PACKED_CLASSES:
+        return None
+    if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
+        return None
+    if config.is_decoder or getattr(config, "add_cross_attention", False):
+        return None
+    if getattr(config, "chunk_size_feed_forward", 0):
+        return None
+    base = model.base_model
+    if config.model_type == "bert":
+        return 0 if getattr(base, "pooler", None) is not None else None
+    return int(config.pad_token_id) + 1
+
+
+def check_quantize(quantize: object, device: torch.device, dtype: torch.dtype) -> None:
+    """Raise :class:`InvalidInputError` unless ``quantize`` can run on ``device`` in ``dtype``."""
+    if quantize is None:
+        return
+    if quantize not in QUANTIZE_MODES:
+        raise InvalidInputError("quantize", f"must be None or 'int8', got {quantize!r}")
+    if device.type != "cpu":
+        raise InvalidInputError(
+            "quantize",
+            f"'int8' is dynamic int8 quantization for the CPU; on {device.type} leave "
+            "quantize=None "
+            "and use dtype='bf16' or 'fp16' (the default on GPUs), which is faster there",
+        )
+    if dtype != torch.float32:
+        raise InvalidInputError(
+            "quantize", f"'int8' needs dtype fp32 activations (the CPU default), got {dtype}"
+        )
+
+
+def quantize_int8(model: PreTrainedModel) -> None:
+    """Dynamically quantize the encoder's attention and FFN-input ``nn.Linear`` layers to int8.
+
+    Weights are stored in int8 with one scale per output channel; activations are quantized on the
+    fly, and the matmuls run in int8 (fbgemm/oneDNN VNNI kernels on x86). Embeddings, layer norms,
+    each layer's FFN output projection (whose inputs carry the outlier activations that cost the
+    most accuracy) and the classification head stay fp32. Scores move slightly; the benchmark
+    reports by how much (benchmarks/RESULTS.md). In place.
+    """
+    quantize_dynamic = getattr(torch.ao.quantization, "quantize_dynamic", None)
+    if quantize_dynamic is None:
+        raise InvalidInputError(
+            "quantize", f"this torch ({torch.__version__}) has no dynamic int8 quantization"
+        )
+    spec = {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+    base = getattr(model, "base_model", model)
+    encoder = getattr(base, "encoder", base)
+    layers = getattr(encoder, "layer", None)
+    targets: list[torch.nn.Module] = [encoder]
+    if layers is not None and all(
+        hasattr(layer, "attention") and hasattr(layer, "intermediate") for layer in layers
+    ):
+        targets = [part for layer in layers for part in (layer.attention, layer.intermediate)]
+    with warnings.catch_warnings():
+        # torch marks torch.ao.quantization deprecated (moving to torchao) but it still works.
+        warnings.simplefilter("ignore")
+        for target in targets:
+            quantize_dynamic(target, spec, dtype=torch.qint8, inplace=True)
 
 
 def _load_weights(name_or_path: str, dtype: torch.dtype, common: dict[str, Any]) -> PreTrainedModel:

@@ -22,7 +22,9 @@ __all__ = ["DEFAULT_MODEL", "Reranker"]
 
 LongDocuments = Literal["chunk", "truncate"]
 
-_DEFAULT_BATCH_TOKENS = {"cuda": 65536, "mps": 16384, "cpu": 8192}
+# Tokens per forward pass. CPU: padding-free batches of 2048 real tokens (bigger ones fall out of
+# cache; measured in benchmarks/RESULTS.md); GPU: big padded batches keep the device busy.
+_DEFAULT_BATCH_TOKENS = {"cuda": 65536, "mps": 16384, "cpu": 2048}
 
 _shared_lock = threading.Lock()
 _shared_engines: dict[tuple[Any, ...], Engine] = {}
@@ -39,7 +41,7 @@ class Reranker:
             that support it, else fp16, and fp32 on CPU.
         max_length: Tokens per (query, document) window, capped by the model (default 512).
         batch_tokens: Padded tokens per forward pass (rows x longest row); ``None`` picks a
-            per-device default (65536 on CUDA, 8192 on CPU).
+            per-device default (65536 on CUDA, 2048 on CPU).
         long_documents: ``"chunk"`` scores a document longer than the window as its best
             overlapping window; ``"truncate"`` keeps only the first window.
         show_progress: ``True``/``False`` forces a tqdm bar on or off; ``None`` shows one for large
@@ -47,6 +49,9 @@ class Reranker:
         revision: Hub revision (branch, tag or commit) of the model.
         trust_remote_code: Allow the model's own Python code from the hub. Off unless asked for.
         max_queue_pairs: Refuse work with ``OverloadedError`` while this many pairs wait.
+        quantize: ``"int8"`` runs the encoder's Linear layers in dynamic int8 on the CPU: about
+            twice as fast, with slightly different scores (see README "Speed"). CPU and fp32
+            only; ``None`` (default) keeps the model's own precision.
 
     Example:
         >>> rr = Reranker("BAAI/bge-reranker-v2-m3")  # doctest: +SKIP
@@ -70,6 +75,7 @@ class Reranker:
         revision: str | None = None,
         trust_remote_code: bool = False,
         max_queue_pairs: int | None = None,
+        quantize: Literal["int8"] | None = None,
     ) -> None:
         _check_options(model, max_length, batch_tokens, long_documents, max_queue_pairs)
         resolved_device = resolve_device(device)
@@ -79,10 +85,11 @@ class Reranker:
             dtype=resolve_dtype(resolved_device, dtype),
             revision=revision,
             trust_remote_code=trust_remote_code,
+            quantize=quantize,
         )
         engine = Engine(
             loaded,
-            batch_tokens=batch_tokens or _DEFAULT_BATCH_TOKENS.get(resolved_device.type, 8192),
+            batch_tokens=batch_tokens or _DEFAULT_BATCH_TOKENS.get(resolved_device.type, 2048),
             max_queue_pairs=max_queue_pairs,
         )
         self._setup(engine, max_length, long_documents, show_progress)
@@ -105,8 +112,9 @@ class Reranker:
         """The process-wide instance for ``model`` and ``options``, created on first use.
 
         Instances with the same model, device, dtype, revision, ``trust_remote_code``,
-        ``batch_tokens`` and ``max_queue_pairs`` share one loaded model and one engine, even when
-        their ``max_length``, ``long_documents`` or ``show_progress`` differ. Thread-safe.
+        ``batch_tokens``, ``max_queue_pairs`` and ``quantize`` share one loaded model and one
+        engine, even when their ``max_length``, ``long_documents`` or ``show_progress`` differ.
+        Thread-safe.
         """
         unknown = set(options) - _OPTION_NAMES
         if unknown:
@@ -126,6 +134,7 @@ class Reranker:
             bool(options.get("trust_remote_code", False)),
             options.get("batch_tokens"),
             options.get("max_queue_pairs"),
+            options.get("quantize"),
         )
         key = (*engine_key, *view.values())
         with _shared_lock:
@@ -163,6 +172,11 @@ class Reranker:
     def max_length(self) -> int:
         """Tokens per (query, document) window, after the model's cap."""
         return self._max_length
+
+    @property
+    def quantize(self) -> str | None:
+        """``"int8"`` when the model runs dynamically quantized, else ``None``."""
+        return self._engine.model.quantize
 
     @property
     def long_documents(self) -> LongDocuments:
@@ -322,6 +336,7 @@ _OPTION_NAMES = {
     "revision",
     "trust_remote_code",
     "max_queue_pairs",
+    "quantize",
 }
 
 
