@@ -38,7 +38,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,46 +151,15 @@ def _build_bert(shape: Shape) -> tuple[Any, Any]:
 
 
 def _build_xlmr(shape: Shape) -> tuple[Any, Any]:
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
     from transformers import (  # type: ignore[attr-defined]
         XLMRobertaConfig,
         XLMRobertaForSequenceClassification,
-        XLMRobertaTokenizerFast,
     )
 
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    backend = Tokenizer(models.Unigram())
-    backend.normalizer = normalizers.NFKC()
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=8000, special_tokens=specials, unk_token="<unk>")
     rng = np.random.default_rng(SEED)
     words = _pseudo_words(rng, 6000)
     corpus = (_sentence(rng, words, 40) for _ in range(4000))
-    backend.train_from_iterator(corpus, trainer)
-    # The special tokens were trained in first, so they have ids 0-4 in list order.
-    backend.post_processor = processors.RobertaProcessing(
-        ("</s>", specials.index("</s>")), ("<s>", specials.index("<s>"))
-    )
-    tokenizer = XLMRobertaTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        model_max_length=shape.max_positions - 2,
-    )
+    tokenizer = train_xlmr_tokenizer(corpus, 8000, model_max_length=shape.max_positions - 2)
     config = XLMRobertaConfig(  # type: ignore[call-arg]
         vocab_size=shape.vocab,
         hidden_size=shape.hidden,
@@ -206,6 +175,46 @@ def _build_xlmr(shape: Shape) -> tuple[Any, Any]:
         architectures=["XLMRobertaForSequenceClassification"],
     )
     return XLMRobertaForSequenceClassification(config), tokenizer
+
+
+def train_xlmr_tokenizer(corpus: Iterable[str], vocab_size: int, model_max_length: int) -> Any:
+    """An XLM-RoBERTa fast tokenizer (Unigram, Metaspace, ``<s> q </s></s> d </s>``) trained on
+    ``corpus`` in seconds, for random-weight models when no hub is reachable."""
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import XLMRobertaTokenizerFast  # type: ignore[attr-defined]
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    backend = Tokenizer(models.Unigram())
+    backend.normalizer = normalizers.NFKC()
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>"
+    )
+    backend.train_from_iterator(corpus, trainer)
+    # The special tokens are trained in first, so they have ids 0-4 in list order.
+    backend.post_processor = processors.RobertaProcessing(
+        ("</s>", specials.index("</s>")), ("<s>", specials.index("<s>"))
+    )
+    return XLMRobertaTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=model_max_length,
+    )
 
 
 # -- inputs -----------------------------------------------------------------------------------

@@ -14,23 +14,15 @@ import sys
 from pathlib import Path
 
 import torch
-from tokenizers import (
-    Tokenizer,
-    decoders,
-    models,
-    normalizers,
-    pre_tokenizers,
-    processors,
-    trainers,
-)
 from transformers import (
     AutoTokenizer,
     BertConfig,
     BertForSequenceClassification,
     XLMRobertaConfig,
     XLMRobertaForSequenceClassification,
-    XLMRobertaTokenizerFast,
 )
+
+from rag_rerank.bench import train_xlmr_tokenizer
 
 _TINY = {
     "hidden_size": 32,
@@ -80,29 +72,9 @@ def build_bert(path: Path, num_labels: int = 1, seed: int = 0) -> Path:
 
 def build_xlmr(path: Path, seed: int = 0) -> Path:
     """A 2-layer XLM-RoBERTa cross-encoder with a freshly trained Unigram tokenizer."""
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    backend = Tokenizer(models.Unigram())
-    backend.normalizer = normalizers.NFKC()
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=600, special_tokens=specials, unk_token="<unk>")
-    backend.train_from_iterator(_CORPUS * 4, trainer)
-    backend.post_processor = processors.RobertaProcessing(
-        ("</s>", backend.token_to_id("</s>")), ("<s>", backend.token_to_id("<s>"))
-    )
-    tokenizer = XLMRobertaTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        model_max_length=512,
-    )
+    tokenizer = train_xlmr_tokenizer(_CORPUS * 4, 600, model_max_length=512)
     config = XLMRobertaConfig(
-        vocab_size=backend.get_vocab_size(),
+        vocab_size=len(tokenizer),
         max_position_embeddings=514,
         type_vocab_size=1,
         pad_token_id=tokenizer.pad_token_id,
