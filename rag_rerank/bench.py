@@ -40,6 +40,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -392,13 +393,15 @@ def _flag_reranker(folder: str, device: str) -> Peer | None:
         from FlagEmbedding import FlagReranker  # type: ignore[import-not-found]
     except ImportError:
         return None
+    # FlagEmbedding itself turns fp16 off on the CPU, so there it runs fp32 like the others.
     ranker = FlagReranker(folder, use_fp16=True, devices=[device])
 
     def score(w: Workload) -> list[np.ndarray]:
         flat = ranker.compute_score(w.flat_pairs(), max_length=MAX_LENGTH, normalize=False)
         return _split(np.asarray(flat, dtype=np.float32).reshape(-1), w)
 
-    return Peer("FlagEmbedding FlagReranker", score, "use_fp16=True, devices pinned")
+    precision = "use_fp16=True" if device.startswith("cuda") else "fp32 (its CPU default)"
+    return Peer("FlagEmbedding FlagReranker", score, f"{precision}, devices pinned")
 
 
 def _plain(
@@ -516,6 +519,12 @@ def _spread(ref: list[np.ndarray]) -> float:
     return float(np.median([np.ptp(x) for x in ref]))
 
 
+def _top_gap(ref: list[np.ndarray]) -> float:
+    """Median over queries of the smallest gap between adjacent ranks in the reference top 6: a
+    variant whose logits move by more than this can reorder the top 5."""
+    return float(np.median([np.min(-np.diff(np.sort(x)[::-1][:6])) for x in ref]))
+
+
 def _top5_same(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     same = [
         np.array_equal(np.argsort(-x, kind="stable")[:5], np.argsort(-y, kind="stable")[:5])
@@ -560,9 +569,10 @@ def _versions() -> str:
         f"tokenizers {tokenizers.__version__}",
         f"rag-rerank {ours}",
     ]
-    for module in ("sentence_transformers", "FlagEmbedding"):
-        with contextlib.suppress(ImportError):
-            parts.append(f"{module} {__import__(module).__version__}")
+    # Distribution metadata, not __version__: FlagEmbedding has none.
+    for dist in ("sentence-transformers", "FlagEmbedding"):
+        with contextlib.suppress(PackageNotFoundError):
+            parts.append(f"{dist} {version(dist)}")
     return ", ".join(parts)
 
 
@@ -616,10 +626,13 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
         )
     if "st" in options.peers:
         peers.append(_sentence_transformers(folder, device, dtype))
-    if "flag" in options.peers and on_gpu:
+    missing = []
+    if "flag" in options.peers:
         flag = _flag_reranker(folder, device)
         if flag is not None:
             peers.append(flag)
+        else:
+            missing.append("FlagEmbedding (pip install FlagEmbedding)")
     reference, reference_model = _plain(folder, device, dtype)
     if "plain" in options.peers:
         peers.append(reference)
@@ -635,6 +648,8 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
     if peak:
         out(f"- measured bf16 matmul peak: {peak / 1e12:.0f} TFLOP/s (8192^3, best of 10)")
     out("- peers: " + "; ".join(f"{p.name} ({p.note})" for p in peers if p.note))
+    if missing:
+        out("- not run (not installed): " + ", ".join(missing))
     out("- max |diff| is the largest logit difference from the plain padded transformers forward")
     out()
 
@@ -680,7 +695,10 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
                 f"{100 * _top5_overlap(logits[p.name], ref):.0f}%{mfu(p50, w)} |"
             )
         out()
-        out(f"Reference logits span {_spread(ref):.2f} (max - min over the 50 passages).")
+        out(
+            f"Reference logits span {_spread(ref):.2f} (max - min over the 50 passages); the "
+            f"closest two of its top 6 are {_top_gap(ref):.3f} apart."
+        )
         out()
 
     if "throughput" in options.workloads:
@@ -710,7 +728,10 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
                 f"{100 * _top5_overlap(logits[p.name], ref):.0f}%{mfu(median, w)} |"
             )
         out()
-        out(f"Reference logits span {_spread(ref):.2f} per query (median of max - min).")
+        out(
+            f"Reference logits span {_spread(ref):.2f} per query (median of max - min); the "
+            f"closest two of a query's top 6 are {_top_gap(ref):.3f} apart (median)."
+        )
         out()
 
     if "scaling" in options.workloads:

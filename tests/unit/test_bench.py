@@ -1,5 +1,8 @@
 """The benchmark harness: workload shapes, the FLOPs formula, and `rag-rerank bench` end to end."""
 
+import sys
+from importlib.metadata import version
+
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
@@ -71,6 +74,18 @@ def test_bench_command_reports_every_peer_with_its_score_difference(bert_dir, tm
     for peer in ("rag-rerank Reranker", "sentence-transformers CrossEncoder.predict"):
         assert float(rows[peer].split(" | ")[4]) < 1e-5
     assert report.read_text().strip() in out
+    assert f"sentence-transformers {version('sentence-transformers')}" in out
+    assert "the closest two of its top 6 are" in out
+
+
+def test_bench_says_which_asked_for_peer_is_not_installed(bert_dir, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "FlagEmbedding", None)  # as if not installed
+    argv = ["bench", "--model", bert_dir, "--device", "cpu", "--workload", "latency"]
+    code = main([*argv, "--runs", "1", "--warmup", "0", "--peers", "flag"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "- not run (not installed): FlagEmbedding (pip install FlagEmbedding)" in out
+    assert "FlagEmbedding FlagReranker |" not in out
 
 
 def test_xlmr_shapes_build_offline_with_their_own_tokenizer(tmp_path):
