@@ -25,16 +25,19 @@ def test_auto_device_and_dtype(xlmr_dir):
     assert rr.dtype == expected
 
 
-def test_bf16_close_to_fp32_with_the_same_top5(xlmr_dir):
+def test_bf16_close_to_fp32_and_keeps_the_top5(xlmr_dir):
     fp32 = Reranker(xlmr_dir, dtype="fp32")
     bf16 = Reranker(xlmr_dir, dtype="bf16")
     plain = PlainCrossEncoder(xlmr_dir)
     reference = [plain.score(QUERY, d) for d in DOCS[:8]]
     assert fp32.score(QUERY, DOCS[:8]) == pytest.approx(reference, abs=1e-4)
-    assert bf16.score(QUERY, DOCS) == pytest.approx(fp32.score(QUERY, DOCS), abs=1e-2)
-    top_fp32 = [r.index for r in fp32.rerank(QUERY, DOCS, top_n=5)]
+    exact = fp32.score(QUERY, DOCS)
+    assert bf16.score(QUERY, DOCS) == pytest.approx(exact, abs=1e-2)
+    # bf16 may swap near-ties (a random model has many), never promote a clearly worse passage:
+    # everything in its top 5 is within twice the tolerance of fp32's fifth best.
+    fifth = sorted(exact, reverse=True)[4]
     top_bf16 = [r.index for r in bf16.rerank(QUERY, DOCS, top_n=5)]
-    assert top_bf16 == top_fp32
+    assert all(exact[i] >= fifth - 2e-2 for i in top_bf16)
 
 
 def test_out_of_memory_splits_and_retries(xlmr_dir):
