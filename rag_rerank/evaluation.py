@@ -181,34 +181,37 @@ def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any], str]]:
     """Yield (line number, record, id) for each non-blank line, checking JSON and ``_id``."""
     seen: dict[str, int] = {}
+    for line, text in _text_lines(path):
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(path, f"bad JSON: {exc.msg} (column {exc.colno})", line) from None
+        if not isinstance(record, dict):
+            raise DatasetError(path, f"expected a JSON object, got {_kind(record)}", line)
+        raw_id = record.get("_id")
+        # Some BEIR exports write numeric ids; the qrels hold them as text, so compare as text.
+        if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+            raw_id = str(raw_id)
+        if not isinstance(raw_id, str) or not raw_id:
+            raise DatasetError(path, "missing or empty '_id' (a non-empty string)", line)
+        if raw_id in seen:
+            raise DatasetError(
+                path, f"duplicate _id {raw_id!r} (first on line {seen[raw_id]})", line
+            )
+        seen[raw_id] = line
+        yield line, record, raw_id
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) for each non-blank line, checking it is UTF-8."""
     with path.open("rb") as handle:
         for line, raw in enumerate(handle, 1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise DatasetError(path, f"not UTF-8 ({exc.reason})", line) from None
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(
-                    path, f"bad JSON: {exc.msg} (column {exc.colno})", line
-                ) from None
-            if not isinstance(record, dict):
-                raise DatasetError(path, f"expected a JSON object, got {_kind(record)}", line)
-            raw_id = record.get("_id")
-            # Some BEIR exports write numeric ids; the qrels hold them as text, so compare as text.
-            if isinstance(raw_id, int) and not isinstance(raw_id, bool):
-                raw_id = str(raw_id)
-            if not isinstance(raw_id, str) or not raw_id:
-                raise DatasetError(path, "missing or empty '_id' (a non-empty string)", line)
-            if raw_id in seen:
-                raise DatasetError(
-                    path, f"duplicate _id {raw_id!r} (first on line {seen[raw_id]})", line
-                )
-            seen[raw_id] = line
-            yield line, record, raw_id
+            if text.strip():
+                yield line, text
 
 
 def _text_field(record: Mapping[str, Any], path: Path, line: int) -> str:
@@ -223,48 +226,35 @@ def _read_qrels(
 ) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
     header_seen = False
-    with path.open("rb") as handle:
-        for line, raw in enumerate(handle, 1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DatasetError(path, f"not UTF-8 ({exc.reason})", line) from None
-            if not text.strip():
+    for line, text in _text_lines(path):
+        columns = text.rstrip("\r\n").split("\t")
+        if len(columns) != 3:
+            raise DatasetError(
+                path,
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), "
+                f"got {len(columns)}",
+                line,
+            )
+        query_id, doc_id, grade_text = (c.strip() for c in columns)
+        try:
+            grade = int(grade_text)
+        except ValueError:
+            # BEIR files start with a header (query-id, corpus-id, score); a number there
+            # is a bad grade, not a header.
+            if not qrels and not header_seen and not _is_number(grade_text):
+                header_seen = True
                 continue
-            columns = text.rstrip("\r\n").split("\t")
-            if len(columns) != 3:
-                raise DatasetError(
-                    path,
-                    f"expected 3 tab-separated columns (query-id, corpus-id, score), "
-                    f"got {len(columns)}",
-                    line,
-                )
-            query_id, doc_id, grade_text = (c.strip() for c in columns)
-            try:
-                grade = int(grade_text)
-            except ValueError:
-                # BEIR files start with a header (query-id, corpus-id, score); a number there
-                # is a bad grade, not a header.
-                if not qrels and not header_seen and not _is_number(grade_text):
-                    header_seen = True
-                    continue
-                raise DatasetError(
-                    path, f"score must be an integer grade, got {grade_text!r}", line
-                ) from None
-            if query_id not in queries:
-                raise DatasetError(
-                    path, f"unknown query id {query_id!r} (not in queries.jsonl)", line
-                )
-            if doc_id not in corpus:
-                raise DatasetError(
-                    path, f"unknown document id {doc_id!r} (not in corpus.jsonl)", line
-                )
-            judged = qrels.setdefault(query_id, {})
-            if doc_id in judged:
-                raise DatasetError(
-                    path, f"query {query_id!r} judges document {doc_id!r} twice", line
-                )
-            judged[doc_id] = grade
+            raise DatasetError(
+                path, f"score must be an integer grade, got {grade_text!r}", line
+            ) from None
+        if query_id not in queries:
+            raise DatasetError(path, f"unknown query id {query_id!r} (not in queries.jsonl)", line)
+        if doc_id not in corpus:
+            raise DatasetError(path, f"unknown document id {doc_id!r} (not in corpus.jsonl)", line)
+        judged = qrels.setdefault(query_id, {})
+        if doc_id in judged:
+            raise DatasetError(path, f"query {query_id!r} judges document {doc_id!r} twice", line)
+        judged[doc_id] = grade
     if not qrels:
         raise DatasetError(path, "no relevance judgements")
     return qrels
