@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 from llama_index.core.bridge.pydantic import Field, model_validator
@@ -145,16 +146,8 @@ class RagRerank(BaseNodePostprocessor):
         query = _query_of(query_bundle)
         if not nodes:
             return []
-        texts = [item.node.get_content(metadata_mode=MetadataMode.EMBED) for item in nodes]
-        self._emit_start(nodes, query_bundle)
-        with self.callback_manager.event(
-            CBEventType.RERANKING, payload=self._callback_payload(nodes, query)
-        ) as event:
-            results = self._reranker.rerank(query, texts, self.top_n, self.score_threshold)
-            reranked = _rescored(nodes, results)
-            event.on_end(payload={EventPayload.NODES: reranked})
-        dispatcher.event(ReRankEndEvent(nodes=reranked))
-        return reranked
+        with self._reranking(nodes, query_bundle, query) as (texts, finish):
+            return finish(self._reranker.rerank(query, texts, self.top_n, self.score_threshold))
 
     async def _apostprocess_nodes(
         self,
@@ -164,17 +157,32 @@ class RagRerank(BaseNodePostprocessor):
         query = _query_of(query_bundle)
         if not nodes:
             return []
+        with self._reranking(nodes, query_bundle, query) as (texts, finish):
+            # The reranker's own async path: awaits the engine, no thread shim.
+            results = await self._reranker.arerank(query, texts, self.top_n, self.score_threshold)
+            return finish(results)
+
+    @contextmanager
+    def _reranking(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None, query: str
+    ) -> Iterator[tuple[list[str], Callable[[list[RerankResult]], list[NodeWithScore]]]]:
+        """What surrounds one reranker call, for the sync and async paths alike: yields the texts
+        to score and ``finish``, which turns the reranker's results into the reranked nodes. The
+        start event, the callback event and the end event come out in LlamaIndex's order."""
         texts = [item.node.get_content(metadata_mode=MetadataMode.EMBED) for item in nodes]
         self._emit_start(nodes, query_bundle)
+        reranked: list[NodeWithScore] = []
         with self.callback_manager.event(
             CBEventType.RERANKING, payload=self._callback_payload(nodes, query)
         ) as event:
-            # The reranker's own async path: awaits the engine, no thread shim.
-            results = await self._reranker.arerank(query, texts, self.top_n, self.score_threshold)
-            reranked = _rescored(nodes, results)
-            event.on_end(payload={EventPayload.NODES: reranked})
+
+            def finish(results: list[RerankResult]) -> list[NodeWithScore]:
+                reranked.extend(_rescored(nodes, results))
+                event.on_end(payload={EventPayload.NODES: reranked})
+                return reranked
+
+            yield texts, finish
         dispatcher.event(ReRankEndEvent(nodes=reranked))
-        return reranked
 
     @property
     def _reranker(self) -> SupportsRerank:
