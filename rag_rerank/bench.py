@@ -346,7 +346,7 @@ def _ours(
     max_padding: int | str | None = "default",
     **options: Any,
 ) -> Peer:
-    from .reranker import Reranker
+    from .core import Reranker
 
     rr = Reranker(folder, device=device, dtype=dtype, show_progress=False, **options)
     if max_padding != "default":
@@ -590,7 +590,7 @@ def _device_text(device: str) -> str:
 
 def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
     """Run the benchmark; print and return its Markdown report."""
-    from .device import resolve_device, resolve_dtype
+    from .core.device import resolve_device, resolve_dtype
 
     device = str(resolve_device(options.device))
     dtype = resolve_dtype(torch.device(device), options.dtype)

@@ -25,6 +25,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'RemoteReranker needs httpx: pip install "rag-rerank[server]" (or pip install httpx)'
     ) from exc
 
+from .api import (
+    RerankResult,
+    check_documents,
+    check_positive_int,
+    check_query,
+    check_selection,
+    select,
+    sigmoid,
+)
 from .errors import (
     EngineStoppedError,
     InvalidInputError,
@@ -32,8 +41,6 @@ from .errors import (
     OverloadedError,
     RerankError,
 )
-from .reranker import _check_documents, _check_query, _check_selection, _select, _sigmoid
-from .types import RerankResult
 
 __all__ = ["RemoteRerankError", "RemoteReranker"]
 
@@ -107,10 +114,7 @@ class RemoteReranker:
                 raise InvalidInputError(name, f"must be a positive number, got {value!r}")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidInputError("max_retries", f"must be an integer >= 0, got {max_retries!r}")
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise InvalidInputError("batch_size", f"must be a positive integer, got {batch_size!r}")
+        check_positive_int(batch_size, "batch_size", optional=True)
         if truncate is not None and not isinstance(truncate, bool):
             raise InvalidInputError("truncate", f"must be True, False or None, got {truncate!r}")
         self.url = url.rstrip("/")
@@ -148,7 +152,7 @@ class RemoteReranker:
 
     def score(self, query: str, documents: Sequence[str]) -> list[float]:
         """Relevance of each document to ``query`` in [0, 1], in input order."""
-        return _sigmoid(self._logits(query, documents))
+        return sigmoid(self._logits(query, documents))
 
     def rerank(
         self,
@@ -161,12 +165,12 @@ class RemoteReranker:
 
         Same arguments and result as :meth:`rag_rerank.Reranker.rerank`.
         """
-        _check_selection(top_n, threshold)
-        return _select(self._logits(query, documents), documents, top_n, threshold)
+        check_selection(top_n, threshold)
+        return select(self._logits(query, documents), documents, top_n, threshold)
 
     async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
         """Async :meth:`score`."""
-        return _sigmoid(await self._alogits(query, documents))
+        return sigmoid(await self._alogits(query, documents))
 
     async def arerank(
         self,
@@ -176,8 +180,8 @@ class RemoteReranker:
         threshold: float | None = None,
     ) -> list[RerankResult]:
         """Async :meth:`rerank`."""
-        _check_selection(top_n, threshold)
-        return _select(await self._alogits(query, documents), documents, top_n, threshold)
+        check_selection(top_n, threshold)
+        return select(await self._alogits(query, documents), documents, top_n, threshold)
 
     def close(self) -> None:
         """Close the HTTP connections (async ones are dropped; use :meth:`aclose` to close them)."""
@@ -244,8 +248,8 @@ class RemoteReranker:
         return body
 
     def _logits(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        _check_query(query, "query")
-        docs = _check_documents(documents, "documents")
+        check_query(query)
+        docs = check_documents(documents)
         if not docs:
             return np.empty(0, dtype=np.float32)
         if self._batch_size is None:
@@ -269,8 +273,8 @@ class RemoteReranker:
         return logits
 
     async def _alogits(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        _check_query(query, "query")
-        docs = _check_documents(documents, "documents")
+        check_query(query)
+        docs = check_documents(documents)
         if not docs:
             return np.empty(0, dtype=np.float32)
         if self._batch_size is None:

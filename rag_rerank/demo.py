@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from .pipeline import PipelineResults, RerankPipeline
+from .rag import PipelineResults, RerankPipeline
 
 __all__ = [
     "DEMO_COLLECTION",

@@ -17,9 +17,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.types import Receive
 
 from .. import __version__
+from ..api import RerankResult, check_positive_int
+from ..core import Reranker
 from ..errors import InvalidInputError, NonFiniteScoreError
-from ..reranker import Reranker
-from ..types import RerankResult
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError, install_error_handlers
 from .metrics import CONTENT_TYPE, Metrics
 from .middleware import ARRIVED_KEY, AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
@@ -66,28 +66,30 @@ class RerankService:
         self.metrics = Metrics()
         self.draining = False
         self._drain_started = float("inf")
-        if reranker.long_documents == "truncate":
-            self._truncating = reranker
-        else:
-            # A view on the same engine that keeps only the first window (TEI's truncate=true).
-            self._truncating = Reranker.__new__(Reranker)
-            self._truncating._setup(reranker.engine, reranker.max_length, "truncate", False)
+        # TEI's truncate=true: a view on the same model that scores only the first window.
+        self._truncating = reranker.with_options(long_documents="truncate", show_progress=False)
 
     @property
     def alive(self) -> bool:
-        """The engine's worker thread runs."""
-        return self.reranker.engine.alive
+        """The reranker's worker runs."""
+        return self.reranker.health().alive
 
     @property
     def ready(self) -> bool:
         """Alive, not shutting down, and the last forward pass (if any) succeeded."""
-        engine = self.reranker.engine
-        return engine.alive and not self.draining and engine.stats.last_forward_ok is not False
+        return self.reranker.health().ready and not self.draining
+
+    def not_ready_reason(self) -> str | None:
+        """Why /ready answers 503, in words; ``None`` when it answers 200."""
+        reason = self.reranker.health().reason
+        if reason is None and self.draining:
+            return "shutting down"
+        return reason
 
     @property
     def busy(self) -> bool:
         """Requests are being served or pairs are queued."""
-        return self.metrics.in_flight > 0 or self.reranker.engine.queued_pairs > 0
+        return self.metrics.in_flight > 0 or self.reranker.stats().queued_pairs > 0
 
     def start_draining(self) -> None:
         """Turn /ready to 503 and refuse new work with 503; requests already in go on."""
@@ -114,7 +116,7 @@ class RerankService:
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         limit = self.max_documents
-        capacity = self.reranker.engine.max_queue_pairs
+        capacity = self.reranker.options.max_queue_pairs
         if len(texts) > limit:
             raise ServiceError(
                 413,
@@ -146,16 +148,16 @@ class RerankService:
     def info(self) -> InfoResponse:
         """The model and the limits."""
         reranker = self.reranker
-        engine = reranker.engine
+        stats = reranker.stats()
         return InfoResponse(
             model_id=reranker.model_name,
             device=str(reranker.device),
             model_dtype=str(reranker.dtype).removeprefix("torch."),
             max_input_length=reranker.max_length,
-            max_batch_tokens=engine.batch_tokens,
-            max_client_batch_size=min(self.max_documents, engine.max_queue_pairs or 1 << 62),
+            max_batch_tokens=stats.batch_tokens,
+            max_client_batch_size=min(self.max_documents, stats.max_queue_pairs or 1 << 62),
             max_body_bytes=self.max_body_bytes,
-            max_queue_pairs=engine.max_queue_pairs,
+            max_queue_pairs=stats.max_queue_pairs,
             long_documents=reranker.long_documents,
             version=__version__,
         )
@@ -184,12 +186,6 @@ async def _unless_disconnected(
         return task.result()
     logger.info("client disconnected; its queued pairs were cancelled")
     raise ClientDisconnected
-
-
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(name, f"must be a positive integer, got {value!r}")
-    return value
 
 
 def create_app(
@@ -221,8 +217,8 @@ def create_app(
     """
     if not isinstance(reranker, Reranker):
         raise InvalidInputError("reranker", f"must be a Reranker, got {type(reranker).__name__}")
-    _check_positive("max_documents", max_documents)
-    _check_positive("max_body_bytes", max_body_bytes)
+    check_positive_int(max_documents, "max_documents")
+    check_positive_int(max_body_bytes, "max_body_bytes")
     if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
         raise InvalidInputError("api_key", "must be a non-empty string or None")
     if cors_origins is not None and (
@@ -316,13 +312,9 @@ def create_app(
     @app.get("/ready", response_model=StatusResponse, responses={503: {"model": ErrorResponse}})
     async def ready() -> JSONResponse:
         """200 when the model is loaded, its last forward pass succeeded and no shutdown began."""
-        if service.ready:
+        reason = service.not_ready_reason()
+        if reason is None:
             return JSONResponse({"status": "ready"})
-        reason = "shutting down" if service.draining else "not ready"
-        if not service.alive:
-            reason = "the reranker worker is not running"
-        elif reranker.engine.stats.last_forward_ok is False:
-            reason = "the last forward pass failed"
         return JSONResponse(
             {"error": reason, "error_type": "unavailable"},
             status_code=503,
@@ -338,7 +330,8 @@ def create_app(
     async def metrics() -> PlainTextResponse:
         """Prometheus metrics."""
         return PlainTextResponse(
-            service.metrics.render(reranker.engine, ready=service.ready), media_type=CONTENT_TYPE
+            service.metrics.render(reranker.stats(), reranker.health(), ready=service.ready),
+            media_type=CONTENT_TYPE,
         )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

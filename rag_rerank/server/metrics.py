@@ -12,7 +12,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 
-from ..engine import Engine
+from ..api import Health, RerankerStats
 
 __all__ = ["LATENCY_BUCKETS", "Metrics"]
 
@@ -40,8 +40,8 @@ class Metrics:
             counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
             self._latency_sum[route] += seconds
 
-    def render(self, engine: Engine, *, ready: bool) -> str:
-        """All metrics as Prometheus text."""
+    def render(self, stats: RerankerStats, health: Health, *, ready: bool) -> str:
+        """All metrics as Prometheus text, from the reranker's ``stats()`` and ``health()``."""
         lines: list[str] = []
         with self._lock:
             lines += _header("rag_rerank_requests_total", "counter", "HTTP requests by status.")
@@ -59,17 +59,16 @@ class Metrics:
                     self._latency_sum[route],
                 )
             in_flight = self.in_flight
-        stats = engine.stats
         gauges = [
             ("rag_rerank_requests_in_flight", "HTTP requests being served.", in_flight),
-            ("rag_rerank_queue_pairs", "Pairs queued and not yet started.", engine.queued_pairs),
-            ("rag_rerank_worker_alive", "1 while the engine worker runs.", int(engine.alive)),
+            ("rag_rerank_queue_pairs", "Pairs queued and not yet started.", stats.queued_pairs),
+            ("rag_rerank_worker_alive", "1 while the engine worker runs.", int(health.alive)),
             ("rag_rerank_ready", "1 while /ready answers 200.", int(ready)),
-            ("rag_rerank_batch_tokens_budget", "Padded tokens per batch.", engine.batch_tokens),
+            ("rag_rerank_batch_tokens_budget", "Tokens per batch.", stats.batch_tokens),
         ]
-        if engine.max_queue_pairs is not None:
+        if stats.max_queue_pairs is not None:
             gauges.append(
-                ("rag_rerank_queue_capacity_pairs", "Queue limit.", engine.max_queue_pairs)
+                ("rag_rerank_queue_capacity_pairs", "Queue limit.", stats.max_queue_pairs)
             )
         for name, help_text, value in gauges:
             lines += _header(name, "gauge", help_text)

@@ -19,7 +19,7 @@ import pytest
 from chromadb import Documents, EmbeddingFunction, Embeddings
 
 from rag_rerank import InvalidInputError, InvalidInputTypeError, Reranker
-from rag_rerank.pipeline import PipelineResult, PipelineResults, RerankPipeline
+from rag_rerank.rag import PipelineResult, PipelineResults, RerankPipeline
 
 TEXTS = [
     "Apple released a new iPhone with a faster chip.",

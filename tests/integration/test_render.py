@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from rich.console import Console
 
 from rag_rerank import RerankResult
-from rag_rerank.pipeline import PipelineResult, PipelineResults
+from rag_rerank.rag import PipelineResult, PipelineResults
 from rag_rerank.render import ABOVE_COLOR, BELOW_COLOR, highlight, render_html, render_table
 
 

@@ -397,7 +397,7 @@ async def test_burst_at_twice_the_queue_gets_fast_429s(bert_dir: str) -> None:
             ["occupy"] * capacity,
             [long_text(600, seed=i) for i in range(capacity)],
             max_length=reranker.max_length,
-            chunk=True,
+            long_documents="windows",
         )
         wait_until(occupier.running, "the worker did not start the long job")
         async with client_for(app) as client:

@@ -72,7 +72,7 @@ def _occupy(reranker: Reranker, pairs: int, words: int = 600):
         ["occupy"] * pairs,
         [long_text(words, seed=i) for i in range(pairs)],
         max_length=reranker.max_length,
-        chunk=True,
+        long_documents="windows",
     )
     wait_until(future.running, "the worker did not start the long job")
     return future
@@ -202,7 +202,9 @@ def test_remote_reranker_retries_when_the_queue_is_full(url: str, http, rr: Rera
     refused_before = _count(http.get("/metrics").text, metric)
     expected = rr.score(QUERY, DOCS)
     occupier = _occupy(rr, CAPACITY, words=300)
-    filler = rr.engine.submit(["fill"] * CAPACITY, ["x"] * CAPACITY, max_length=64, chunk=False)
+    filler = rr.engine.submit(
+        ["fill"] * CAPACITY, ["x"] * CAPACITY, max_length=64, long_documents="truncate"
+    )
     with (
         RemoteReranker(url, api_key=KEY, max_retries=0) as impatient,
         pytest.raises(OverloadedError),

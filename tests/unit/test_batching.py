@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rag_rerank.batching import length_order, split_batch, token_budget_batches
+from rag_rerank.core.batching import length_order, split_batch, token_budget_batches
 
 
 def test_length_order_is_longest_first_and_stable():

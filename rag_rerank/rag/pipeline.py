@@ -21,9 +21,9 @@ from typing import Any, overload
 
 from tqdm.auto import tqdm
 
-from .errors import InvalidInputError, InvalidInputTypeError
-from .model import DEFAULT_MODEL
-from .reranker import Reranker
+from ..api import DEFAULT_MODEL
+from ..core import Reranker
+from ..errors import InvalidInputError, InvalidInputTypeError
 from .splitting import (
     DEFAULT_CHUNK_OVERLAP,
     DEFAULT_CHUNK_SIZE,
@@ -155,12 +155,12 @@ class PipelineResults(Sequence[PipelineResult]):
         }
 
     def _repr_html_(self) -> str:
-        from .render import render_html
+        from ..render import render_html
 
         return render_html(self.query, self.results, self.threshold, self.candidates)
 
     def __rich__(self) -> Any:
-        from .render import render_table
+        from ..render import render_table
 
         return render_table(self.query, self.results, self.threshold, len(self.candidates))
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInputError, InvalidInputTypeError, RerankError
+from ..errors import InvalidInputError, InvalidInputTypeError, RerankError
 
 if TYPE_CHECKING:
-    from .reranker import Reranker
+    from ..core import Reranker
 
 __all__ = [
     "BeirDataset",
@@ -607,7 +607,7 @@ def index_corpus(
     from tqdm.auto import tqdm
 
     if embedding_function is None:
-        from .embeddings import default_embedding_function
+        from ..rag.embeddings import default_embedding_function
 
         embedding_function = default_embedding_function()
     # Hashing the corpus is only worth it for a collection that may be reused.

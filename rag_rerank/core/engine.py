@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..api import LongDocuments, RerankerStats
+from ..errors import EngineStoppedError, NonFiniteScoreError, OverloadedError
 from .batching import packed_batches, split_batch, token_budget_batches
-from .chunking import max_per_document, query_token_limit, truncate_at_token, window_overlap
-from .errors import EngineStoppedError, NonFiniteScoreError, OverloadedError
 from .model import CrossEncoderModel
+from .windows import max_per_document, query_token_limit, truncate_at_token, window_overlap
 
 __all__ = ["MAX_PADDING", "Engine", "EngineStats"]
 
@@ -49,7 +50,7 @@ class _Job:
     queries: Sequence[str]
     documents: Sequence[str]
     max_length: int
-    chunk: bool
+    windows: bool
     show_progress: bool | None
     future: Future[np.ndarray] = field(default_factory=Future)
 
@@ -119,6 +120,21 @@ class Engine:
         """Pairs submitted and not yet picked up by the worker."""
         return self._queued_pairs
 
+    def snapshot(self) -> RerankerStats:
+        """The counters and limits now, as an immutable :class:`~rag_rerank.api.RerankerStats`."""
+        stats = self.stats
+        return RerankerStats(
+            batches=stats.batches,
+            pairs=stats.pairs,
+            windows=stats.windows,
+            real_tokens=stats.real_tokens,
+            padded_tokens=stats.padded_tokens,
+            oom_splits=stats.oom_splits,
+            queued_pairs=self._queued_pairs,
+            max_queue_pairs=self.max_queue_pairs,
+            batch_tokens=self.batch_tokens,
+        )
+
     @property
     def alive(self) -> bool:
         """True while the worker thread runs and has not failed."""
@@ -130,20 +146,20 @@ class Engine:
         documents: Sequence[str],
         *,
         max_length: int,
-        chunk: bool,
+        long_documents: LongDocuments = "windows",
         show_progress: bool | None = None,
     ) -> Future[np.ndarray]:
         """Queue ``len(documents)`` pairs; the future resolves to their fp32 relevance logits.
 
-        ``queries`` and ``documents`` are parallel sequences, already validated. With ``chunk``, a
-        document longer than the window is scored as its best overlapping window; without, it is
-        truncated to the first window.
+        ``queries`` and ``documents`` are parallel sequences, already validated. With
+        ``long_documents="windows"``, a document longer than the window is scored as its best
+        overlapping token window; with ``"truncate"``, as its first window.
 
         Raises:
             OverloadedError: the queue already holds ``max_queue_pairs`` pairs.
             EngineStoppedError: the engine was closed or its worker died.
         """
-        job = _Job(queries, documents, max_length, chunk, show_progress)
+        job = _Job(queries, documents, max_length, long_documents == "windows", show_progress)
         with self._lock:
             if self._closed or self._error is not None:
                 raise EngineStoppedError("the reranker engine is not running") from self._error
@@ -255,15 +271,15 @@ class Engine:
                     list(job.documents),
                     truncation="only_second",
                     max_length=job.max_length,
-                    stride=overlap if job.chunk else 0,
-                    return_overflowing_tokens=job.chunk,
+                    stride=overlap if job.windows else 0,
+                    return_overflowing_tokens=job.windows,
                     return_attention_mask=False,
                     return_token_type_ids=self.model.uses_token_type_ids,
                 )
             except Exception as exc:
                 job.future.set_exception(exc)
                 continue
-            if job.chunk:
+            if job.windows:
                 owner = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
             else:
                 owner = np.arange(len(job.documents), dtype=np.int64)

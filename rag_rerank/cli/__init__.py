@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import InvalidInputError, ModelLoadError, RerankError
-from .model import DEFAULT_MODEL
-from .splitting import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from ..api import DEFAULT_MODEL
+from ..errors import InvalidInputError, ModelLoadError, RerankError
+from ..rag.splitting import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 
 DEFAULT_COLLECTION = "rag_rerank"
 
@@ -49,7 +49,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def load_reranker(args: argparse.Namespace, **options: object):  # type: ignore[no-untyped-def]
     """Load the model named by the parsed model options."""
-    from .reranker import Reranker
+    from ..core import Reranker
 
     return Reranker(args.model, device=args.device, dtype=args.dtype, **options)  # type: ignore[arg-type]
 
@@ -122,7 +122,7 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 def _index(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .pipeline import RerankPipeline
+    from ..rag import RerankPipeline
 
     pipeline = RerankPipeline(
         args.db,
@@ -165,7 +165,7 @@ def _add_ask(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _ask(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .pipeline import RerankPipeline
+    from ..rag import RerankPipeline
 
     if not Path(args.db).is_dir():
         print(
@@ -331,7 +331,7 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[t
 def _demo(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from .demo import (
+    from ..demo import (
         DEMO_COLLECTION,
         index_demo_corpus,
         load_demo_corpus,
@@ -340,7 +340,7 @@ def _demo(args: argparse.Namespace) -> int:
         print_comparison,
         tiny_model_note,
     )
-    from .pipeline import RerankPipeline
+    from ..rag import RerankPipeline
 
     console = _console()
     reranker = load_reranker(args)  # first: a model that cannot load fails before any indexing
@@ -466,7 +466,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate, load_beir
+    from ..evaluation import evaluate, load_beir
 
     if args.top_n > args.k:
         print(
@@ -570,8 +570,8 @@ def _serve(args: argparse.Namespace) -> int:
     import logging
 
     try:
-        from .server import create_app
-        from .server.run import run_server
+        from ..server import create_app
+        from ..server.run import run_server
     except ImportError as exc:
         print(f"rag-rerank: error: {exc}", file=sys.stderr)
         return 2
@@ -658,7 +658,7 @@ def _console() -> Any:
 
 
 def _add_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from .bench import add_arguments
+    from ..bench import add_arguments
 
     parser = subparsers.add_parser(
         "bench",
@@ -674,7 +674,7 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
+    from ..bench import main as bench_main
 
     return bench_main(args)
 

@@ -23,22 +23,15 @@ from transformers import (
     PreTrainedModel,
 )
 
-from .errors import InvalidInputError, ModelLoadError
+from ..errors import InvalidInputError, ModelLoadError
 
 __all__ = [
-    "DEFAULT_MODEL",
-    "QUANTIZE_MODES",
     "CrossEncoderModel",
     "check_quantize",
     "quantize_int8",
 ]
 
-DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
-
 logger = logging.getLogger(__name__)
-
-QUANTIZE_MODES = ("int8",)
-"""Accepted ``quantize`` values: ``"int8"``, dynamic int8 quantization of Linear layers (CPU)."""
 
 # Models whose position ids start at padding_idx + 1, so the window is that much shorter.
 _OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "xmod"}
@@ -256,11 +249,10 @@ def _packed_position_offset(model: PreTrainedModel) -> int | None:
 
 
 def check_quantize(quantize: object, device: torch.device, dtype: torch.dtype) -> None:
-    """Raise :class:`InvalidInputError` unless ``quantize`` can run on ``device`` in ``dtype``."""
+    """Raise :class:`InvalidInputError` unless ``quantize`` (``None`` or ``"int8"``, checked by
+    :class:`~rag_rerank.RerankerOptions`) can run on ``device`` in ``dtype``."""
     if quantize is None:
         return
-    if quantize not in QUANTIZE_MODES:
-        raise InvalidInputError("quantize", f"must be None or 'int8', got {quantize!r}")
     if device.type != "cpu":
         raise InvalidInputError(
             "quantize",

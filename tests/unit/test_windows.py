@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rag_rerank import Reranker
-from rag_rerank.chunking import (
+from rag_rerank.core.windows import (
     max_per_document,
     query_token_limit,
     truncate_at_token,

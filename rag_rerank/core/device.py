@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = ["resolve_device", "resolve_dtype"]
 

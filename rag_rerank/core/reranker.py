@@ -1,0 +1,392 @@
+"""The public reranker: score, rerank, rerank_many and their async twins."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..api import (
+    DEFAULT_MODEL,
+    Health,
+    LongDocuments,
+    RerankerOptions,
+    RerankerStats,
+    RerankResult,
+    check_documents,
+    check_pairs,
+    check_query,
+    check_selection,
+    select,
+    sigmoid,
+)
+from ..errors import InvalidInputError, InvalidInputTypeError
+from .device import resolve_device, resolve_dtype
+from .engine import Engine
+from .model import CrossEncoderModel
+
+__all__ = ["Reranker"]
+
+# Tokens per forward pass. CPU: padding-free batches of 2048 real tokens (bigger ones fall out of
+# cache; measured in benchmarks/RESULTS.md); GPU: big padded batches keep the device busy.
+_DEFAULT_BATCH_TOKENS = {"cuda": 65536, "mps": 16384, "cpu": 2048}
+
+_shared_lock = threading.Lock()
+_shared_engines: dict[tuple[Any, ...], Engine] = {}
+_shared_rerankers: dict[tuple[Any, ...], Reranker] = {}
+
+
+class Reranker:
+    """A cross-encoder reranker: scores (query, document) pairs and ranks documents.
+
+    Args:
+        model: Hugging Face hub id or local folder (``str`` or ``os.PathLike``) of a
+            sequence-classification cross-encoder, or a whole :class:`~rag_rerank.RerankerOptions`.
+        **options: Any field of :class:`~rag_rerank.RerankerOptions` (they override those of an
+            options object): ``device``, ``dtype``, ``max_length`` (tokens per window, default
+            512), ``batch_tokens``, ``long_documents`` (``"windows"`` or ``"truncate"``),
+            ``show_progress``, ``revision``, ``trust_remote_code``, ``max_queue_pairs``,
+            ``quantize``. Each is documented there.
+
+    Raises:
+        InvalidInputError: A bad option value (``field`` names it).
+        InvalidInputTypeError: A name that is not an option.
+        ModelLoadError: The model cannot be loaded or is not a cross-encoder.
+
+    Example:
+        >>> rr = Reranker("BAAI/bge-reranker-v2-m3")  # doctest: +SKIP
+        >>> rr.rerank("what is a panda?", ["A bear.", "A city.", "The giant panda is a bear."],
+        ...           top_n=2)  # doctest: +SKIP
+        [RerankResult(index=2, score=0.99..., ...), RerankResult(index=0, ...)]
+
+    One instance may be used from many threads and asyncio tasks at once.
+    """
+
+    def __init__(
+        self, model: str | os.PathLike[str] | RerankerOptions = DEFAULT_MODEL, **options: Any
+    ) -> None:
+        resolved = _resolve(_options(model, options))
+        device = torch.device(str(resolved.device))
+        loaded = CrossEncoderModel.load(
+            resolved.model,
+            device=device,
+            dtype=resolve_dtype(device, resolved.dtype),
+            revision=resolved.revision,
+            trust_remote_code=resolved.trust_remote_code,
+            quantize=resolved.quantize,
+        )
+        batch_tokens = resolved.batch_tokens or _DEFAULT_BATCH_TOKENS.get(device.type, 2048)
+        engine = Engine(loaded, batch_tokens=batch_tokens, max_queue_pairs=resolved.max_queue_pairs)
+        self._attach(engine, resolved)
+
+    def _attach(self, engine: Engine, options: RerankerOptions) -> None:
+        self._engine = engine
+        self._options = options
+        self._max_length = min(options.max_length, engine.model.max_length)
+
+    @classmethod
+    def _view(cls, engine: Engine, options: RerankerOptions) -> Reranker:
+        view = cls.__new__(cls)
+        view._attach(engine, options)
+        return view
+
+    @classmethod
+    def shared(
+        cls, model: str | os.PathLike[str] | RerankerOptions = DEFAULT_MODEL, **options: Any
+    ) -> Reranker:
+        """The process-wide instance for ``model`` and ``options``, created on first use.
+
+        Instances whose load options are equal (model, revision, device, dtype,
+        ``trust_remote_code``, ``quantize``, ``batch_tokens``, ``max_queue_pairs``) share one
+        loaded model and one engine, even when their view options (``max_length``,
+        ``long_documents``, ``show_progress``) differ. Thread-safe.
+        """
+        resolved = _resolve(_options(model, options))
+        engine_key = resolved.load_key()
+        key = (*engine_key, *(getattr(resolved, name) for name in resolved.view_names()))
+        with _shared_lock:
+            if key in _shared_rerankers:
+                return _shared_rerankers[key]
+            engine = _shared_engines.get(engine_key)
+            if engine is None or not engine.alive:
+                instance = cls(resolved)
+                _shared_engines[engine_key] = instance._engine
+            else:
+                instance = cls._view(engine, resolved)
+            _shared_rerankers[key] = instance
+            return instance
+
+    def with_options(self, **changes: Any) -> Reranker:
+        """A view of this reranker with other view options, sharing its loaded model and engine.
+
+        Args:
+            **changes: ``max_length``, ``long_documents`` and/or ``show_progress``.
+
+        Raises:
+            InvalidInputError: A load option (``device``, ``dtype``, ...): they are fixed when
+                the model loads; create another :class:`Reranker` for those.
+
+        Example:
+            >>> first_window_only = rr.with_options(long_documents="truncate")  # doctest: +SKIP
+        """
+        fixed = sorted(
+            set(changes) & set(RerankerOptions.names()) - set(RerankerOptions.view_names())
+        )
+        if fixed:
+            raise InvalidInputError(
+                fixed[0],
+                "is fixed when the model loads; a view may change only "
+                f"{', '.join(RerankerOptions.view_names())}",
+            )
+        return self._view(self._engine, self._options.replace(**changes))
+
+    # -- properties -----------------------------------------------------------------------------
+
+    @property
+    def options(self) -> RerankerOptions:
+        """The options this instance was made with (device and dtype resolved)."""
+        return self._options
+
+    @property
+    def model_name(self) -> str:
+        """The hub id or folder the model was loaded from."""
+        return self._engine.model.name
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model runs on."""
+        return self._engine.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The precision of the model's weights and activations."""
+        return self._engine.model.dtype
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per (query, document) window, after the model's cap."""
+        return self._max_length
+
+    @property
+    def quantize(self) -> str | None:
+        """``"int8"`` when the model runs dynamically quantized, else ``None``."""
+        return self._engine.model.quantize
+
+    @property
+    def long_documents(self) -> LongDocuments:
+        """``"windows"`` or ``"truncate"``."""
+        return self._options.long_documents
+
+    @property
+    def batch_tokens(self) -> int:
+        """Current token budget per forward pass (lowered after out-of-memory errors)."""
+        return self._engine.batch_tokens
+
+    @property
+    def num_parameters(self) -> int:
+        """Parameters of the loaded model."""
+        return sum(p.numel() for p in self._engine.model.model.parameters())
+
+    @property
+    def engine(self) -> Engine:
+        """The micro-batching engine (shared by views). For tuning and tests; the stable
+        read-only seams are :meth:`stats` and :meth:`health`."""
+        return self._engine
+
+    def stats(self) -> RerankerStats:
+        """Counters and limits of the shared engine, as an immutable snapshot."""
+        return self._engine.snapshot()
+
+    def health(self) -> Health:
+        """Whether the worker runs and the last forward pass succeeded (a snapshot)."""
+        return Health(alive=self._engine.alive, last_forward_ok=self._engine.stats.last_forward_ok)
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def score(self, query: str, documents: Sequence[str]) -> list[float]:
+        """Relevance of each document to ``query`` in [0, 1], in input order."""
+        return sigmoid(self._logits_for(query, documents))
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Relevance in [0, 1] of each ``(query, document)`` pair, in input order."""
+        queries, documents = check_pairs(pairs)
+        if not queries:
+            return []
+        return sigmoid(self._submit(queries, documents).result())
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> list[RerankResult]:
+        """Documents best first, each with its input ``index``, ``score`` and ``raw_score``.
+
+        Args:
+            query: The question.
+            documents: Candidate passages.
+            top_n: Keep at most this many results (after the threshold). ``None`` keeps all.
+            threshold: Drop results whose ``score`` (in [0, 1]) is below this.
+
+        Ties keep input order. An empty ``documents`` list returns ``[]``.
+        """
+        check_selection(top_n, threshold)
+        return select(self._logits_for(query, documents), documents, top_n, threshold)
+
+    def rerank_many(
+        self,
+        queries: Sequence[str],
+        documents_per_query: Sequence[Sequence[str]],
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> list[list[RerankResult]]:
+        """:meth:`rerank` for several queries at once, sharing batches. One list per query."""
+        check_selection(top_n, threshold)
+        flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
+        logits = self._submit(flat_queries, flat_docs).result() if flat_docs else np.empty(0)
+        return _split_select(logits, documents_per_query, bounds, top_n, threshold)
+
+    async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
+        """Async :meth:`score`: awaits the engine without blocking the event loop."""
+        return sigmoid(await self._alogits_for(query, documents))
+
+    async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Async :meth:`score_pairs`."""
+        queries, documents = check_pairs(pairs)
+        if not queries:
+            return []
+        logits: np.ndarray = await asyncio.wrap_future(self._submit(queries, documents))
+        return sigmoid(logits)
+
+    async def arerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> list[RerankResult]:
+        """Async :meth:`rerank`."""
+        check_selection(top_n, threshold)
+        logits = await self._alogits_for(query, documents)
+        return select(logits, documents, top_n, threshold)
+
+    async def arerank_many(
+        self,
+        queries: Sequence[str],
+        documents_per_query: Sequence[Sequence[str]],
+        top_n: int | None = None,
+        threshold: float | None = None,
+    ) -> list[list[RerankResult]]:
+        """Async :meth:`rerank_many`."""
+        check_selection(top_n, threshold)
+        flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
+        logits = np.empty(0, dtype=np.float32)
+        if flat_docs:
+            logits = await asyncio.wrap_future(self._submit(flat_queries, flat_docs))
+        return _split_select(logits, documents_per_query, bounds, top_n, threshold)
+
+    def close(self) -> None:
+        """Stop the engine (every instance sharing it stops too). Further calls raise."""
+        with _shared_lock:
+            for key, instance in list(_shared_rerankers.items()):
+                if instance._engine is self._engine:
+                    del _shared_rerankers[key]
+            for key, engine in list(_shared_engines.items()):
+                if engine is self._engine:
+                    del _shared_engines[key]
+        self._engine.close()
+
+    def __enter__(self) -> Reranker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Reranker({self.model_name!r}, device={str(self.device)!r}, "
+            f"dtype={str(self.dtype).removeprefix('torch.')!r}, max_length={self.max_length})"
+        )
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _submit(self, queries: Sequence[str], documents: Sequence[str]) -> Future[np.ndarray]:
+        return self._engine.submit(
+            queries,
+            documents,
+            max_length=self._max_length,
+            long_documents=self._options.long_documents,
+            show_progress=self._options.show_progress,
+        )
+
+    def _logits_for(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        check_query(query)
+        docs = check_documents(documents)
+        if not docs:
+            return np.empty(0, dtype=np.float32)
+        return self._submit([query] * len(docs), docs).result()
+
+    async def _alogits_for(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        check_query(query)
+        docs = check_documents(documents)
+        if not docs:
+            return np.empty(0, dtype=np.float32)
+        return await asyncio.wrap_future(self._submit([query] * len(docs), docs))
+
+
+def _options(model: object, options: dict[str, Any]) -> RerankerOptions:
+    if isinstance(model, RerankerOptions):
+        return model.replace(**options) if options else model
+    return RerankerOptions.from_kwargs(model=model, **options)  # type: ignore[arg-type]
+
+
+def _resolve(options: RerankerOptions) -> RerankerOptions:
+    """``options`` with the device and dtype that ``None`` stands for on this machine, by name,
+    so that ``device=None`` and ``device="cpu"`` share one model on a CPU-only machine."""
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(device, options.dtype)
+    return options.replace(device=str(device), dtype=str(dtype).removeprefix("torch."))
+
+
+def _flatten(
+    queries: Sequence[str], documents_per_query: Sequence[Sequence[str]]
+) -> tuple[list[str], list[str], list[int]]:
+    if isinstance(queries, str) or not isinstance(queries, Sequence):
+        raise InvalidInputTypeError("queries", "expected a list of query strings")
+    if isinstance(documents_per_query, str) or not isinstance(documents_per_query, Sequence):
+        raise InvalidInputTypeError("documents_per_query", "expected a list of document lists")
+    if len(queries) != len(documents_per_query):
+        raise InvalidInputError(
+            "documents_per_query",
+            f"has {len(documents_per_query)} lists for {len(queries)} queries",
+        )
+    flat_queries: list[str] = []
+    flat_docs: list[str] = []
+    bounds = [0]
+    for i, (query, documents) in enumerate(zip(queries, documents_per_query, strict=True)):
+        check_query(query, f"queries[{i}]")
+        docs = check_documents(documents, f"documents_per_query[{i}]")
+        flat_queries.extend([query] * len(docs))
+        flat_docs.extend(docs)
+        bounds.append(len(flat_docs))
+    return flat_queries, flat_docs, bounds
+
+
+def _split_select(
+    logits: np.ndarray,
+    documents_per_query: Sequence[Sequence[str]],
+    bounds: list[int],
+    top_n: int | None,
+    threshold: float | None,
+) -> list[list[RerankResult]]:
+    return [
+        select(logits[start:end], documents, top_n, threshold)
+        for documents, start, end in zip(documents_per_query, bounds[:-1], bounds[1:], strict=True)
+    ]
