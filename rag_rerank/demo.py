@@ -124,13 +124,13 @@ def print_comparison(
         left_cell = Text()
         left_cell.append(("★ " if doc_id(left) in relevant else "") + doc_id(left), style="bold")
         left_cell.append(f" ({left.distance:.3f})\n", style="dim")
-        left_cell.append(_cut(left.text))
+        left_cell.append(_cut(left.document))
         color = "green" if results.threshold is None or right.score >= results.threshold else "red"
         right_cell = Text()
         right_cell.append(("★ " if doc_id(right) in relevant else "") + doc_id(right), style="bold")
         right_cell.append(f" ({right.score:.4f}", style=color)
         right_cell.append(f", from #{right.retrieval_rank})\n", style="dim")
-        right_cell.append(_cut(right.text))
+        right_cell.append(_cut(right.document))
         table.add_row(str(i + 1), left_cell, right_cell)
     console.print(table)
     hits = [c for c in results.candidates if doc_id(c) in relevant]

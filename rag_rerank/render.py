@@ -302,8 +302,7 @@ def _arrow(change: int) -> str:
 
 
 def _text(result: Any) -> str:
-    text = getattr(result, "text", None)
-    return str(text if text is not None else getattr(result, "document", ""))
+    return str(result.document)
 
 
 def _id(result: Any) -> str:

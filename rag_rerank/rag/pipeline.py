@@ -62,7 +62,7 @@ class PipelineResult:
 
     Attributes:
         id: The chunk's id in the collection (``"<doc_id>#<chunk>"``).
-        text: The chunk text, as indexed.
+        document: The chunk text, as indexed (named as in :class:`~rag_rerank.RerankResult`).
         metadata: A copy of the chunk's metadata: the caller's own keys plus ``source`` (file path,
             for files), ``doc_id``, ``chunk`` (position in the document), ``start`` (character
             offset), ``heading`` (Markdown) and ``content_hash``.
@@ -74,7 +74,7 @@ class PipelineResult:
     """
 
     id: str
-    text: str
+    document: str
     metadata: dict[str, Any]
     rank: int
     retrieval_rank: int
@@ -96,7 +96,7 @@ class PipelineResult:
             "score": self.score,
             "raw_score": self.raw_score,
             "distance": self.distance,
-            "text": self.text,
+            "document": self.document,
             "metadata": dict(self.metadata),
         }
 
@@ -139,9 +139,9 @@ class PipelineResults(Sequence[PipelineResult]):
         return iter(self.results)
 
     @property
-    def texts(self) -> list[str]:
+    def documents(self) -> list[str]:
         """The kept chunk texts, best first: the context to hand to an LLM."""
-        return [r.text for r in self.results]
+        return [r.document for r in self.results]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the settings, the kept results and the number of candidates."""
@@ -213,7 +213,7 @@ class RerankPipeline:
         >>> pipe = RerankPipeline("./index", model="./bge-reranker-v2-m3")  # doctest: +SKIP
         >>> pipe.add(["Paris is the capital of France.", "Apples grow on trees."])  # doctest: +SKIP
         >>> for r in pipe.query("capital of France?", k=50, top_n=5):  # doctest: +SKIP
-        ...     print(r.rank, r.retrieval_rank, round(r.score, 4), r.text)
+        ...     print(r.rank, r.retrieval_rank, round(r.score, 4), r.document)
     """
 
     def __init__(
@@ -498,7 +498,7 @@ class RerankPipeline:
         candidates = tuple(
             PipelineResult(
                 id=ids[r.index],
-                text=texts[r.index],
+                document=texts[r.index],
                 metadata=dict(metadatas[r.index] or {}),
                 rank=rank,
                 retrieval_rank=r.index + 1,

@@ -56,9 +56,9 @@ def test_index_then_ask_json(
     results = payload["results"]
     assert len(results) == 3 and [r["rank"] for r in results] == [1, 2, 3]
     assert set(results[0]) == {
-        "rank", "retrieval_rank", "id", "score", "raw_score", "distance", "text", "metadata",
+        "rank", "retrieval_rank", "id", "score", "raw_score", "distance", "document", "metadata",
     }  # fmt: skip
-    texts = [r["text"] for r in results]
+    texts = [r["document"] for r in results]
     expected = Reranker.shared(xlmr_dir, device="cpu").rerank("Which fruit has fibre?", texts)
     assert [r["score"] for r in results] == pytest.approx([e.score for e in expected], abs=1e-6)
     assert all(Path(r["metadata"]["source"]).parent == docs.resolve() for r in results)

@@ -101,7 +101,7 @@ def test_query_returns_reranked_candidates_with_retrieval_details(
         assert c.metadata["n"] == TEXTS.index(c.text)
         assert c.id == f"{c.metadata['doc_id']}#0"
         assert c.rank_change == c.retrieval_rank - c.rank
-    assert results.texts == [r.text for r in results]
+    assert results.documents == [r.document for r in results]
     assert results.to_dict()["results"][0]["id"] == results[0].id
 
 
@@ -150,7 +150,7 @@ def test_changed_file_replaces_its_chunks(tmp_path: Path, reranker: Reranker) ->
     summary = pipe.add(path)
     assert (summary.unchanged, summary.added, summary.removed) == (1, 1, 4)
     assert pipe.count() == 2
-    texts = sorted(r.text for r in pipe.query("sea", k=10, top_n=None))
+    texts = sorted(r.document for r in pipe.query("sea", k=10, top_n=None))
     assert texts == ["A new ending.", "Paragraph 0 about the sea."]
 
 
@@ -244,7 +244,7 @@ def test_default_embedding_function_retrieves_by_meaning(
     pipe.add(TEXTS)
     results = pipe.query("Which snake squeezes its prey to death?", k=3, top_n=3)
     nearest = min(results.candidates, key=lambda c: c.retrieval_rank)
-    assert nearest.text == TEXTS[4]
+    assert nearest.document == TEXTS[4]
     # A different embedding function cannot silently reuse the collection.
     with pytest.raises(InvalidInputError) as err:
         RerankPipeline(tmp_path / "db", reranker=reranker, embedding_function=BagOfWords())

@@ -15,7 +15,7 @@ from rag_rerank.render import ABOVE_COLOR, BELOW_COLOR, highlight, render_html, 
 def result(rank: int, retrieval_rank: int, score: float, text: str) -> PipelineResult:
     return PipelineResult(
         id=f"doc-{retrieval_rank}#0",
-        text=text,
+        document=text,
         metadata={},
         rank=rank,
         retrieval_rank=retrieval_rank,
@@ -85,7 +85,7 @@ def test_cards_in_order_with_scores_bars_and_colours() -> None:
     assert [ABOVE_COLOR in b["style"] for b in bars] == [True, True, False]
     assert [BELOW_COLOR in b["style"] for b in bars] == [False, False, True]
     assert [("rr-above" in c["class"]) for c in cards] == [True, True, False]
-    assert [c["text"].strip() for c in page.with_class("rr-text")] == [r.text for r in kept]
+    assert [c["text"].strip() for c in page.with_class("rr-text")] == [r.document for r in kept]
     assert [m["text"] for m in page.with_class("rr-moved")] == [
         "retrieval #3 ▲2",
         "retrieval #1 ▼1",
@@ -102,7 +102,7 @@ def test_candidate_table_lists_every_candidate_with_rank_movement() -> None:
     assert len(rows) == 4
     cells = [[e["text"] for e in _cells(page, row) if e["tag"] == "td"] for row in rows]
     assert [c[0] for c in cells] == [c.id for c in CANDIDATES]
-    assert [c[1] for c in cells] == [c.text for c in CANDIDATES]
+    assert [c[1] for c in cells] == [c.document for c in CANDIDATES]
     assert [c[2] for c in cells] == [f"{c.raw_score:+.4f}" for c in CANDIDATES]
     assert [c[3] for c in cells] == [f"{c.score:.4f}" for c in CANDIDATES]
     assert [c[4] for c in cells] == ["3 → 1", "1 → 2", "2 → 3", "4 → 4"]
