@@ -33,6 +33,7 @@ __all__ = [
     "check_positive_int",
     "check_query",
     "check_selection",
+    "options_from",
     "select",
     "sigmoid",
 ]
