@@ -25,15 +25,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'RemoteReranker needs httpx: pip install "rag-rerank[server]" (or pip install httpx)'
     ) from exc
 
-from .api import (
-    RerankResult,
-    check_documents,
-    check_positive_int,
-    check_query,
-    check_selection,
-    select,
-    sigmoid,
-)
+from .api import BaseReranker, check_positive_int
 from .errors import (
     EngineStoppedError,
     InvalidInputError,
@@ -61,7 +53,7 @@ class RemoteRerankError(RerankError, RuntimeError):
         self.error_type = error_type
 
 
-class RemoteReranker:
+class RemoteReranker(BaseReranker):
     """Rerank through a ``rag-rerank serve`` (or text-embeddings-inference) server.
 
     Same ``score`` / ``rerank`` / ``arerank`` API as :class:`~rag_rerank.Reranker`, with the same
@@ -148,40 +140,7 @@ class RemoteReranker:
                 return {}
         return self._info
 
-    # -- scoring --------------------------------------------------------------------------------
-
-    def score(self, query: str, documents: Sequence[str]) -> list[float]:
-        """Relevance of each document to ``query`` in [0, 1], in input order."""
-        return sigmoid(self._logits(query, documents))
-
-    def rerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> list[RerankResult]:
-        """Documents best first, with their input ``index``, ``score`` and ``raw_score``.
-
-        Same arguments and result as :meth:`rag_rerank.Reranker.rerank`.
-        """
-        check_selection(top_n, threshold)
-        return select(self._logits(query, documents), documents, top_n, threshold)
-
-    async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
-        """Async :meth:`score`."""
-        return sigmoid(await self._alogits(query, documents))
-
-    async def arerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> list[RerankResult]:
-        """Async :meth:`rerank`."""
-        check_selection(top_n, threshold)
-        return select(await self._alogits(query, documents), documents, top_n, threshold)
+    # -- connections ----------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the HTTP connections (async ones are dropped; use :meth:`aclose` to close them)."""
@@ -247,11 +206,7 @@ class RemoteReranker:
             body["truncate"] = self.truncate
         return body
 
-    def _logits(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        check_query(query)
-        docs = check_documents(documents)
-        if not docs:
-            return np.empty(0, dtype=np.float32)
+    def _logits(self, query: str, docs: list[str]) -> np.ndarray:
         if self._batch_size is None:
             self._batch_size = _batch_size_from(self.info())
         logits = np.empty(len(docs), dtype=np.float32)
@@ -272,11 +227,7 @@ class RemoteReranker:
                 break
         return logits
 
-    async def _alogits(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        check_query(query)
-        docs = check_documents(documents)
-        if not docs:
-            return np.empty(0, dtype=np.float32)
+    async def _alogits(self, query: str, docs: list[str]) -> np.ndarray:
         if self._batch_size is None:
             self._batch_size = _batch_size_from(await self._ainfo())
         logits = np.empty(len(docs), dtype=np.float32)

@@ -14,6 +14,7 @@ import torch
 
 from ..api import (
     DEFAULT_MODEL,
+    BaseReranker,
     Health,
     LongDocuments,
     RerankerOptions,
@@ -42,7 +43,7 @@ _shared_engines: dict[tuple[Any, ...], Engine] = {}
 _shared_rerankers: dict[tuple[Any, ...], Reranker] = {}
 
 
-class Reranker:
+class Reranker(BaseReranker):
     """A cross-encoder reranker: scores (query, document) pairs and ranks documents.
 
     Args:
@@ -209,36 +210,12 @@ class Reranker:
 
     # -- scoring --------------------------------------------------------------------------------
 
-    def score(self, query: str, documents: Sequence[str]) -> list[float]:
-        """Relevance of each document to ``query`` in [0, 1], in input order."""
-        return sigmoid(self._logits_for(query, documents))
-
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Relevance in [0, 1] of each ``(query, document)`` pair, in input order."""
         queries, documents = check_pairs(pairs)
         if not queries:
             return []
         return sigmoid(self._submit(queries, documents).result())
-
-    def rerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> list[RerankResult]:
-        """Documents best first, each with its input ``index``, ``score`` and ``raw_score``.
-
-        Args:
-            query: The question.
-            documents: Candidate passages.
-            top_n: Keep at most this many results (after the threshold). ``None`` keeps all.
-            threshold: Drop results whose ``score`` (in [0, 1]) is below this.
-
-        Ties keep input order. An empty ``documents`` list returns ``[]``.
-        """
-        check_selection(top_n, threshold)
-        return select(self._logits_for(query, documents), documents, top_n, threshold)
 
     def rerank_many(
         self,
@@ -253,10 +230,6 @@ class Reranker:
         logits = self._submit(flat_queries, flat_docs).result() if flat_docs else np.empty(0)
         return _split_select(logits, documents_per_query, bounds, top_n, threshold)
 
-    async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
-        """Async :meth:`score`: awaits the engine without blocking the event loop."""
-        return sigmoid(await self._alogits_for(query, documents))
-
     async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Async :meth:`score_pairs`."""
         queries, documents = check_pairs(pairs)
@@ -264,18 +237,6 @@ class Reranker:
             return []
         logits: np.ndarray = await asyncio.wrap_future(self._submit(queries, documents))
         return sigmoid(logits)
-
-    async def arerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> list[RerankResult]:
-        """Async :meth:`rerank`."""
-        check_selection(top_n, threshold)
-        logits = await self._alogits_for(query, documents)
-        return select(logits, documents, top_n, threshold)
 
     async def arerank_many(
         self,
@@ -326,19 +287,14 @@ class Reranker:
             show_progress=self._options.show_progress,
         )
 
-    def _logits_for(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        check_query(query)
-        docs = check_documents(documents)
-        if not docs:
-            return np.empty(0, dtype=np.float32)
-        return self._submit([query] * len(docs), docs).result()
+    def _logits(self, query: str, documents: list[str]) -> np.ndarray:
+        return self._submit([query] * len(documents), documents).result()
 
-    async def _alogits_for(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        check_query(query)
-        docs = check_documents(documents)
-        if not docs:
-            return np.empty(0, dtype=np.float32)
-        return await asyncio.wrap_future(self._submit([query] * len(docs), docs))
+    async def _alogits(self, query: str, documents: list[str]) -> np.ndarray:
+        logits: np.ndarray = await asyncio.wrap_future(
+            self._submit([query] * len(documents), documents)
+        )
+        return logits
 
 
 def _options(model: object, options: dict[str, Any]) -> RerankerOptions:
