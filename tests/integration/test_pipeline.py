@@ -425,7 +425,9 @@ def test_retrieve_then_rerank_is_query(tmp_path: Path, reranker: Reranker) -> No
     retrieved = pipe.retrieve("snakes", k=5)
     assert len(retrieved) == 5 and retrieved.query == "snakes" and retrieved.k == 5
     assert list(retrieved.distances) == sorted(retrieved.distances)
-    assert all(TEXTS[m["n"]] == d for m, d in zip(retrieved.metadatas, retrieved.documents))
+    assert all(
+        TEXTS[m["n"]] == d for m, d in zip(retrieved.metadatas, retrieved.documents, strict=True)
+    )
     reranked = pipe.rerank(retrieved, top_n=2, threshold=0.0)
     assert reranked == pipe.query("snakes", k=5, top_n=2, threshold=0.0)
     assert [c.id for c in sorted(reranked.candidates, key=lambda c: c.retrieval_rank)] == list(
