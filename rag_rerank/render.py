@@ -1,10 +1,12 @@
-"""How reranked results look: HTML cards for notebooks and web pages, a rich table for terminals.
+"""How reranked results look: HTML cards for notebooks and web pages, rich tables for terminals,
+and the demo's side-by-side comparison. Nothing else in the package draws results.
 
-Both views take plain sequences of results, so the notebook view (``PipelineResults._repr_html_``),
-the CLI and the HTTP server's page all draw the same thing. A result is any object with ``score``
-and ``raw_score`` and either ``text`` or ``document`` (so both :class:`~rag_rerank.RerankResult`
-and :class:`~rag_rerank.pipeline.PipelineResult` work); ``id`` (else ``index``) and
-``retrieval_rank`` (else ``index + 1``) are used when present.
+The views take plain sequences of results, so the notebook view (``PipelineResults._repr_html_``),
+the CLI and the HTTP server's page all draw the same thing. A result is any object with ``score``,
+``raw_score`` and ``document`` (so both :class:`~rag_rerank.RerankResult` and
+:class:`~rag_rerank.rag.PipelineResult` work); ``id`` (else ``index``) and ``retrieval_rank``
+(else ``index + 1``) are used when present. :func:`render_rerank_table` draws plain
+:class:`~rag_rerank.RerankResult` lists (no vector store) with where each document came from.
 
 HTML markup, for styling and for tests: the view is a ``div.rr-view``; each kept result is a
 ``div.rr-card`` with ``data-rank``, ``data-score`` (4 decimals) and class ``rr-above`` (green,
@@ -12,17 +14,30 @@ score at or above the threshold, or no threshold) or ``rr-below`` (red). Inside 
 ``.rr-rank``, ``.rr-score``, ``.rr-raw`` (small grey), ``.rr-bar`` (width = score), ``.rr-text``
 with the query's words in ``<mark>``. After the cards, ``details.rr-candidates`` holds a table of
 every candidate (``tr.rr-candidate``): id, text, raw score, score, retrieval rank -> rerank rank.
-All styles are inline, so notebook front ends that strip ``<style>`` tags show the same thing.
-"""
+All styles are inline, so notebook front ends that strip ``<style>`` tags show the same thing."""
 
 from __future__ import annotations
 
 import html
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ABOVE_COLOR", "BELOW_COLOR", "highlight", "query_terms", "render_html", "render_table"]
+if TYPE_CHECKING:
+    from .api import RerankResult
+    from .rag.results import PipelineResults
+
+__all__ = [
+    "ABOVE_COLOR",
+    "BELOW_COLOR",
+    "highlight",
+    "print_comparison",
+    "query_terms",
+    "render_comparison",
+    "render_html",
+    "render_rerank_table",
+    "render_table",
+]
 
 ABOVE_COLOR = "#2e7d32"
 """Bar colour of a score at or above the threshold (green)."""
@@ -32,70 +47,13 @@ BELOW_COLOR = "#c62828"
 
 _TABLE_TEXT_CHARS = 200
 _TERMINAL_TEXT_CHARS = 300
+_COMPARISON_TEXT_CHARS = 110
 _STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-    ]
+    (
+        "a an and are as at be been but by can could did do does for from had has have how i if in "
+        "into is it its me my of on or our so than that the their them then there these they this "
+        "to was we were what when where which who whom why will with would you your"
+    ).split()
 )
 
 
@@ -254,11 +212,7 @@ def render_table(
     from rich.table import Table
     from rich.text import Text
 
-    caption = f"{len(results)} result{'s' if len(results) != 1 else ''}"
-    if candidates is not None:
-        caption += f" of {candidates} candidates"
-    if threshold is not None:
-        caption += f", threshold {threshold:.4f}"
+    caption = _caption(len(results), candidates, threshold)
     table = Table(title=f"Query: {query}", caption=caption, show_lines=True, expand=False)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
@@ -281,6 +235,137 @@ def render_table(
             _preview(_text(result), _TERMINAL_TEXT_CHARS),
         )
     return table
+
+
+def render_rerank_table(
+    query: str,
+    results: Sequence[RerankResult],
+    threshold: float | None = None,
+    candidates: int | None = None,
+    *,
+    sources: Sequence[object] | None = None,
+    source_header: str = "input",
+) -> Any:
+    """A ``rich`` table of plain :class:`~rag_rerank.RerankResult` lists, as
+    ``Reranker.rerank`` and ``RemoteReranker.rerank`` return them: rank, score, raw score, where
+    each document came from, and its text.
+
+    Args:
+        query: The query (the table's title).
+        results: The results, best first.
+        threshold: Scores at or above it are green, below it red. ``None`` (default): all green.
+        candidates: How many documents were reranked, for the caption (default: not shown).
+        sources: A label per input document, looked up by ``RerankResult.index`` (e.g. the line
+            each was read from). ``None`` (default) shows the input index itself.
+        source_header: The header of that column (default ``"input"``; e.g. ``"line"``).
+
+    Returns:
+        A ``rich.table.Table``; print it with ``rich.print`` or a ``rich.console.Console``.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    caption = _caption(len(results), candidates, threshold)
+    table = Table(title=f"Query: {query}", caption=caption, show_lines=True, expand=False)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("raw", justify="right", style="dim")
+    table.add_column(source_header, justify="right")
+    table.add_column("text", ratio=1)
+    for rank, result in enumerate(results, 1):
+        score = float(result.score)
+        color = "green" if threshold is None or score >= threshold else "red"
+        source = result.index if sources is None else sources[result.index]
+        table.add_row(
+            str(rank),
+            Text(f"{score:.4f}", style=color),
+            f"{result.raw_score:+.3f}",
+            str(source),
+            _preview(result.document, _TERMINAL_TEXT_CHARS),
+        )
+    return table
+
+
+def render_comparison(results: PipelineResults, relevant: Sequence[str] = (), top: int = 5) -> Any:
+    """The vector store's order next to the reranked order, row by row, as a ``rich`` table.
+
+    Args:
+        results: From :meth:`RerankPipeline.query <rag_rerank.rag.RerankPipeline.query>`; every
+            candidate is compared, not only the kept ones.
+        relevant: Document ids (a chunk's ``doc_id`` metadata, else its id) of the passages that
+            answer the question; they are starred.
+        top: Rows to show (default 5).
+
+    Returns:
+        A ``rich.table.Table``: distance on the left, score and former position on the right.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    by_retrieval = sorted(results.candidates, key=lambda r: r.retrieval_rank)
+    table = Table(
+        title=f"[bold]{results.query}[/bold]",
+        caption=f"{len(results.candidates)} candidates; ★ = the passage that answers the question",
+        show_lines=True,
+    )
+    table.add_column("#", justify="right")
+    table.add_column("vector store order (distance)", ratio=1)
+    table.add_column("reranked order (score, from #)", ratio=1)
+    for i in range(min(top, len(by_retrieval))):
+        left, right = by_retrieval[i], results.candidates[i]
+        left_cell = Text()
+        star = "★ " if _doc_id(left) in relevant else ""
+        left_cell.append(star + _doc_id(left), style="bold")
+        left_cell.append(f" ({left.distance:.3f})\n", style="dim")
+        left_cell.append(_preview(left.document, _COMPARISON_TEXT_CHARS))
+        color = "green" if results.threshold is None or right.score >= results.threshold else "red"
+        right_cell = Text()
+        star = "★ " if _doc_id(right) in relevant else ""
+        right_cell.append(star + _doc_id(right), style="bold")
+        right_cell.append(f" ({right.score:.4f}", style=color)
+        right_cell.append(f", from #{right.retrieval_rank})\n", style="dim")
+        right_cell.append(_preview(right.document, _COMPARISON_TEXT_CHARS))
+        table.add_row(str(i + 1), left_cell, right_cell)
+    return table
+
+
+def print_comparison(
+    console: Any, results: PipelineResults, relevant: Sequence[str] = (), top: int = 5
+) -> tuple[int | None, int | None]:
+    """Print :func:`render_comparison` and where the best answering passage landed.
+
+    Args:
+        console: A ``rich.console.Console``.
+        results: From :meth:`RerankPipeline.query <rag_rerank.rag.RerankPipeline.query>`.
+        relevant: Ids of the passages that answer the question (see :func:`render_comparison`).
+        top: Rows to show (default 5).
+
+    Returns:
+        ``(retrieval rank, rerank rank)`` of the best-placed answering passage, each 1-based;
+        ``(None, None)`` when none was among the candidates.
+    """
+    console.print(render_comparison(results, relevant, top))
+    hits = [c for c in results.candidates if _doc_id(c) in relevant]
+    if not hits:
+        console.print("  the answering passage was not among the candidates\n")
+        return None, None
+    before = min(c.retrieval_rank for c in hits)
+    after = min(c.rank for c in hits)
+    console.print(f"  answering passage: vector store #{before} -> reranked #{after}\n")
+    return before, after
+
+
+def _caption(count: int, candidates: int | None, threshold: float | None) -> str:
+    caption = f"{count} result{'s' if count != 1 else ''}"
+    if candidates is not None:
+        caption += f" of {candidates} candidates"
+    if threshold is not None:
+        caption += f", threshold {threshold:.4f}"
+    return caption
+
+
+def _doc_id(result: Any) -> str:
+    return str(result.metadata.get("doc_id", result.id))
 
 
 def _preview(text: str, limit: int) -> str:

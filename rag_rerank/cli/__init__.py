@@ -331,20 +331,19 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[t
 def _demo(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from ..demo import (
+    from ..rag import RerankPipeline
+    from ..rag.demo import (
         DEMO_COLLECTION,
         index_demo_corpus,
         load_demo_corpus,
         load_demo_questions,
-        parameter_count,
-        print_comparison,
         tiny_model_note,
     )
-    from ..rag import RerankPipeline
+    from ..render import print_comparison
 
     console = _console()
     reranker = load_reranker(args)  # first: a model that cannot load fails before any indexing
-    parameters = parameter_count(reranker.engine.model.model)
+    parameters = reranker.num_parameters
     console.print(
         f"model: {reranker.model_name} ({parameters:,} parameters) on {reranker.device} "
         f"({reranker.dtype})"

@@ -11,7 +11,7 @@ import pytest
 
 from rag_rerank import Reranker
 from rag_rerank.cli import main
-from rag_rerank.demo import load_demo_corpus, load_demo_questions
+from rag_rerank.rag.demo import load_demo_corpus, load_demo_questions
 
 DOCS = {
     "fruit.md": "# Apples\nApples are rich in fibre.\n\n# Pears\nPears ripen after picking.",

@@ -173,3 +173,58 @@ def test_malformed_dataset_names_file_and_line(
     assert file in err and fragment in err
     if line is not None:
         assert f"line {line}:" in err
+
+
+def test_evaluate_runs_any_reranker_through_the_pipeline(
+    reranker: Reranker, embedding_function
+) -> None:
+    """A RemoteReranker (any RerankerLike) gives the same runs as the local reranker it serves,
+    and evaluation retrieves through RerankPipeline.retrieve."""
+    from server_testing import live_server
+
+    from rag_rerank import RemoteReranker
+    from rag_rerank.rag import RerankPipeline
+    from rag_rerank.server import create_app
+
+    dataset = load_beir(SAMPLE)
+    options = {
+        "k": 6,
+        "top_n": 2,
+        "embedding_function": embedding_function,
+        "max_queries": 3,
+        "show_progress": False,
+    }
+    local = evaluate(dataset, reranker, **options)
+    retrieved_queries: list[str] = []
+    original = RerankPipeline.retrieve
+
+    def spy(self: RerankPipeline, question: str, k: int = 50, where=None):
+        retrieved_queries.append(question)
+        return original(self, question, k, where)
+
+    with (
+        live_server(create_app(reranker)) as url,
+        RemoteReranker(url) as remote,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setattr(RerankPipeline, "retrieve", spy)
+        remote_report = evaluate(dataset, remote, **options)
+    # One warm-up query, then each evaluated query once.
+    assert retrieved_queries == [dataset.queries[q] for q in ("q1", "q1", "q2", "q3")]
+    assert remote_report.model == reranker.model_name  # from the server's /info
+    for got, want in zip(remote_report.runs, local.runs, strict=True):
+        assert (got.retrieved, got.reranked) == (want.retrieved, want.reranked)
+        assert got.rerank_scores == pytest.approx(want.rerank_scores, abs=1e-6)
+    assert remote_report.reranked == local.reranked
+
+
+def test_evaluate_refuses_what_is_not_a_reranker(embedding_function) -> None:
+    from rag_rerank import InvalidInputError, InvalidInputTypeError
+
+    dataset = load_beir(SAMPLE)
+    with pytest.raises(InvalidInputTypeError) as err:
+        evaluate(dataset, "a model name", embedding_function=embedding_function)  # type: ignore[arg-type]
+    assert err.value.field == "reranker"
+    with pytest.raises(InvalidInputError) as bad:
+        evaluate(dataset, None, k=0)  # type: ignore[arg-type]
+    assert bad.value.field == "k"

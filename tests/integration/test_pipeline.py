@@ -84,7 +84,7 @@ def test_query_returns_reranked_candidates_with_retrieval_details(
     assert all(isinstance(r, PipelineResult) for r in results)
 
     # Scores are the reranker's own scores on the same texts; order is best first.
-    texts = [c.text for c in results.candidates]
+    texts = [c.document for c in results.candidates]
     assert [c.score for c in results.candidates] == pytest.approx(
         reranker.score("which fruit has fibre?", texts), abs=1e-6
     )
@@ -97,8 +97,8 @@ def test_query_returns_reranked_candidates_with_retrieval_details(
     assert distances == sorted(distances)
     for c in results.candidates:
         assert c.score == pytest.approx(1 / (1 + np.exp(-c.raw_score)), abs=1e-6)
-        assert c.text in TEXTS
-        assert c.metadata["n"] == TEXTS.index(c.text)
+        assert c.document in TEXTS
+        assert c.metadata["n"] == TEXTS.index(c.document)
         assert c.id == f"{c.metadata['doc_id']}#0"
         assert c.rank_change == c.retrieval_rank - c.rank
     assert results.documents == [r.document for r in results]
@@ -292,7 +292,7 @@ def test_chroma_server_through_host(tmp_path: Path, reranker: Reranker) -> None:
         pipe.add(TEXTS)
         results = pipe.query("capital of France", k=4, top_n=2)
         assert len(results) == 2 and len(results.candidates) == 4
-        texts = [c.text for c in results.candidates]
+        texts = [c.document for c in results.candidates]
         assert [c.score for c in results.candidates] == pytest.approx(
             reranker.score("capital of France", texts), abs=1e-6
         )
@@ -309,15 +309,16 @@ def test_chroma_server_through_host(tmp_path: Path, reranker: Reranker) -> None:
     [
         ({"question": ""}, InvalidInputError, "question"),
         ({"question": "   "}, InvalidInputError, "question"),
-        ({"question": 42}, InvalidInputTypeError, "question"),
+        # The pipeline checks through rag_rerank.api, as Reranker.rerank does: same types.
+        ({"question": 42}, InvalidInputError, "question"),
         ({"k": 0}, InvalidInputError, "k"),
-        ({"k": 2.5}, InvalidInputTypeError, "k"),
-        ({"k": True}, InvalidInputTypeError, "k"),
+        ({"k": 2.5}, InvalidInputError, "k"),
+        ({"k": True}, InvalidInputError, "k"),
         ({"top_n": 0}, InvalidInputError, "top_n"),
         ({"threshold": 1.5}, InvalidInputError, "threshold"),
         ({"threshold": -0.1}, InvalidInputError, "threshold"),
         ({"threshold": float("nan")}, InvalidInputError, "threshold"),
-        ({"threshold": "high"}, InvalidInputTypeError, "threshold"),
+        ({"threshold": "high"}, InvalidInputError, "threshold"),
     ],
 )
 def test_bad_query_arguments(
@@ -373,3 +374,118 @@ def test_bad_constructor_arguments(tmp_path: Path, reranker: Reranker) -> None:
         with pytest.raises(error) as err:
             RerankPipeline(tmp_path / "db", embedding_function=ef, **options)  # type: ignore[arg-type]
         assert err.value.field == field
+
+
+# -- any reranker, every option, the same checks as the core -------------------------------------
+
+
+@pytest.mark.parametrize("threshold", [1.5, -0.1, float("nan"), "high", True])
+def test_bad_threshold_raises_what_the_core_raises(
+    tmp_path: Path, reranker: Reranker, threshold: object
+) -> None:
+    pipe = open_pipeline(tmp_path / "db", reranker)
+    with pytest.raises(InvalidInputError) as core:
+        reranker.rerank("a question", TEXTS, threshold=threshold)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError) as pipeline:
+        pipe.query("a question", threshold=threshold)  # type: ignore[arg-type]
+    assert type(pipeline.value) is type(core.value)
+    assert pipeline.value.field == core.value.field == "threshold"
+
+
+def test_pipeline_over_a_remote_reranker(tmp_path: Path, reranker: Reranker) -> None:
+    from server_testing import live_server
+
+    from rag_rerank import RemoteReranker, RerankerLike
+    from rag_rerank.server import create_app
+
+    question = "capital of France"
+    with (
+        live_server(create_app(reranker, api_key="pipeline-key")) as url,
+        RemoteReranker(url, api_key="pipeline-key") as remote,
+    ):
+        assert isinstance(remote, RerankerLike)
+        pipe = RerankPipeline(tmp_path / "db", reranker=remote, embedding_function=BagOfWords())
+        pipe.add(TEXTS)
+        results = pipe.query(question, k=6, top_n=3)
+        assert pipe.reranker is remote
+        local = open_pipeline(tmp_path / "db", reranker).query(question, k=6, top_n=3)
+        assert [r.id for r in results.candidates] == [r.id for r in local.candidates]
+        assert [r.score for r in results.candidates] == pytest.approx(
+            [r.score for r in local.candidates], abs=1e-6
+        )
+        assert len(results) == 3 and results.documents == local.documents
+        with pytest.raises(InvalidInputError) as err:
+            pipe.query(question, threshold=2.0)
+        assert err.value.field == "threshold"
+
+
+def test_retrieve_then_rerank_is_query(tmp_path: Path, reranker: Reranker) -> None:
+    pipe = open_pipeline(tmp_path / "db", reranker)
+    pipe.add(TEXTS, metadatas=[{"n": i} for i in range(len(TEXTS))])
+    retrieved = pipe.retrieve("snakes", k=5)
+    assert len(retrieved) == 5 and retrieved.query == "snakes" and retrieved.k == 5
+    assert list(retrieved.distances) == sorted(retrieved.distances)
+    assert all(
+        TEXTS[m["n"]] == d for m, d in zip(retrieved.metadatas, retrieved.documents, strict=True)
+    )
+    reranked = pipe.rerank(retrieved, top_n=2, threshold=0.0)
+    assert reranked == pipe.query("snakes", k=5, top_n=2, threshold=0.0)
+    assert [c.id for c in sorted(reranked.candidates, key=lambda c: c.retrieval_rank)] == list(
+        retrieved.ids
+    )
+
+
+def test_pipeline_over_an_open_collection(tmp_path: Path, reranker: Reranker) -> None:
+    first = open_pipeline(tmp_path / "db", reranker)
+    first.add(TEXTS)
+    pipe = RerankPipeline(collection=first.collection, reranker=reranker)
+    assert pipe.collection is first.collection and pipe.count() == len(TEXTS)
+    assert pipe.query("fruit", k=3) == first.query("fruit", k=3)
+    with pytest.raises(InvalidInputError) as err:
+        RerankPipeline(tmp_path / "db", collection=first.collection, reranker=reranker)
+    assert err.value.field == "collection"
+
+
+def test_every_reranker_option_reaches_the_lazy_reranker(tmp_path: Path, xlmr_dir: str) -> None:
+    from rag_rerank import RerankerOptions
+
+    options = RerankerOptions(model=xlmr_dir, device="cpu", max_length=64)
+    pipe = RerankPipeline(
+        tmp_path / "db",
+        options=options,
+        long_documents="truncate",
+        show_progress=False,  # the indexing bar; the reranker's own is options.show_progress
+        embedding_function=BagOfWords(),
+    )
+    assert pipe.options == options.replace(long_documents="truncate")
+    pipe.add(TEXTS[:3])
+    assert len(pipe.query("fruit", k=3)) == 3
+    expected = Reranker.shared(xlmr_dir, device="cpu", max_length=64, long_documents="truncate")
+    assert pipe.reranker is expected
+    assert (expected.max_length, expected.long_documents) == (64, "truncate")
+
+
+def test_bad_reranker_options(tmp_path: Path, reranker: Reranker) -> None:
+    from rag_rerank import RerankerOptions
+
+    ef = BagOfWords()
+    cases: list[tuple[dict, type, str]] = [
+        ({"batch_size": 8}, InvalidInputTypeError, "batch_size"),  # not an option
+        ({"max_length": 0}, InvalidInputError, "max_length"),
+        ({"long_documents": "chunk"}, InvalidInputError, "long_documents"),
+        ({"options": {"model": "x"}}, InvalidInputTypeError, "options"),
+        ({"reranker": reranker, "device": "cpu"}, InvalidInputError, "reranker"),
+        ({"reranker": reranker, "options": RerankerOptions()}, InvalidInputError, "reranker"),
+    ]
+    for options, error, field in cases:
+        with pytest.raises(error) as err:
+            RerankPipeline(tmp_path / "db", embedding_function=ef, **options)
+        assert err.value.field == field
+
+
+def test_importing_the_pipeline_loads_no_torch() -> None:
+    code = (
+        "import sys, rag_rerank.rag, rag_rerank.rag.demo, rag_rerank.evaluation, rag_rerank.render;"
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

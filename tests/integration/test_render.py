@@ -9,7 +9,16 @@ from rich.console import Console
 
 from rag_rerank import RerankResult
 from rag_rerank.rag import PipelineResult, PipelineResults
-from rag_rerank.render import ABOVE_COLOR, BELOW_COLOR, highlight, render_html, render_table
+from rag_rerank.render import (
+    ABOVE_COLOR,
+    BELOW_COLOR,
+    highlight,
+    print_comparison,
+    render_comparison,
+    render_html,
+    render_rerank_table,
+    render_table,
+)
 
 
 def result(rank: int, retrieval_rank: int, score: float, text: str) -> PipelineResult:
@@ -174,3 +183,77 @@ def test_rich_table_lists_results_in_order() -> None:
     results = PipelineResults("q", CANDIDATES[:1], CANDIDATES, None, 1, 50)
     console.print(results)
     assert "1 result of 4 candidates" in console.export_text()
+
+
+def test_rerank_table_draws_plain_rerank_results() -> None:
+    ranked = [
+        RerankResult(2, 0.8, 1.386, "third input"),
+        RerankResult(0, 0.3, -0.847, "first input"),
+    ]
+    console = Console(record=True, width=100, color_system=None)
+    console.print(render_rerank_table("which input?", ranked, threshold=0.5, candidates=3))
+    text = console.export_text()
+    assert "Query: which input?" in text and "2 results of 3 candidates, threshold 0.5000" in text
+    assert text.index("third input") < text.index("first input")
+    assert "0.8000" in text and "+1.386" in text and "-0.847" in text
+    rows = [line for line in text.splitlines() if "input" in line and "│" in line]
+    assert [row.split("│")[4].strip() for row in rows if "third" in row or "first" in row] == [
+        "2",
+        "0",
+    ]  # the input index, by default
+
+    console = Console(record=True, width=100, color_system=None)
+    table = render_rerank_table("q", ranked, sources=[11, 12, 13], source_header="line")
+    console.print(table)
+    text = console.export_text()
+    assert [c.header for c in table.columns] == ["#", "score", "raw", "line", "text"]
+    assert "13" in text and "11" in text and "2 results" in text and "candidates" not in text
+
+
+def test_rerank_table_colours_scores_against_the_threshold() -> None:
+    ranked = [RerankResult(0, 0.9, 2.2, "above"), RerankResult(1, 0.1, -2.2, "below")]
+    table = render_rerank_table("q", ranked, threshold=0.5)
+    styles = [cell.style for cell in table.columns[1].cells]
+    assert styles == ["green", "red"]
+    assert [c.style for c in render_rerank_table("q", ranked).columns[1].cells] == [
+        "green",
+        "green",
+    ]
+
+
+def comparison_results() -> PipelineResults:
+    candidates = tuple(
+        PipelineResult(
+            id=f"{doc}#0",
+            document=f"passage {doc}",
+            metadata={"doc_id": doc},
+            rank=rank,
+            retrieval_rank=retrieval_rank,
+            distance=0.1 * retrieval_rank,
+            score=score,
+            raw_score=0.0,
+        )
+        for rank, (doc, retrieval_rank, score) in enumerate(
+            [("answer", 3, 0.9), ("near", 1, 0.6), ("other", 2, 0.2)], 1
+        )
+    )
+    return PipelineResults("the question", candidates[:2], candidates, 0.5, 2, 10)
+
+
+def test_comparison_puts_store_order_beside_reranked_order() -> None:
+    console = Console(record=True, width=140, color_system=None)
+    before, after = print_comparison(console, comparison_results(), ("answer",), top=3)
+    assert (before, after) == (3, 1)
+    text = console.export_text()
+    assert "the question" in text and "3 candidates" in text
+    first_row = next(line for line in text.splitlines() if line.lstrip("│ ").startswith("1 "))
+    # Left: nearest in the store ("near", distance 0.100); right: best reranked, starred.
+    assert first_row.index("near (0.100)") < first_row.index("★ answer (0.9000, from #3)")
+    assert "answering passage: vector store #3 -> reranked #1" in text
+    assert render_comparison(comparison_results(), ("answer",), top=1).row_count == 1
+
+
+def test_comparison_without_the_answer_says_so() -> None:
+    console = Console(record=True, width=140, color_system=None)
+    assert print_comparison(console, comparison_results(), ("missing",)) == (None, None)
+    assert "not among the candidates" in console.export_text()
