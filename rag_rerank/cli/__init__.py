@@ -657,28 +657,6 @@ def _console() -> Any:
     return Console(highlight=False)
 
 
-def _add_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from ..bench import add_arguments
-
-    parser = subparsers.add_parser(
-        "bench",
-        help="time rag-rerank against sentence-transformers and plain transformers here",
-        description="Side-by-side reranking speed on this machine: rag-rerank, sentence-"
-        "transformers CrossEncoder, FlagEmbedding FlagReranker (CUDA, if installed) and a plain "
-        "transformers forward, on the same pairs in the same precision, timed interleaved. "
-        "Random-weight models in the real architectures are built offline (--shape), or pass a "
-        "local --model folder. Prints a Markdown report.",
-    )
-    add_arguments(parser)
-    parser.set_defaults(handler=_bench)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from ..bench import main as bench_main
-
-    return bench_main(args)
-
-
 _COMMANDS = [
     _add_score,
     _add_index,
@@ -687,7 +665,6 @@ _COMMANDS = [
     _add_demo,
     _add_eval,
     _add_serve,
-    _add_bench,
 ]
 
 
