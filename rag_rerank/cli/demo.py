@@ -1,0 +1,102 @@
+"""``rag-rerank demo``: the shipped demo corpus, vector-store order next to reranked order."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from .options import add_model_options, add_selection_options, load_reranker, reranker_options
+from .output import console, model_line
+
+if TYPE_CHECKING:
+    from . import Subparsers
+
+__all__ = ["add_demo"]
+
+
+def add_demo(subparsers: Subparsers) -> None:
+    """Register ``demo``."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="index the shipped demo corpus and compare retrieval order with reranked order",
+        description="Index the demo corpus shipped with the package (250-odd passages with "
+        "keyword traps such as Apple the company vs apples the fruit), ask its questions, and "
+        "show the vector store's order next to the reranked order.",
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="persistent Chroma folder to index into (default: in memory, gone after the run)",
+    )
+    parser.add_argument(
+        "--question",
+        action="append",
+        default=None,
+        help="ask this instead of the built-in questions (repeatable)",
+    )
+    add_selection_options(parser, k=50, top_n=5)
+    add_model_options(parser)
+    parser.set_defaults(handler=demo)
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Index the demo corpus, ask each question and print both orders side by side."""
+    # Every use of rag_rerank.demo is here: its loaders are moving to rag_rerank.rag.demo and its
+    # drawing to render.py.
+    from ..demo import (
+        DEMO_COLLECTION,
+        index_demo_corpus,
+        load_demo_corpus,
+        load_demo_questions,
+        print_comparison,
+        tiny_model_note,
+    )
+    from ..rag import RerankPipeline
+
+    out = console()
+    reranker = load_reranker(reranker_options(args))  # a bad model fails before any indexing
+    out.print(model_line(reranker, parameters=True))
+    note = tiny_model_note(reranker.num_parameters)
+    if note:
+        out.print(f"[yellow]{note}[/yellow]")
+    pipeline = RerankPipeline(
+        args.db, collection=DEMO_COLLECTION, reranker=reranker, show_progress=True
+    )
+    added = index_demo_corpus(pipeline)
+    out.print(
+        f"demo corpus: {len(load_demo_corpus())} passages, {added} newly embedded, "
+        f"{pipeline.count()} chunks in {args.db or 'memory'}\n"
+    )
+    questions: list[tuple[str, tuple[str, ...]]]
+    if args.question:
+        questions = [(q, ()) for q in args.question]
+    else:
+        questions = [(q.question, q.relevant) for q in load_demo_questions()]
+    summary = []
+    for question, relevant in questions:
+        results = pipeline.query(question, k=args.k, top_n=args.top_n, threshold=args.threshold)
+        before, after = print_comparison(out, results, relevant, args.top_n or 5)
+        summary.append((question, before, after))
+    if any(relevant for _, relevant in questions):
+        _print_summary(out, summary)
+    return 0
+
+
+def _print_summary(out: Any, summary: list[tuple[str, int | None, int | None]]) -> None:
+    # TODO(render): move beside the demo's comparison in render.py; the CLI should draw nothing.
+    from rich.table import Table
+
+    table = Table(title="Where the answering passage landed (1 = first)")
+    table.add_column("question", ratio=1)
+    table.add_column("vector store", justify="right")
+    table.add_column("reranked", justify="right")
+    for question, before, after in summary:
+        table.add_row(question, str(before or "-"), str(after or "-"))
+    out.print(table)
+    n = len(summary)
+    first_before = sum(1 for _, b, _ in summary if b == 1)
+    first_after = sum(1 for _, _, a in summary if a == 1)
+    out.print(
+        f"answering passage ranked first: vector store {first_before}/{n}, "
+        f"reranked {first_after}/{n}"
+    )
