@@ -355,6 +355,27 @@ def print_comparison(
     return before, after
 
 
+def print_demo_summary(console: Any, summary: Sequence[tuple[str, int | None, int | None]]) -> None:
+    """Print where the answering passage landed for each demo question, before and after
+    reranking: ``summary`` holds ``(question, retrieval rank, rerank rank)`` from
+    :func:`print_comparison` (``None`` when it was not among the candidates)."""
+    from rich.table import Table
+
+    table = Table(title="Where the answering passage landed (1 = first)")
+    table.add_column("question", ratio=1)
+    table.add_column("vector store", justify="right")
+    table.add_column("reranked", justify="right")
+    for question, before, after in summary:
+        table.add_row(question, str(before or "-"), str(after or "-"))
+    console.print(table)
+    first_before = sum(1 for _, before, _ in summary if before == 1)
+    first_after = sum(1 for _, _, after in summary if after == 1)
+    console.print(
+        f"answering passage ranked first: vector store {first_before}/{len(summary)}, "
+        f"reranked {first_after}/{len(summary)}"
+    )
+
+
 def _caption(count: int, candidates: int | None, threshold: float | None) -> str:
     caption = f"{count} result{'s' if count != 1 else ''}"
     if candidates is not None:

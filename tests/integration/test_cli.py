@@ -121,7 +121,7 @@ def test_rerank_table(tmp_path: Path, xlmr_dir: str, capsys: pytest.CaptureFixtu
     path = tmp_path / "c.txt"
     path.write_text("alpha\nbeta\n", "utf-8")
     code, out, _ = run(capsys, "rerank", "-q", "greek", "-f", str(path), "--model", xlmr_dir)
-    assert code == 0 and "alpha" in out and "beta" in out and "2 of 2 candidates" in out
+    assert code == 0 and "alpha" in out and "beta" in out and "2 results of 2 candidates" in out
 
 
 @pytest.mark.parametrize(

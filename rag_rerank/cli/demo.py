@@ -1,0 +1,80 @@
+"""``rag-rerank demo``: the shipped demo corpus, vector-store order next to reranked order."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from .options import add_model_options, add_selection_options, load_reranker, reranker_options
+from .output import console, model_line
+
+if TYPE_CHECKING:
+    from . import Subparsers
+
+__all__ = ["add_demo"]
+
+
+def add_demo(subparsers: Subparsers) -> None:
+    """Register ``demo``."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="index the shipped demo corpus and compare retrieval order with reranked order",
+        description="Index the demo corpus shipped with the package (250-odd passages with "
+        "keyword traps such as Apple the company vs apples the fruit), ask its questions, and "
+        "show the vector store's order next to the reranked order.",
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="persistent Chroma folder to index into (default: in memory, gone after the run)",
+    )
+    parser.add_argument(
+        "--question",
+        action="append",
+        default=None,
+        help="ask this instead of the built-in questions (repeatable)",
+    )
+    add_selection_options(parser, k=50, top_n=5)
+    add_model_options(parser)
+    parser.set_defaults(handler=demo)
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Index the demo corpus, ask each question and print both orders side by side."""
+    from ..rag import RerankPipeline
+    from ..rag.demo import (
+        DEMO_COLLECTION,
+        index_demo_corpus,
+        load_demo_corpus,
+        load_demo_questions,
+        tiny_model_note,
+    )
+    from ..render import print_comparison, print_demo_summary
+
+    out = console()
+    reranker = load_reranker(reranker_options(args))  # a bad model fails before any indexing
+    out.print(model_line(reranker, parameters=True))
+    note = tiny_model_note(reranker.num_parameters)
+    if note:
+        out.print(f"[yellow]{note}[/yellow]")
+    pipeline = RerankPipeline(
+        args.db, collection=DEMO_COLLECTION, reranker=reranker, show_progress=True
+    )
+    added = index_demo_corpus(pipeline)
+    out.print(
+        f"demo corpus: {len(load_demo_corpus())} passages, {added} newly embedded, "
+        f"{pipeline.count()} chunks in {args.db or 'memory'}\n"
+    )
+    questions: list[tuple[str, tuple[str, ...]]]
+    if args.question:
+        questions = [(q, ()) for q in args.question]
+    else:
+        questions = [(q.question, q.relevant) for q in load_demo_questions()]
+    summary = []
+    for question, relevant in questions:
+        results = pipeline.query(question, k=args.k, top_n=args.top_n, threshold=args.threshold)
+        before, after = print_comparison(out, results, relevant, args.top_n or 5)
+        summary.append((question, before, after))
+    if any(relevant for _, relevant in questions):
+        print_demo_summary(out, summary)
+    return 0

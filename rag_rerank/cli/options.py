@@ -1,0 +1,202 @@
+"""Flags shared by the commands: the model flags (generated from :class:`RerankerOptions`), the
+selection flags (``-k/--k``, ``--top-n``, ``--threshold``) and the value parsers behind them.
+
+Light on purpose: building a parser imports this module, and ``rag-rerank --help`` must not pay
+for torch. The model loads inside :func:`load_reranker`, when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..api import RerankerOptions
+from ..errors import InvalidInputError, InvalidInputTypeError
+
+if TYPE_CHECKING:
+    from ..core import Reranker
+
+__all__ = [
+    "MODEL_ENV",
+    "add_model_options",
+    "add_selection_options",
+    "load_reranker",
+    "non_negative_int",
+    "positive_int",
+    "reranker_options",
+    "unit_float",
+]
+
+MODEL_ENV = "RAG_RERANK_MODEL"
+"""Environment variable that sets the default of ``--model``."""
+
+
+# -- value parsers (argparse ``type=``): their messages follow "argument --flag: " ---------------
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """A number in [0, 1] (a score threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+# -- model flags --------------------------------------------------------------------------------
+
+
+def add_model_options(
+    parser: argparse.ArgumentParser, *, help_overrides: Mapping[str, str] | None = None
+) -> None:
+    """One flag per :class:`RerankerOptions` field (``max_length`` -> ``--max-length``), in a
+    "model options" group, with the field's type, default and help.
+
+    Each value is checked by :class:`RerankerOptions` as it is parsed, so a bad one is a usage
+    error naming the flag. ``--model`` defaults to ``$RAG_RERANK_MODEL`` when set.
+
+    Args:
+        parser: The command's parser.
+        help_overrides: Help text by option name, for a command that gives an option another
+            meaning by default (``serve`` bounds the queue where the library does not).
+    """
+    group = parser.add_argument_group(
+        "model options", "how the cross-encoder is loaded and run (any command that loads it)"
+    )
+    hints = typing.get_type_hints(RerankerOptions)
+    overrides = help_overrides or {}
+    for field in dataclasses.fields(RerankerOptions):
+        name = field.name
+        flag = "--" + name.replace("_", "-")
+        text = overrides.get(name, RerankerOptions.help(name)).replace("%", "%%")
+        default = field.default
+        if name == "model":
+            default = os.environ.get(MODEL_ENV, field.default)
+            text += f" Default: ${MODEL_ENV}, else {field.default}."
+        elif default is not None and not isinstance(default, bool):
+            text += " Default: %(default)s."
+        kind = _unwrap_optional(hints[name])
+        if kind is bool:
+            # --trust-remote-code / --no-trust-remote-code; None (show_progress) means "auto".
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=text
+            )
+        elif typing.get_origin(kind) is Literal:
+            choices = [str(c) for c in typing.get_args(kind)]
+            group.add_argument(flag, choices=choices, default=default, help=text)
+        elif kind is int or kind is str:
+            group.add_argument(
+                flag,
+                type=_option_value(name, _int if kind is int else str),
+                default=default,
+                metavar="N" if kind is int else name.upper(),
+                help=text,
+            )
+        else:  # a new option of a new type: say so here rather than guess a parser
+            raise TypeError(f"no command-line flag for option {name} of type {kind!r}")
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    """``X`` for ``X | None`` (an optional flag defaults to ``None``: not given); else ``hint``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def _option_value(name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A parser for option ``name``'s flag: ``convert`` the text, then check it as
+    :class:`RerankerOptions` would, so the message names the flag, not a traceback."""
+
+    def parse(text: str) -> Any:
+        value = convert(text)
+        try:
+            RerankerOptions.from_kwargs(**{name: value})
+        except (InvalidInputError, InvalidInputTypeError) as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{exc.field}: ")) from None
+        return value
+
+    parse.__name__ = name  # argparse names the type in "invalid <name> value" messages
+    return parse
+
+
+def reranker_options(args: argparse.Namespace) -> RerankerOptions:
+    """The :class:`RerankerOptions` of the parsed model flags."""
+    return RerankerOptions(**{name: getattr(args, name) for name in RerankerOptions.names()})
+
+
+def load_reranker(options: RerankerOptions) -> Reranker:
+    """Load the model (imports torch): raises :class:`~rag_rerank.ModelLoadError` when it
+    cannot be loaded."""
+    from ..core import Reranker
+
+    return Reranker(options)
+
+
+# -- selection flags ----------------------------------------------------------------------------
+
+
+def add_selection_options(
+    parser: argparse.ArgumentParser,
+    *,
+    k: int | None = None,
+    top_n: int | None = None,
+    top_n_help: str = "results to keep",
+    threshold: bool = True,
+) -> None:
+    """``-k/--k`` (when the command retrieves: ``k`` is its default), ``--top-n`` and
+    ``--threshold`` (unless ``threshold=False``), named the same in every command."""
+    if k is not None:
+        parser.add_argument(
+            "-k",
+            "--k",
+            dest="k",
+            type=positive_int,
+            default=k,
+            help=f"candidates to retrieve (default: {k})",
+        )
+    parser.add_argument(
+        "--top-n",
+        type=positive_int,
+        default=top_n,
+        metavar="N",
+        help=f"{top_n_help} (default: {'all' if top_n is None else top_n})",
+    )
+    if threshold:
+        parser.add_argument(
+            "--threshold",
+            type=unit_float,
+            default=None,
+            help="drop results whose score in [0, 1] is below this (default: none)",
+        )
