@@ -9,7 +9,7 @@ from .shapes import SHAPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The benchmark's command-line options (shared by the script and ``rag-rerank bench``)."""
+    """The benchmark's command-line options, as ``benchmarks/bench_rerank.py`` takes them."""
     d = Options()
     parser.add_argument(
         "--shape",
