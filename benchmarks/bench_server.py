@@ -5,7 +5,7 @@ Starts ``rag-rerank serve`` as a subprocess on 127.0.0.1 (a free port), warms it
 ``POST /rerank`` from asyncio + httpx clients in this process. Each request carries ``--docs``
 passages of about ``--words`` words. Example (tiny random model, CPU):
 
-    python tests/tiny_models.py /tmp/tiny
+    python -m rag_rerank.testing /tmp/tiny
     python benchmarks/bench_server.py --model /tmp/tiny/bert --device cpu \\
         --requests 2000 --rss-requests 20000
 

@@ -1,20 +1,17 @@
-"""Shared fixtures: tiny random cross-encoders built once per test run, offline."""
+"""Shared fixtures: tiny random cross-encoders built once per test run by rag_rerank.testing."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
+from rag_rerank.testing import build_all
+
 # No test may reach a model hub: loading a hub id must fail fast and clearly.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from tiny_models import build_all
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,31 @@
-"""The benchmark harness: workload shapes, the FLOPs formula, and `rag-rerank bench` end to end."""
+"""The benchmark harness (benchmarks/harness/): workload shapes, the FLOPs formula, and
+benchmarks/bench_rerank.py end to end."""
 
+import runpy
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from rag_rerank.bench import TextMaker, pair_flops, pair_token_lengths
-from rag_rerank.cli import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from harness.measure import pair_flops
+from harness.shapes import Shape, build_model
+from harness.workloads import TextMaker, pair_token_lengths
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def main(argv: list[str]) -> int:
+    """Run ``python benchmarks/bench_rerank.py ARGV`` in this process; return its exit code."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [str(BENCHMARKS / "bench_rerank.py"), *argv])
+        with pytest.raises(SystemExit) as exited:
+            runpy.run_path(str(BENCHMARKS / "bench_rerank.py"), run_name="__main__")
+    return int(exited.value.code or 0)
 
 
 def test_pair_lengths_follow_the_rag_chunk_mix():
@@ -40,7 +57,6 @@ def test_bench_command_reports_every_peer_with_its_score_difference(bert_dir, tm
     report = tmp_path / "RESULTS.md"
     code = main(
         [
-            "bench",
             "--model",
             bert_dir,
             "--device",
@@ -80,7 +96,7 @@ def test_bench_command_reports_every_peer_with_its_score_difference(bert_dir, tm
 
 def test_bench_says_which_asked_for_peer_is_not_installed(bert_dir, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "FlagEmbedding", None)  # as if not installed
-    argv = ["bench", "--model", bert_dir, "--device", "cpu", "--workload", "latency"]
+    argv = ["--model", bert_dir, "--device", "cpu", "--workload", "latency"]
     code = main([*argv, "--runs", "1", "--warmup", "0", "--peers", "flag"])
     assert code == 0
     out = capsys.readouterr().out
@@ -90,7 +106,6 @@ def test_bench_says_which_asked_for_peer_is_not_installed(bert_dir, monkeypatch,
 
 def test_xlmr_shapes_build_offline_with_their_own_tokenizer(tmp_path):
     from rag_rerank import Reranker
-    from rag_rerank.bench import Shape, build_model
 
     tiny = Shape("tiny-xlmr", "BAAI/bge-reranker-v2-m3", "xlmr", 32, 2, 2, 64, 250002, 514)
     folder = build_model(tiny, tmp_path / "m")
