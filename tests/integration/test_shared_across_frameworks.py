@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_rerank import Reranker
+from rag_rerank import Reranker, RerankerOptions
 
 pytest.importorskip("langchain_core", reason="needs langchain-core")
 pytest.importorskip("llama_index.core", reason="needs llama-index-core")
@@ -41,6 +41,50 @@ def test_one_model_instance_serves_both_frameworks(xlmr_dir):
     assert [d.metadata["relevance_score"] for d in documents] == pytest.approx(
         [n.score for n in nodes], abs=1e-6
     )
+
+
+def _non_default_options(model: str) -> dict[str, object]:
+    """A value other than the default for every reranker option."""
+    values = {
+        "model": model,
+        "revision": "main",
+        "device": "cpu",
+        "dtype": "fp32",
+        "trust_remote_code": True,
+        "quantize": "int8",
+        "batch_tokens": 512,
+        "max_queue_pairs": 64,
+        "max_length": 64,
+        "long_documents": "truncate",
+        "show_progress": False,
+    }
+    # A new option must be added here, and so is checked to reach both frameworks.
+    assert sorted(values) == sorted(RerankerOptions.names())
+    defaults = RerankerOptions()
+    assert all(getattr(defaults, name) != value for name, value in values.items())
+    return values
+
+
+@pytest.mark.parametrize("framework", ["langchain", "llama_index"])
+def test_every_reranker_option_reaches_reranker_shared(bert_dir, monkeypatch, framework):
+    # Reranker.shared stands in so that no int8 or remote-code model is loaded: what is checked
+    # is that each option, passed as a keyword, arrives in the options the adapter loads with.
+    loaded = Reranker.shared(bert_dir)
+    received: list[RerankerOptions] = []
+
+    def shared(options):
+        received.append(options)
+        return loaded
+
+    monkeypatch.setattr(Reranker, "shared", shared)
+    component = LangChainRagRerank if framework == "langchain" else LlamaIndexRagRerank
+    values = _non_default_options(bert_dir)
+    for name, value in values.items():
+        built = component(**{"model": bert_dir, name: value})
+        assert getattr(received[-1], name) == value, name
+        assert built.options == received[-1] and built.reranker is loaded
+    everything = component(**values)
+    assert received[-1] == RerankerOptions(**values) == everything.options
 
 
 def test_both_frameworks_accept_a_remote_reranker(bert_dir):
