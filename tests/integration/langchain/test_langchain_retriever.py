@@ -17,7 +17,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 from langchain_rag_rerank import RagRerank, RagRerankRetriever
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from rag_rerank import InvalidInputError, InvalidInputTypeError, Reranker
 
@@ -43,7 +43,7 @@ class ListRetriever(BaseRetriever):
 class KwargsRetriever(ListRetriever):
     """Like ListRetriever, and records the per-call keyword arguments it is given."""
 
-    received: list[dict[str, Any]] = []
+    received: list[dict[str, Any]] = Field(default_factory=list)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
@@ -229,7 +229,7 @@ async def test_per_call_score_threshold(bert_dir, candidates) -> None:
 
 
 async def test_per_call_selection_is_not_passed_to_the_base_retriever(bert_dir, candidates) -> None:
-    base = KwargsRetriever(documents=candidates, received=[])
+    base = KwargsRetriever(documents=candidates)
     retriever = RagRerankRetriever(base_retriever=base, model=bert_dir)
     assert len(retriever.invoke(QUERY, top_n=1, score_threshold=0.0, k=7)) == 1
     assert len(await retriever.ainvoke(QUERY, top_n=2, fetch_k=9)) == 2
@@ -249,7 +249,7 @@ async def test_per_call_selection_is_not_passed_to_the_base_retriever(bert_dir, 
     ],
 )
 async def test_bad_per_call_selection_names_the_field(bert_dir, candidates, kwargs, field) -> None:
-    base = KwargsRetriever(documents=candidates, received=[])
+    base = KwargsRetriever(documents=candidates)
     retriever = RagRerankRetriever(base_retriever=base, model=bert_dir)
     with pytest.raises(InvalidInputError, match=field) as error:
         retriever.invoke(QUERY, **kwargs)

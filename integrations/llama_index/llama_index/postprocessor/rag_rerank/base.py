@@ -59,7 +59,7 @@ class RagRerank(BaseNodePostprocessor):
 
     Example:
         >>> from llama_index.postprocessor.rag_rerank import RagRerank
-        >>> rerank = RagRerank(top_n=5, score_threshold=0.2, long_documents="truncate")  # doctest: +SKIP
+        >>> rerank = RagRerank(top_n=5, score_threshold=0.2, batch_tokens=8192)  # doctest: +SKIP
         >>> engine = index.as_query_engine(similarity_top_k=50,
         ...                                node_postprocessors=[rerank])  # doctest: +SKIP
     """
