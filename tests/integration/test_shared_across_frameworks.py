@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -112,3 +115,40 @@ def test_both_frameworks_accept_a_remote_reranker(bert_dir):
         [r.score for r in expected], abs=1e-5
     )
     local.close()
+
+
+_WITHOUT_TORCH = textwrap.dedent(
+    """
+    import sys
+
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "transformers"):
+                raise ImportError(f"{name} is blocked")
+
+    sys.meta_path.insert(0, Block())
+    from langchain_core.runnables import RunnableLambda
+    from langchain_rag_rerank import RagRerank, RagRerankRetriever
+    from llama_index.postprocessor.rag_rerank import RagRerank as Postprocessor
+
+    from rag_rerank import RemoteReranker
+
+    remote = RemoteReranker("http://127.0.0.1:9")  # never called: nothing is reranked
+    RagRerank(reranker=remote, top_n=3)
+    retriever = RagRerankRetriever(base_retriever=RunnableLambda(lambda q: []), reranker=remote)
+    assert retriever.invoke("q", top_n=1) == []
+    Postprocessor(reranker=remote, top_n=3)
+    assert "torch" not in sys.modules
+    """
+)
+
+
+def test_both_frameworks_work_with_a_remote_reranker_without_torch():
+    # The adapters import Reranker (torch) only when they load a model themselves.
+    paths = [_ROOT.parent, _ROOT / "langchain", _ROOT / "llama_index"]
+    path = os.pathsep.join([*map(str, paths), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
