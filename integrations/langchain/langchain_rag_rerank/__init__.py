@@ -6,7 +6,8 @@
 ... )  # doctest: +SKIP
 """
 
-from ._settings import RerankerLike
+from rag_rerank.api import RerankerLike  # the one reranker protocol, re-exported for type hints
+
 from .compressor import RagRerank
 from .retriever import RagRerankRetriever
 

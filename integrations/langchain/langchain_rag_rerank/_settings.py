@@ -3,95 +3,103 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from langchain_core.documents import Document
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from rag_rerank import DEFAULT_MODEL, Reranker, RerankResult
+from rag_rerank.api import (
+    DEFAULT_MODEL,
+    RerankerLike,
+    RerankerOptions,
+    RerankResult,
+    check_selection,
+    options_from,
+)
 from rag_rerank.errors import InvalidInputTypeError
 
-__all__ = ["RELEVANCE_SCORE_KEY", "RerankerLike"]
+__all__ = ["RELEVANCE_SCORE_KEY", "RerankSettings"]
 
 RELEVANCE_SCORE_KEY = "relevance_score"
 
-# Fields that choose and load the model; meaningless (and so refused) next to ``reranker=``.
-_MODEL_FIELDS = ("model", "device", "dtype", "max_length", "batch_tokens", "long_documents")
-
-
-@runtime_checkable
-class RerankerLike(Protocol):
-    """Anything with the reranking API of :class:`rag_rerank.Reranker`.
-
-    A local :class:`rag_rerank.Reranker` is one; a client of the rag-rerank HTTP server with the
-    same ``rerank`` / ``arerank`` methods is another. Results are best first and carry the
-    caller's ``index`` and the ``score`` in [0, 1].
-    """
-
-    def rerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> Sequence[RerankResult]:
-        """Documents best first, at most ``top_n``, none scoring below ``threshold``."""
-        ...
-
-    async def arerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> Sequence[RerankResult]:
-        """Async :meth:`rerank`, awaiting the work without blocking the event loop."""
-        ...
-
 
 class RerankSettings(BaseModel):
-    """Fields shared by :class:`RagRerank` and :class:`RagRerankRetriever`."""
+    """Fields shared by :class:`RagRerank` and :class:`RagRerankRetriever`.
+
+    Every option of :class:`rag_rerank.RerankerOptions` (``device``, ``dtype``, ``max_length``,
+    ``batch_tokens``, ``long_documents``, ...) is accepted as a keyword and gathered into
+    ``options``; none is declared here again.
+    """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    model: str = Field(default=DEFAULT_MODEL, min_length=1)
+    model: str = DEFAULT_MODEL
     """Hugging Face hub id or local folder of the cross-encoder. Loaded once per process through
     ``Reranker.shared``, so every component naming the same model shares one copy."""
 
-    top_n: int | None = Field(default=5, ge=1, strict=True)
+    top_n: int | None = 5
     """Keep at most this many documents, best first (after the threshold). ``None`` keeps all."""
 
-    score_threshold: float | None = Field(
-        default=None, ge=0.0, le=1.0, allow_inf_nan=False, strict=True
-    )
+    score_threshold: float | None = None
     """Drop documents whose relevance score (in [0, 1]) is below this. ``None`` drops none."""
 
+    options: RerankerOptions | None = None
+    """The options of the reranker to load (a ``rag_rerank.RerankerOptions`` or a mapping of
+    them). Each option may also be passed as a keyword (``device="cpu"``, ``max_length=256``),
+    which overrides the same option here. ``None`` (and refused) with ``reranker``."""
+
     reranker: RerankerLike | None = None
-    """An existing reranker to use instead of loading ``model``: a ``rag_rerank.Reranker`` or any
-    object with the same ``rerank`` / ``arerank`` methods (see :class:`RerankerLike`). When it is
-    left out it is filled in with ``Reranker.shared(model, ...)``."""
-
-    device: str | None = None
-    """``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``"cpu"``; ``None`` picks cuda > mps > cpu."""
-
-    dtype: str | None = None
-    """``"bf16"``, ``"fp16"`` or ``"fp32"``; ``None`` picks bf16/fp16 on GPUs and fp32 on CPU."""
-
-    max_length: int = Field(default=512, ge=16, strict=True)
-    """Tokens per (query, document) window, capped by the model."""
-
-    batch_tokens: int | None = Field(default=None, ge=1, strict=True)
-    """Padded tokens per forward pass; ``None`` picks a per-device default."""
-
-    long_documents: Literal["chunk", "truncate"] = "chunk"
-    """``"chunk"`` scores a long document as its best window; ``"truncate"`` keeps the first."""
+    """An existing reranker to use instead of loading ``model``: a ``rag_rerank.Reranker``, a
+    ``rag_rerank.RemoteReranker`` or any object with their ``rerank`` / ``arerank`` methods. When
+    it is left out it is filled in with ``Reranker.shared(options)``."""
 
     _reranker: RerankerLike = PrivateAttr()
 
-    @field_validator("reranker", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_options(cls, data: Any) -> Any:
+        # Option keywords (``model`` included) become one RerankerOptions, checked by it.
+        if not isinstance(data, dict):
+            return data
+        keywords = options_from(data)
+        fields = {name: value for name, value in data.items() if name not in keywords}
+        if fields.get("reranker") is not None:
+            given = sorted(keywords) + (["options"] if fields.get("options") is not None else [])
+            if given:
+                raise ValueError(
+                    f"pass either reranker= or the model options {given}, not both: "
+                    "the reranker is already loaded with its own"
+                )
+            return fields
+        base = fields.get("options")
+        if isinstance(base, Mapping):
+            base = RerankerOptions.from_kwargs(**base)
+        elif base is not None and not isinstance(base, RerankerOptions):
+            raise ValueError(f"options: must be a RerankerOptions or a mapping, got {base!r}")
+        options = RerankerOptions.from_kwargs(base, **keywords)
+        return {**fields, "options": options, "model": options.model}
+
+    @field_validator("top_n", "score_threshold", mode="before")
+    @classmethod
+    def _check_selection(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name == "top_n":
+            check_selection(value, None)
+        else:
+            check_selection(None, value, threshold_field="score_threshold")
+        return value
+
+    @field_validator("reranker", mode="plain")
     @classmethod
     def _check_reranker(cls, value: Any) -> Any:
+        # Only the methods used here are required, so a minimal stand-in will do.
         if value is None:
             return value
         missing = [
@@ -107,42 +115,40 @@ class RerankSettings(BaseModel):
     @model_validator(mode="after")
     def _resolve_reranker(self) -> RerankSettings:
         if self.reranker is not None:
-            conflicting = sorted(set(_MODEL_FIELDS) & self.model_fields_set)
-            if conflicting:
-                raise ValueError(
-                    f"pass either reranker= or the model options {conflicting}, not both: "
-                    "the reranker is already loaded with its own"
-                )
             self._reranker = self.reranker
             return self
-        options: dict[str, Any] = {
-            "max_length": self.max_length,
-            "long_documents": self.long_documents,
-        }
-        for name in ("device", "dtype", "batch_tokens"):
-            if getattr(self, name) is not None:
-                options[name] = getattr(self, name)
-        self._reranker = Reranker.shared(self.model, **options)
+        # Imported here: torch loads only when this component loads a model itself.
+        from rag_rerank import Reranker
+
+        self._reranker = Reranker.shared(self.options or RerankerOptions(model=self.model))
         # Set without validation so that ``model_fields_set`` still says what the caller passed.
         object.__setattr__(self, "reranker", self._reranker)
         return self
 
-    def _rerank_documents(self, documents: Sequence[Document], query: str) -> list[Document]:
+    def _rerank_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        top_n: int | None,
+        threshold: float | None,
+    ) -> list[Document]:
         texts = _texts(documents)
         if not texts:
             return []
-        results = self._reranker.rerank(
-            query, texts, top_n=self.top_n, threshold=self.score_threshold
-        )
+        results = self._reranker.rerank(query, texts, top_n=top_n, threshold=threshold)
         return _scored_copies(documents, results)
 
-    async def _arerank_documents(self, documents: Sequence[Document], query: str) -> list[Document]:
+    async def _arerank_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        top_n: int | None,
+        threshold: float | None,
+    ) -> list[Document]:
         texts = _texts(documents)
         if not texts:
             return []
-        results = await self._reranker.arerank(
-            query, texts, top_n=self.top_n, threshold=self.score_threshold
-        )
+        results = await self._reranker.arerank(query, texts, top_n=top_n, threshold=threshold)
         return _scored_copies(documents, results)
 
 

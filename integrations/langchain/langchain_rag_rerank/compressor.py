@@ -25,13 +25,13 @@ class RagRerank(RerankSettings, BaseDocumentCompressor):
         model: Hugging Face hub id or local folder (default ``"BAAI/bge-reranker-v2-m3"``).
         top_n: Keep at most this many documents (default 5); ``None`` keeps all.
         score_threshold: Drop documents scoring below this, in [0, 1] (default ``None``).
-        reranker: An existing ``rag_rerank.Reranker`` (or any object with its ``rerank`` and
-            ``arerank`` methods) to use instead of loading ``model``.
-        device: ``"cuda"``, ``"mps"``, ``"cpu"``...; ``None`` picks the best available.
-        dtype: ``"bf16"``, ``"fp16"`` or ``"fp32"``; ``None`` picks per device.
-        max_length: Tokens per (query, document) window (default 512, capped by the model).
-        batch_tokens: Padded tokens per forward pass; ``None`` picks per device.
-        long_documents: ``"chunk"`` (default) or ``"truncate"`` for passages over ``max_length``.
+        reranker: An existing ``rag_rerank.Reranker`` or ``rag_rerank.RemoteReranker`` (or any
+            object with their ``rerank`` and ``arerank`` methods) to use instead of loading
+            ``model``.
+        options: A ``rag_rerank.RerankerOptions`` for the model to load.
+        **reranker_options: Any ``rag_rerank.RerankerOptions`` field as a keyword: ``device``,
+            ``dtype``, ``max_length``, ``batch_tokens``, ``long_documents``
+            (``"windows"`` or ``"truncate"``), ``quantize``, ``revision``, ...
 
     Raises:
         pydantic.ValidationError: At construction, for a misspelt option, a bad ``top_n`` or
@@ -69,7 +69,7 @@ class RagRerank(RerankSettings, BaseDocumentCompressor):
             rag_rerank.InvalidInputError: An empty query.
             rag_rerank.InvalidInputTypeError: An item that is not a ``Document``.
         """
-        return self._rerank_documents(documents, query)
+        return self._rerank_documents(documents, query, self.top_n, self.score_threshold)
 
     async def acompress_documents(
         self,
@@ -81,4 +81,4 @@ class RagRerank(RerankSettings, BaseDocumentCompressor):
 
         Uses the reranker's own ``arerank`` rather than running the sync method in a thread.
         """
-        return await self._arerank_documents(documents, query)
+        return await self._arerank_documents(documents, query, self.top_n, self.score_threshold)

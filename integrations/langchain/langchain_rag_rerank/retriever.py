@@ -12,6 +12,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever, RetrieverLike
 from pydantic import ConfigDict
 
+from rag_rerank.api import check_selection
+
 from ._settings import RerankSettings
 
 __all__ = ["RagRerankRetriever"]
@@ -25,15 +27,23 @@ class RagRerankRetriever(RerankSettings, BaseRetriever):
     ``id`` and metadata plus ``metadata["relevance_score"]`` in [0, 1]. Works with ``invoke``,
     ``ainvoke``, ``batch`` and anywhere in an LCEL chain.
 
+    ``top_n`` and ``score_threshold`` may also be given per call
+    (``retriever.invoke(query, top_n=1)``, ``retriever.batch(queries, score_threshold=0.5)``);
+    they are checked like the fields. Any other keyword goes to the base retriever
+    (``retriever.invoke(query, k=100)`` for a vector store retriever).
+
     Args:
         base_retriever: The retriever (or any runnable from a query to documents) to rerank.
         top_n: Keep at most this many documents (default 5); ``None`` keeps all.
         score_threshold: Drop documents scoring below this, in [0, 1] (default ``None``).
         model: Hugging Face hub id or local folder (default ``"BAAI/bge-reranker-v2-m3"``),
             loaded once per process with ``rag_rerank.Reranker.shared``.
-        reranker: An existing ``rag_rerank.Reranker`` (or any object with its ``rerank`` and
-            ``arerank`` methods) to use instead of loading ``model``.
-        device, dtype, max_length, batch_tokens, long_documents: As for ``rag_rerank.Reranker``.
+        reranker: An existing ``rag_rerank.Reranker`` or ``rag_rerank.RemoteReranker`` (or any
+            object with their ``rerank`` and ``arerank`` methods) to use instead of loading
+            ``model``.
+        options: A ``rag_rerank.RerankerOptions`` for the model to load.
+        **reranker_options: Any ``rag_rerank.RerankerOptions`` field as a keyword (``device``,
+            ``dtype``, ``max_length``, ``batch_tokens``, ``long_documents``, ...).
 
     Raises:
         pydantic.ValidationError: At construction, for a misspelt option, a bad ``top_n`` or
@@ -47,6 +57,7 @@ class RagRerankRetriever(RerankSettings, BaseRetriever):
         ...     score_threshold=0.3,
         ... )  # doctest: +SKIP
         >>> retriever.invoke("what do pandas eat?")  # doctest: +SKIP
+        >>> retriever.invoke("what do pandas eat?", top_n=1)  # doctest: +SKIP
     """
 
     # Set here, not only on RerankSettings: LangChain's base classes set their own ``extra``.
@@ -58,15 +69,25 @@ class RagRerankRetriever(RerankSettings, BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
+        top_n, threshold = self._selection(kwargs)
         documents = self.base_retriever.invoke(
             query, config={"callbacks": run_manager.get_child()}, **kwargs
         )
-        return self._rerank_documents(documents, query)
+        return self._rerank_documents(documents, query, top_n, threshold)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
+        top_n, threshold = self._selection(kwargs)
         documents = await self.base_retriever.ainvoke(
             query, config={"callbacks": run_manager.get_child()}, **kwargs
         )
-        return await self._arerank_documents(documents, query)
+        return await self._arerank_documents(documents, query, top_n, threshold)
+
+    def _selection(self, kwargs: dict[str, Any]) -> tuple[int | None, float | None]:
+        """The per-call ``top_n`` and ``score_threshold`` (taken out of ``kwargs``, which go on to
+        the base retriever), else the fields; checked before the base retriever runs."""
+        top_n = kwargs.pop("top_n", self.top_n)
+        threshold = kwargs.pop("score_threshold", self.score_threshold)
+        check_selection(top_n, threshold, threshold_field="score_threshold")
+        return top_n, threshold

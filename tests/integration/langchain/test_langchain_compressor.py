@@ -14,7 +14,13 @@ from langchain_core.runnables import RunnableLambda
 from langchain_rag_rerank import RagRerank, RagRerankRetriever
 from pydantic import ValidationError
 
-from rag_rerank import InvalidInputError, InvalidInputTypeError, ModelLoadError, Reranker
+from rag_rerank import (
+    InvalidInputError,
+    InvalidInputTypeError,
+    ModelLoadError,
+    Reranker,
+    RerankerOptions,
+)
 
 QUERY = "What does the giant panda eat?"
 TEXTS = [
@@ -259,6 +265,47 @@ def test_bad_model_options(bert_dir) -> None:
         RagRerank(model="./no-such-model-folder")
 
 
+@pytest.mark.parametrize("component", ["compressor", "retriever"])
+def test_core_options_reach_the_loaded_reranker(bert_dir, component) -> None:
+    extra = {"base_retriever": NO_DOCS} if component == "retriever" else {}
+    cls = RagRerankRetriever if component == "retriever" else RagRerank
+    built = cls(
+        model=bert_dir, batch_tokens=1024, long_documents="truncate", max_length=64, **extra
+    )
+    assert built.options == RerankerOptions(
+        model=bert_dir, batch_tokens=1024, long_documents="truncate", max_length=64
+    )
+    assert built.reranker is Reranker.shared(built.options)
+    loaded = built.reranker.options
+    assert (loaded.batch_tokens, loaded.long_documents, loaded.max_length) == (
+        1024,
+        "truncate",
+        64,
+    )
+
+
+def test_options_object_and_keywords(bert_dir) -> None:
+    options = RerankerOptions(model=bert_dir, max_length=64)
+    assert RagRerank(options=options).reranker is Reranker.shared(bert_dir, max_length=64)
+    assert RagRerank(options=options).model == bert_dir
+    # A keyword overrides the same option of the object; a mapping works like the object.
+    keyword = RagRerank(options=options, max_length=128, long_documents="truncate")
+    assert keyword.options == options.replace(max_length=128, long_documents="truncate")
+    assert RagRerank(options={"model": bert_dir, "max_length": 64}).options == options
+    # Defaults: the options a plain model name loads with.
+    assert RagRerank(model=bert_dir).options == RerankerOptions(model=bert_dir)
+
+
+def test_unknown_option_is_named(bert_dir) -> None:
+    with pytest.raises(ValidationError, match="batch_token"):
+        RagRerank(model=bert_dir, batch_token=1024)
+    with pytest.raises(InvalidInputTypeError, match="devic") as error:
+        RagRerank(options={"model": bert_dir, "devic": "cpu"})
+    assert error.value.field == "devic"
+    with pytest.raises(ValidationError, match="options"):
+        RagRerank(options="cpu")
+
+
 def test_bad_reranker(bert_dir) -> None:
     with pytest.raises(ValidationError, match=r"reranker[\s\S]*has no rerank\(\) or arerank\(\)"):
         RagRerank(reranker=object())
@@ -266,6 +313,10 @@ def test_bad_reranker(bert_dir) -> None:
         RagRerank(reranker="BAAI/bge-reranker-v2-m3")
     with pytest.raises(ValidationError, match=r"either reranker= or the model options \['device'"):
         RagRerank(reranker=Reranker.shared(bert_dir), device="cpu")
+    with pytest.raises(ValidationError, match=r"model options \['batch_tokens', 'model'\]"):
+        RagRerank(reranker=Reranker.shared(bert_dir), model=bert_dir, batch_tokens=64)
+    with pytest.raises(ValidationError, match=r"model options \['options'\]"):
+        RagRerank(reranker=Reranker.shared(bert_dir), options=RerankerOptions(model=bert_dir))
 
 
 async def test_bad_documents_and_query(bert_dir) -> None:

@@ -17,9 +17,9 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 from langchain_rag_rerank import RagRerank, RagRerankRetriever
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from rag_rerank import InvalidInputTypeError, Reranker
+from rag_rerank import InvalidInputError, InvalidInputTypeError, Reranker
 
 QUERY = "What does the panda eat?"
 
@@ -37,6 +37,24 @@ class ListRetriever(BaseRetriever):
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Any]:
+        return list(self.documents)
+
+
+class KwargsRetriever(ListRetriever):
+    """Like ListRetriever, and records the per-call keyword arguments it is given."""
+
+    received: list[dict[str, Any]] = Field(default_factory=list)
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Any]:
+        self.received.append(kwargs)
+        return list(self.documents)
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Any]:
+        self.received.append(kwargs)
         return list(self.documents)
 
 
@@ -165,3 +183,77 @@ def test_bad_base_results_and_missing_base_retriever(bert_dir) -> None:
         retriever.invoke(QUERY)
     with pytest.raises(ValidationError, match="base_retriever"):
         RagRerankRetriever(model=bert_dir)
+
+
+# -- per-call top_n and score_threshold ---------------------------------------------------------
+
+
+async def test_per_call_top_n(bert_dir, candidates) -> None:
+    retriever = RagRerankRetriever(
+        base_retriever=ListRetriever(documents=candidates), model=bert_dir, top_n=4
+    )
+    ranked = expected_ids(bert_dir, candidates, len(candidates))
+    assert [d.id for d in retriever.invoke(QUERY, top_n=1)] == ranked[:1]
+    assert [d.id for d in await retriever.ainvoke(QUERY, top_n=2)] == ranked[:2]
+    assert [d.id for d in retriever.invoke(QUERY, top_n=None)] == ranked  # None keeps all
+    for result in retriever.batch([QUERY, QUERY], top_n=3):
+        assert [d.id for d in result] == ranked[:3]
+    for result in await retriever.abatch([QUERY, QUERY], top_n=1):
+        assert [d.id for d in result] == ranked[:1]
+    # Bound in a chain, too; the retriever's own field is left as it was.
+    assert [d.id for d in retriever.bind(top_n=2).invoke(QUERY)] == ranked[:2]
+    assert retriever.top_n == 4
+    assert [d.id for d in retriever.invoke(QUERY)] == ranked[:4]
+
+
+async def test_per_call_score_threshold(bert_dir, candidates) -> None:
+    scores = sorted(
+        Reranker.shared(bert_dir).score(QUERY, [d.page_content for d in candidates]),
+        reverse=True,
+    )
+    assert scores[2] > scores[3]
+    cut = (scores[2] + scores[3]) / 2  # exactly three pass
+    retriever = RagRerankRetriever(
+        base_retriever=ListRetriever(documents=candidates), model=bert_dir, top_n=None
+    )
+    ranked = expected_ids(bert_dir, candidates, 3)
+    assert [d.id for d in retriever.invoke(QUERY, score_threshold=cut)] == ranked
+    assert [d.id for d in await retriever.ainvoke(QUERY, score_threshold=cut)] == ranked
+    assert [d.id for d in retriever.invoke(QUERY, score_threshold=cut, top_n=2)] == ranked[:2]
+    # A per-call None lifts the field's threshold.
+    strict = RagRerankRetriever(
+        base_retriever=ListRetriever(documents=candidates), model=bert_dir, score_threshold=1.0
+    )
+    assert strict.invoke(QUERY) == []
+    assert len(strict.invoke(QUERY, score_threshold=None)) == 5
+
+
+async def test_per_call_selection_is_not_passed_to_the_base_retriever(bert_dir, candidates) -> None:
+    base = KwargsRetriever(documents=candidates)
+    retriever = RagRerankRetriever(base_retriever=base, model=bert_dir)
+    assert len(retriever.invoke(QUERY, top_n=1, score_threshold=0.0, k=7)) == 1
+    assert len(await retriever.ainvoke(QUERY, top_n=2, fetch_k=9)) == 2
+    # Other keywords still reach the base retriever (e.g. a vector store's k).
+    assert base.received == [{"k": 7}, {"fetch_k": 9}]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"top_n": 0}, "top_n"),
+        ({"top_n": 2.5}, "top_n"),
+        ({"top_n": True}, "top_n"),
+        ({"score_threshold": 1.5}, "score_threshold"),
+        ({"score_threshold": float("nan")}, "score_threshold"),
+        ({"score_threshold": "0.5"}, "score_threshold"),
+    ],
+)
+async def test_bad_per_call_selection_names_the_field(bert_dir, candidates, kwargs, field) -> None:
+    base = KwargsRetriever(documents=candidates)
+    retriever = RagRerankRetriever(base_retriever=base, model=bert_dir)
+    with pytest.raises(InvalidInputError, match=field) as error:
+        retriever.invoke(QUERY, **kwargs)
+    assert error.value.field == field
+    with pytest.raises(InvalidInputError, match=field):
+        await retriever.ainvoke(QUERY, **kwargs)
+    assert base.received == []  # refused before the base retriever ran

@@ -16,8 +16,8 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 from llama_index.postprocessor.rag_rerank import RagRerank
 
-from rag_rerank import Reranker, RerankResult
-from rag_rerank.errors import InvalidInputError, ModelLoadError
+from rag_rerank import Reranker, RerankerOptions, RerankResult
+from rag_rerank.errors import InvalidInputError, InvalidInputTypeError, ModelLoadError
 
 QUERY = "what do pandas eat?"
 TEXTS = [
@@ -252,7 +252,17 @@ def test_not_a_reranker_is_refused() -> None:
         RagRerank(reranker=object())
 
 
-@pytest.mark.parametrize("option", [{"device": "cpu"}, {"dtype": "fp32"}, {"max_length": 256}])
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"device": "cpu"},
+        {"dtype": "fp32"},
+        {"max_length": 256},
+        {"batch_tokens": 64},
+        {"long_documents": "truncate"},
+        {"options": RerankerOptions()},
+    ],
+)
 def test_load_options_conflict_with_a_given_reranker(bert_dir: str, option: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(option))):
         RagRerank(reranker=Reranker.shared(bert_dir), **option)
@@ -350,3 +360,38 @@ def test_serializes_without_the_model_and_reloads_the_shared_one(bert_dir: str) 
     again = RagRerank.from_dict(data)
     assert (again.model, again.top_n, again.score_threshold) == (bert_dir, 3, 0.25)
     assert again.reranker is rerank.reranker
+
+
+def test_core_options_reach_the_loaded_reranker(bert_dir: str) -> None:
+    # batch_tokens and long_documents were out of reach before the options object.
+    rerank = RagRerank(model=bert_dir, batch_tokens=1024, long_documents="truncate", top_n=2)
+    assert rerank.options == RerankerOptions(
+        model=bert_dir, batch_tokens=1024, long_documents="truncate"
+    )
+    assert rerank.reranker is Reranker.shared(rerank.options)
+    loaded = rerank.reranker.options  # type: ignore[union-attr]
+    assert (loaded.batch_tokens, loaded.long_documents) == (1024, "truncate")
+    assert len(rerank.postprocess_nodes(make_nodes(), query_str=QUERY)) == 2
+
+
+def test_options_object_and_keywords(bert_dir: str) -> None:
+    options = RerankerOptions(model=bert_dir, max_length=64)
+    rerank = RagRerank(options=options)
+    assert rerank.model == bert_dir
+    assert rerank.reranker is Reranker.shared(bert_dir, max_length=64)
+    # A keyword overrides the same option of the object; a mapping works like the object.
+    assert RagRerank(options=options, max_length=128).options == options.replace(max_length=128)
+    assert RagRerank(options={"model": bert_dir, "max_length": 64}).options == options
+    # Serialized with its options, and loaded again into the same shared reranker.
+    again = RagRerank.from_json(RagRerank(options=options, long_documents="truncate").to_json())
+    assert again.options == options.replace(long_documents="truncate")
+    assert again.reranker is Reranker.shared(again.options)
+
+
+def test_unknown_option_is_named(bert_dir: str) -> None:
+    # LlamaIndex components ignore unknown fields by default; this one must not.
+    with pytest.raises(ValueError, match="batch_token"):
+        RagRerank(model=bert_dir, batch_token=1024)
+    with pytest.raises(InvalidInputTypeError, match="devic") as error:
+        RagRerank(options={"model": bert_dir, "devic": "cpu"})
+    assert error.value.field == "devic"

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, model_validator
+from llama_index.core.bridge.pydantic import (
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from rag_rerank import DEFAULT_MODEL, Reranker, RerankResult
+from rag_rerank.api import (
+    DEFAULT_MODEL,
+    RerankerLike,
+    RerankerOptions,
+    RerankResult,
+    check_query,
+    check_selection,
+    options_from,
+)
 from rag_rerank.errors import InvalidInputError
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "RagRerank", "SupportsRerank"]
@@ -23,32 +37,8 @@ dispatcher = get_dispatcher(__name__)
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 """Metadata key under which a reranked node keeps the score it came in with."""
 
-_LOAD_OPTIONS = ("device", "dtype", "max_length")
-
-
-@runtime_checkable
-class SupportsRerank(Protocol):
-    """What :class:`RagRerank` needs from a reranker: ``rag_rerank.Reranker`` or anything alike.
-
-    Both methods return results best first, each with the document's input ``index`` and its
-    ``score`` in [0, 1], after ``threshold`` and ``top_n`` are applied.
-    """
-
-    def rerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> list[RerankResult]: ...
-
-    async def arerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_n: int | None = None,
-        threshold: float | None = None,
-    ) -> list[RerankResult]: ...
+SupportsRerank = RerankerLike
+"""The name this package first gave the reranker protocol; it is ``rag_rerank.RerankerLike``."""
 
 
 class RagRerank(BaseNodePostprocessor):
@@ -63,14 +53,19 @@ class RagRerank(BaseNodePostprocessor):
 
     Without ``reranker``, the model is loaded once per process through ``Reranker.shared``: every
     ``RagRerank`` and every LangChain compressor from ``langchain-rag-rerank`` naming the same
-    model and options share one instance.
+    model and options share one instance. Every ``rag_rerank.RerankerOptions`` field may be
+    passed as a keyword (``device``, ``dtype``, ``max_length``, ``batch_tokens``,
+    ``long_documents``, ``quantize``, ...); they are gathered into ``options``.
 
     Example:
         >>> from llama_index.postprocessor.rag_rerank import RagRerank
-        >>> rerank = RagRerank(top_n=5, score_threshold=0.2)  # doctest: +SKIP
+        >>> rerank = RagRerank(top_n=5, score_threshold=0.2, batch_tokens=8192)  # doctest: +SKIP
         >>> engine = index.as_query_engine(similarity_top_k=50,
         ...                                node_postprocessors=[rerank])  # doctest: +SKIP
     """
+
+    # A misspelt option must fail, not be dropped (LlamaIndex's components ignore extras).
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -79,52 +74,83 @@ class RagRerank(BaseNodePostprocessor):
     )
     top_n: int | None = Field(
         default=5,
-        ge=1,
-        strict=True,
         description="Keep at most this many nodes (after the threshold); None keeps all.",
     )
     score_threshold: float | None = Field(
         default=None,
-        ge=0.0,
-        le=1.0,
-        strict=True,
         description="Drop nodes whose relevance score (in [0, 1]) is below this.",
     )
-    device: str | None = Field(
+    options: RerankerOptions | None = Field(
         default=None,
-        description='"cuda", "cuda:1", "mps" or "cpu"; None picks cuda > mps > cpu.',
+        description="Options of the reranker to load (a `rag_rerank.RerankerOptions` or a "
+        "mapping of them). Each option may also be passed as a keyword (`device`, `dtype`, "
+        "`max_length`, `batch_tokens`, `long_documents`, ...), which overrides it here. None "
+        "(and refused) with `reranker`.",
     )
-    dtype: str | None = Field(
-        default=None,
-        description='"bf16", "fp16" or "fp32"; None picks bf16/fp16 on GPUs and fp32 on CPU.',
-    )
-    max_length: int | None = Field(
-        default=None,
-        ge=16,
-        strict=True,
-        description="Tokens per (query, node) window, capped by the model; None means 512.",
-    )
-    reranker: SupportsRerank | None = Field(
+    reranker: RerankerLike | None = Field(
         default=None,
         exclude=True,
-        description="An existing reranker (a `rag_rerank.Reranker`, or any object with its "
-        "`rerank`/`arerank` methods). None loads `Reranker.shared(model, ...)`.",
+        description="An existing reranker (a `rag_rerank.Reranker`, a `RemoteReranker`, or any "
+        "object with their `rerank`/`arerank` methods). None loads `Reranker.shared(options)`.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_options(cls, data: Any) -> Any:
+        # Option keywords become one RerankerOptions, checked by it. ``model`` is kept as a
+        # field too: with ``reranker`` it may name that reranker's model.
+        if not isinstance(data, dict):
+            return data
+        keywords = options_from(data)
+        fields = {name: value for name, value in data.items() if name not in keywords}
+        if data.get("reranker") is not None:
+            given = sorted(set(keywords) - {"model"})
+            if data.get("options") is not None:
+                given.append("options")
+            if given:
+                raise ValueError(
+                    f"{given[0]}: applies only when RagRerank loads the model; "
+                    "set it on the reranker you pass instead"
+                )
+            return data
+        base = fields.get("options")
+        if isinstance(base, Mapping):
+            base = RerankerOptions.from_kwargs(**base)
+        elif base is not None and not isinstance(base, RerankerOptions):
+            raise ValueError(f"options: must be a RerankerOptions or a mapping, got {base!r}")
+        options = RerankerOptions.from_kwargs(base, **keywords)
+        return {**fields, "options": options, "model": options.model}
+
+    @field_validator("top_n", "score_threshold", mode="before")
+    @classmethod
+    def _check_selection(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name == "top_n":
+            check_selection(value, None)
+        else:
+            check_selection(None, value, threshold_field="score_threshold")
+        return value
+
+    @field_validator("reranker", mode="plain")
+    @classmethod
+    def _check_reranker(cls, value: Any) -> Any:
+        # Only the methods used here are required, so a minimal stand-in will do.
+        if value is not None and not all(
+            callable(getattr(value, name, None)) for name in ("rerank", "arerank")
+        ):
+            raise ValueError(
+                "must be a rag_rerank.Reranker or an object with its rerank() and arerank() "
+                f"methods, got {type(value).__name__}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _resolve_reranker(self) -> RagRerank:
         if self.reranker is None:
-            options = {name: getattr(self, name) for name in _LOAD_OPTIONS}
-            self.reranker = Reranker.shared(
-                self.model, **{name: value for name, value in options.items() if value is not None}
-            )
+            # Imported here: torch loads only when this postprocessor loads a model itself.
+            from rag_rerank import Reranker
+
+            self.reranker = Reranker.shared(self.options or RerankerOptions(model=self.model))
             return self
-        given = [name for name in _LOAD_OPTIONS if getattr(self, name) is not None]
-        if given:
-            raise ValueError(
-                f"{given[0]}: applies only when RagRerank loads the model; "
-                "set it on the reranker you pass instead"
-            )
         name = getattr(self.reranker, "model_name", None)
         if isinstance(name, str):
             if "model" in self.model_fields_set and self.model != name:
@@ -185,7 +211,7 @@ class RagRerank(BaseNodePostprocessor):
         dispatcher.event(ReRankEndEvent(nodes=reranked))
 
     @property
-    def _reranker(self) -> SupportsRerank:
+    def _reranker(self) -> RerankerLike:
         assert self.reranker is not None  # set by _resolve_reranker
         return self.reranker
 
@@ -216,9 +242,7 @@ def _query_of(query_bundle: QueryBundle | None) -> str:
     # Checked before any event is emitted, whatever the reranker behind it.
     if query_bundle is None:
         raise InvalidInputError("query_bundle", "RagRerank needs the query: pass query_str or it")
-    if not isinstance(query_bundle.query_str, str) or not query_bundle.query_str.strip():
-        raise InvalidInputError("query", "must be a non-empty string")
-    return query_bundle.query_str
+    return check_query(query_bundle.query_str)
 
 
 def _rescored(nodes: list[NodeWithScore], results: list[RerankResult]) -> list[NodeWithScore]:
