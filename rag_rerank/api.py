@@ -34,10 +34,13 @@ __all__ = [
     "check_pairs",
     "check_positive_int",
     "check_query",
+    "check_reranker",
     "check_selection",
+    "check_selection_field",
     "options_from",
     "select",
     "sigmoid",
+    "split_options",
 ]
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
@@ -516,3 +519,52 @@ def select(
 def options_from(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """The entries of ``mapping`` that name reranker options (for adapters that forward them)."""
     return {name: value for name, value in mapping.items() if name in _FIELDS}
+
+
+def split_options(
+    arguments: Mapping[str, Any],
+) -> tuple[dict[str, Any], RerankerOptions, list[str]]:
+    """For components that take reranker options beside their own arguments (the LangChain and
+    LlamaIndex adapters): ``(own arguments, options, names given)``.
+
+    The options are ``arguments["options"]`` (a :class:`RerankerOptions`, a mapping of option
+    names, or ``None`` for the defaults) with every option keyword in ``arguments`` applied over
+    it, checked by :class:`RerankerOptions`. The names given list those option keywords, plus
+    ``"options"`` when it was given, so a component can refuse them next to a loaded reranker.
+
+    Raises:
+        InvalidInputTypeError: ``options`` of another type, or an unknown name inside it.
+        InvalidInputError: A bad option value (``field`` names it).
+    """
+    keywords = options_from(arguments)
+    own = {k: v for k, v in arguments.items() if k not in keywords and k != "options"}
+    base = arguments.get("options")
+    given = sorted(keywords) + (["options"] if base is not None else [])
+    if isinstance(base, Mapping):
+        base = RerankerOptions.from_kwargs(**base)
+    elif base is not None and not isinstance(base, RerankerOptions):
+        raise InvalidInputTypeError(
+            "options", f"must be a RerankerOptions or a mapping, got {type(base).__name__}"
+        )
+    return own, RerankerOptions.from_kwargs(base, **keywords), given
+
+
+def check_selection_field(field: str, value: object) -> None:
+    """:func:`check_selection` for one field: ``top_n``, or a threshold called ``field``."""
+    if field == "top_n":
+        check_selection(value, None)
+    else:
+        check_selection(None, value, threshold_field=field)
+
+
+def check_reranker(value: object, field: str = "reranker") -> None:
+    """Raise :class:`InvalidInputError` naming ``field`` unless ``value`` has callable ``rerank``
+    and ``arerank`` methods (what the adapters call; a minimal stand-in will do)."""
+    missing = [name for name in ("rerank", "arerank") if not callable(getattr(value, name, None))]
+    if missing:
+        raise InvalidInputError(
+            field,
+            "must be a rag_rerank.Reranker, a RemoteReranker or an object with their rerank() and "
+            f"arerank() methods; {type(value).__name__} has no "
+            f"{' or '.join(m + '()' for m in missing)}",
+        )

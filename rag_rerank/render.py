@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -209,32 +209,14 @@ def render_table(
     Returns:
         A ``rich.table.Table``; print it with ``rich.print`` or a ``rich.console.Console``.
     """
-    from rich.table import Table
-    from rich.text import Text
 
-    caption = _caption(len(results), candidates, threshold)
-    table = Table(title=f"Query: {query}", caption=caption, show_lines=True, expand=False)
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("raw", justify="right", style="dim")
-    table.add_column("retrieval", justify="right")
-    table.add_column("id", overflow="fold")
-    table.add_column("text", ratio=1)
-    for position, result in enumerate(results, 1):
-        rank = _rank(result, position)
-        score = float(result.score)
-        color = "green" if threshold is None or score >= threshold else "red"
+    def cells(rank: int, result: Any) -> list[str]:
         retrieval_rank = _retrieval_rank(result)
         moved = "" if retrieval_rank is None else f"{retrieval_rank}{_arrow(retrieval_rank - rank)}"
-        table.add_row(
-            str(rank),
-            Text(f"{score:.4f}", style=color),
-            f"{result.raw_score:+.3f}",
-            moved,
-            _id(result),
-            _preview(_text(result), _TERMINAL_TEXT_CHARS),
-        )
-    return table
+        return [moved, _id(result)]
+
+    columns = [("retrieval", {"justify": "right"}), ("id", {"overflow": "fold"})]
+    return _score_table(query, results, threshold, candidates, columns, cells)
 
 
 def render_rerank_table(
@@ -262,6 +244,23 @@ def render_rerank_table(
     Returns:
         A ``rich.table.Table``; print it with ``rich.print`` or a ``rich.console.Console``.
     """
+
+    def cells(rank: int, result: Any) -> list[str]:
+        return [str(result.index if sources is None else sources[result.index])]
+
+    columns = [(source_header, {"justify": "right"})]
+    return _score_table(query, results, threshold, candidates, columns, cells)
+
+
+def _score_table(
+    query: str,
+    results: Sequence[Any],
+    threshold: float | None,
+    candidates: int | None,
+    columns: Sequence[tuple[str, dict[str, Any]]],
+    cells: Callable[[int, Any], list[str]],
+) -> Any:
+    """The table both result tables are: rank, score, raw score, ``columns``, text."""
     from rich.table import Table
     from rich.text import Text
 
@@ -270,18 +269,19 @@ def render_rerank_table(
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("raw", justify="right", style="dim")
-    table.add_column(source_header, justify="right")
+    for header, style in columns:
+        table.add_column(header, **style)
     table.add_column("text", ratio=1)
-    for rank, result in enumerate(results, 1):
+    for position, result in enumerate(results, 1):
+        rank = _rank(result, position)
         score = float(result.score)
         color = "green" if threshold is None or score >= threshold else "red"
-        source = result.index if sources is None else sources[result.index]
         table.add_row(
             str(rank),
             Text(f"{score:.4f}", style=color),
             f"{result.raw_score:+.3f}",
-            str(source),
-            _preview(result.document, _TERMINAL_TEXT_CHARS),
+            *cells(rank, result),
+            _preview(_text(result), _TERMINAL_TEXT_CHARS),
         )
     return table
 

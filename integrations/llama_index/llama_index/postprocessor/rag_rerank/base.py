@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from llama_index.core.bridge.pydantic import (
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from llama_index.core.bridge.pydantic import ConfigDict
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from rag_rerank.api import (
-    DEFAULT_MODEL,
-    RerankerLike,
-    RerankerOptions,
-    RerankResult,
-    check_query,
-    check_selection,
-    options_from,
-)
+from rag_rerank.adapters import RerankFields
+from rag_rerank.api import RerankerLike, RerankResult, check_query
 from rag_rerank.errors import InvalidInputError
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "RagRerank", "SupportsRerank"]
@@ -41,7 +28,7 @@ SupportsRerank = RerankerLike
 """The name this package first gave the reranker protocol; it is ``rag_rerank.RerankerLike``."""
 
 
-class RagRerank(BaseNodePostprocessor):
+class RagRerank(RerankFields, BaseNodePostprocessor):
     """Reranks retrieved nodes with a cross-encoder and keeps the best ``top_n``.
 
     Each node is scored on the text LlamaIndex would embed for it
@@ -67,99 +54,6 @@ class RagRerank(BaseNodePostprocessor):
     # A misspelt option must fail, not be dropped (LlamaIndex's components ignore extras).
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    model: str = Field(
-        default=DEFAULT_MODEL,
-        description="Hugging Face hub id or local folder of the cross-encoder. With `reranker`, "
-        "defaults to that reranker's `model_name`.",
-    )
-    top_n: int | None = Field(
-        default=5,
-        description="Keep at most this many nodes (after the threshold); None keeps all.",
-    )
-    score_threshold: float | None = Field(
-        default=None,
-        description="Drop nodes whose relevance score (in [0, 1]) is below this.",
-    )
-    options: RerankerOptions | None = Field(
-        default=None,
-        description="Options of the reranker to load (a `rag_rerank.RerankerOptions` or a "
-        "mapping of them). Each option may also be passed as a keyword (`device`, `dtype`, "
-        "`max_length`, `batch_tokens`, `long_documents`, ...), which overrides it here. None "
-        "(and refused) with `reranker`.",
-    )
-    reranker: RerankerLike | None = Field(
-        default=None,
-        exclude=True,
-        description="An existing reranker (a `rag_rerank.Reranker`, a `RemoteReranker`, or any "
-        "object with their `rerank`/`arerank` methods). None loads `Reranker.shared(options)`.",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _gather_options(cls, data: Any) -> Any:
-        # Option keywords become one RerankerOptions, checked by it. ``model`` is kept as a
-        # field too: with ``reranker`` it may name that reranker's model.
-        if not isinstance(data, dict):
-            return data
-        keywords = options_from(data)
-        fields = {name: value for name, value in data.items() if name not in keywords}
-        if data.get("reranker") is not None:
-            given = sorted(set(keywords) - {"model"})
-            if data.get("options") is not None:
-                given.append("options")
-            if given:
-                raise ValueError(
-                    f"{given[0]}: applies only when RagRerank loads the model; "
-                    "set it on the reranker you pass instead"
-                )
-            return data
-        base = fields.get("options")
-        if isinstance(base, Mapping):
-            base = RerankerOptions.from_kwargs(**base)
-        elif base is not None and not isinstance(base, RerankerOptions):
-            raise ValueError(f"options: must be a RerankerOptions or a mapping, got {base!r}")
-        options = RerankerOptions.from_kwargs(base, **keywords)
-        return {**fields, "options": options, "model": options.model}
-
-    @field_validator("top_n", "score_threshold", mode="before")
-    @classmethod
-    def _check_selection(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.field_name == "top_n":
-            check_selection(value, None)
-        else:
-            check_selection(None, value, threshold_field="score_threshold")
-        return value
-
-    @field_validator("reranker", mode="plain")
-    @classmethod
-    def _check_reranker(cls, value: Any) -> Any:
-        # Only the methods used here are required, so a minimal stand-in will do.
-        if value is not None and not all(
-            callable(getattr(value, name, None)) for name in ("rerank", "arerank")
-        ):
-            raise ValueError(
-                "must be a rag_rerank.Reranker or an object with its rerank() and arerank() "
-                f"methods, got {type(value).__name__}"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _resolve_reranker(self) -> RagRerank:
-        if self.reranker is None:
-            # Imported here: torch loads only when this postprocessor loads a model itself.
-            from rag_rerank import Reranker
-
-            self.reranker = Reranker.shared(self.options or RerankerOptions(model=self.model))
-            return self
-        name = getattr(self.reranker, "model_name", None)
-        if isinstance(name, str):
-            if "model" in self.model_fields_set and self.model != name:
-                raise ValueError(
-                    f"model: {self.model!r} differs from the given reranker's model {name!r}"
-                )
-            self.model = name
-        return self
-
     @classmethod
     def class_name(cls) -> str:
         return "RagRerank"
@@ -173,7 +67,8 @@ class RagRerank(BaseNodePostprocessor):
         if not nodes:
             return []
         with self._reranking(nodes, query_bundle, query) as (texts, finish):
-            return finish(self._reranker.rerank(query, texts, self.top_n, self.score_threshold))
+            reranker = self.loaded_reranker
+            return finish(reranker.rerank(query, texts, self.top_n, self.score_threshold))
 
     async def _apostprocess_nodes(
         self,
@@ -185,7 +80,8 @@ class RagRerank(BaseNodePostprocessor):
             return []
         with self._reranking(nodes, query_bundle, query) as (texts, finish):
             # The reranker's own async path: awaits the engine, no thread shim.
-            results = await self._reranker.arerank(query, texts, self.top_n, self.score_threshold)
+            reranker = self.loaded_reranker
+            results = await reranker.arerank(query, texts, self.top_n, self.score_threshold)
             return finish(results)
 
     @contextmanager
@@ -209,11 +105,6 @@ class RagRerank(BaseNodePostprocessor):
 
             yield texts, finish
         dispatcher.event(ReRankEndEvent(nodes=reranked))
-
-    @property
-    def _reranker(self) -> RerankerLike:
-        assert self.reranker is not None  # set by _resolve_reranker
-        return self.reranker
 
     def _event_top_n(self, nodes: list[NodeWithScore]) -> int:
         # The events need an int: with top_n=None every node is kept (before the threshold).
