@@ -1,0 +1,50 @@
+"""The reranking contract, free of torch: results, the reranker protocol, options and input checks.
+
+Everything that talks to a reranker (the local :class:`~rag_rerank.Reranker`, the HTTP
+:class:`~rag_rerank.RemoteReranker`, the RAG pipeline, the server, the LangChain and LlamaIndex
+packages) uses these definitions, each written once here. Importing this module loads numpy and
+the standard library only.
+"""
+
+from .checks import (
+    check_documents,
+    check_pairs,
+    check_positive_int,
+    check_query,
+    check_reranker,
+    check_selection,
+    check_selection_field,
+)
+from .options import (
+    DEFAULT_MODEL,
+    LONG_DOCUMENTS,
+    LongDocuments,
+    RerankerOptions,
+    options_from,
+    split_options,
+)
+from .protocol import BaseReranker, RerankerLike
+from .results import Health, RerankerStats, RerankResult, select, sigmoid
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "LONG_DOCUMENTS",
+    "BaseReranker",
+    "Health",
+    "LongDocuments",
+    "RerankResult",
+    "RerankerLike",
+    "RerankerOptions",
+    "RerankerStats",
+    "check_documents",
+    "check_pairs",
+    "check_positive_int",
+    "check_query",
+    "check_reranker",
+    "check_selection",
+    "check_selection_field",
+    "options_from",
+    "select",
+    "sigmoid",
+    "split_options",
+]

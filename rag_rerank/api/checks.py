@@ -1,0 +1,111 @@
+"""Input checks: each raises a typed error naming the bad field (``documents[3]``, ``top_n``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ..errors import InvalidInputError, InvalidInputTypeError
+
+__all__ = [
+    "check_documents",
+    "check_pairs",
+    "check_positive_int",
+    "check_query",
+    "check_reranker",
+    "check_selection",
+    "check_selection_field",
+]
+
+
+def check_positive_int(value: object, field: str, *, optional: bool = False) -> None:
+    """Raise :class:`InvalidInputError` naming ``field`` unless ``value`` is an int >= 1 (or
+    ``None`` with ``optional``). ``True`` and ``1.0`` are refused."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(field, f"must be a positive integer, got {value!r}")
+
+
+def check_query(query: object, field: str = "query") -> str:
+    """A non-empty query string, or :class:`InvalidInputError` naming ``field``."""
+    if not isinstance(query, str):
+        raise InvalidInputError(field, f"must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise InvalidInputError(field, "must not be empty")
+    return query
+
+
+def check_documents(documents: object, field: str = "documents") -> list[str]:
+    """The documents as a new list of strings, or :class:`InvalidInputTypeError` naming the
+    field (``documents[3]`` for one bad item)."""
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+        raise InvalidInputTypeError(
+            field, f"must be a list of strings, got {type(documents).__name__}"
+        )
+    for i, document in enumerate(documents):
+        if not isinstance(document, str):
+            raise InvalidInputTypeError(
+                f"{field}[{i}]", f"must be a string, got {type(document).__name__}"
+            )
+    return list(documents)
+
+
+def check_pairs(pairs: object) -> tuple[list[str], list[str]]:
+    """``(queries, documents)`` from a list of ``(query, document)`` pairs, each checked."""
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+        raise InvalidInputTypeError("pairs", "must be a list of (query, document) tuples")
+    queries: list[str] = []
+    documents: list[str] = []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise InvalidInputTypeError(f"pairs[{i}]", "must be a (query, document) tuple")
+        query, document = pair
+        queries.append(check_query(query, f"pairs[{i}][0]"))
+        if not isinstance(document, str):
+            raise InvalidInputTypeError(
+                f"pairs[{i}][1]", f"must be a string, got {type(document).__name__}"
+            )
+        documents.append(document)
+    return queries, documents
+
+
+def check_selection(
+    top_n: object,
+    threshold: object,
+    *,
+    top_n_field: str = "top_n",
+    threshold_field: str = "threshold",
+) -> None:
+    """Raise :class:`InvalidInputError` unless ``top_n`` is ``None`` or an int >= 1 and
+    ``threshold`` is ``None`` or a number in [0, 1]."""
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise InvalidInputError(top_n_field, f"must be an integer >= 1 or None, got {top_n!r}")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise InvalidInputError(
+                threshold_field, f"must be a number in [0, 1], got {threshold!r}"
+            )
+        if math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
+            raise InvalidInputError(threshold_field, f"must be in [0, 1], got {threshold!r}")
+
+
+def check_selection_field(field: str, value: object) -> None:
+    """:func:`check_selection` for one field: ``top_n``, or a threshold called ``field``."""
+    if field == "top_n":
+        check_selection(value, None)
+    else:
+        check_selection(None, value, threshold_field=field)
+
+
+def check_reranker(value: object, field: str = "reranker") -> None:
+    """Raise :class:`InvalidInputError` naming ``field`` unless ``value`` has callable ``rerank``
+    and ``arerank`` methods (what the adapters call; a minimal stand-in will do)."""
+    missing = [name for name in ("rerank", "arerank") if not callable(getattr(value, name, None))]
+    if missing:
+        raise InvalidInputError(
+            field,
+            "must be a rag_rerank.Reranker, a RemoteReranker or an object with their rerank() and "
+            f"arerank() methods; {type(value).__name__} has no "
+            f"{' or '.join(m + '()' for m in missing)}",
+        )

@@ -1,0 +1,216 @@
+"""Every reranker option, declared once (:class:`RerankerOptions`), and the helpers components use
+to accept them as keywords."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import InvalidInputError, InvalidInputTypeError
+from .checks import check_positive_int
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "LONG_DOCUMENTS",
+    "LongDocuments",
+    "RerankerOptions",
+    "options_from",
+    "split_options",
+]
+
+DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
+"""The cross-encoder loaded when none is named."""
+
+LongDocuments = Literal["windows", "truncate"]
+LONG_DOCUMENTS: tuple[LongDocuments, ...] = ("windows", "truncate")
+"""What happens to a document longer than the window: ``"windows"`` scores it as its best
+overlapping token window; ``"truncate"`` scores its first window only."""
+
+
+def _option(default: Any, help: str, *, view: bool = False) -> Any:
+    # ``help`` documents the option once, for docstrings and the CLI's flags; ``view`` marks the
+    # options a view of a loaded model may change (Reranker.with_options).
+    return field(default=default, metadata={"help": help, "view": view})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerankerOptions:
+    """Every option of a reranker, declared once.
+
+    The load options choose and load the model; instances with equal load options share one
+    loaded model (:meth:`Reranker.shared <rag_rerank.Reranker.shared>`). The view options
+    (``max_length``, ``long_documents``, ``show_progress``) may differ between views of one model
+    (:meth:`Reranker.with_options <rag_rerank.Reranker.with_options>`).
+
+    Values are checked on construction; a bad one raises :class:`~rag_rerank.InvalidInputError`
+    naming the field. ``torch.device`` and ``torch.dtype`` values are accepted and stored as
+    their names.
+
+    Example:
+        >>> RerankerOptions(model="./bge-reranker-v2-m3", device="cpu", max_length=256)
+        RerankerOptions(model='./bge-reranker-v2-m3', revision=None, device='cpu', ...)
+    """
+
+    model: str = _option(DEFAULT_MODEL, "Hugging Face hub id or local folder of the cross-encoder.")
+    revision: str | None = _option(None, "Hub revision (branch, tag or commit) of the model.")
+    device: str | None = _option(
+        None, "Device: cuda, cuda:1, mps or cpu; default picks cuda > mps > cpu."
+    )
+    dtype: str | None = _option(
+        None, "Precision: bf16, fp16 or fp32; default picks bf16/fp16 on GPUs, fp32 on CPU."
+    )
+    trust_remote_code: bool = _option(
+        False, "Allow the model's own Python code from the hub (off unless asked for)."
+    )
+    quantize: Literal["int8"] | None = _option(
+        None, "int8: dynamic int8 Linear layers on the CPU (faster, scores move slightly)."
+    )
+    batch_tokens: int | None = _option(
+        None, "Tokens per forward pass; default per device (65536 on CUDA, 2048 on CPU)."
+    )
+    max_queue_pairs: int | None = _option(
+        None, "Refuse work (OverloadedError) while this many pairs wait; default unbounded."
+    )
+    max_length: int = _option(
+        512, "Tokens per (query, document) window, capped by the model.", view=True
+    )
+    long_documents: LongDocuments = _option(  # noqa: RUF009 (a dataclasses.field)
+        "windows",
+        "Documents over the window: 'windows' scores the best overlapping window, "
+        "'truncate' the first window only.",
+        view=True,
+    )
+    show_progress: bool | None = _option(
+        None, "Progress bar: on, off, or (default) only for large jobs.", view=True
+    )
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise in place once, at construction
+        set_(self, "model", _model_reference(self.model))
+        for name in ("revision", "device", "dtype"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if type(value).__name__ in ("device", "dtype") and not isinstance(value, str):
+                value = str(value).removeprefix("torch.")  # torch objects, by name
+                set_(self, name, value)
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidInputError(name, f"must be a non-empty string or None, got {value!r}")
+        if self.dtype is not None and self.dtype.lower() not in _DTYPE_NAMES:
+            raise InvalidInputError(
+                "dtype", f"expected one of bf16, fp16, fp32, got {self.dtype!r}"
+            )
+        for name in ("trust_remote_code",):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInputError(name, f"must be True or False, got {getattr(self, name)!r}")
+        if self.show_progress is not None and not isinstance(self.show_progress, bool):
+            raise InvalidInputError(
+                "show_progress", f"must be True, False or None, got {self.show_progress!r}"
+            )
+        if self.quantize is not None and self.quantize != "int8":
+            raise InvalidInputError("quantize", f"must be None or 'int8', got {self.quantize!r}")
+        check_positive_int(self.batch_tokens, "batch_tokens", optional=True)
+        check_positive_int(self.max_queue_pairs, "max_queue_pairs", optional=True)
+        check_positive_int(self.max_length, "max_length")
+        if self.max_length < 16:
+            raise InvalidInputError(
+                "max_length", f"must be at least 16 tokens, got {self.max_length}"
+            )
+        if self.long_documents not in LONG_DOCUMENTS:
+            raise InvalidInputError(
+                "long_documents",
+                f"must be 'windows' or 'truncate', got {self.long_documents!r}",
+            )
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every option's name, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def view_names(cls) -> tuple[str, ...]:
+        """The options a view of a loaded model may change."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata["view"])
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        """The one-line description of option ``name``."""
+        return str(_FIELDS[name].metadata["help"])
+
+    @classmethod
+    def from_kwargs(cls, base: RerankerOptions | None = None, **options: Any) -> RerankerOptions:
+        """``base`` (default: all defaults) with ``options`` changed; unknown names are refused.
+
+        Raises:
+            InvalidInputTypeError: A name that is not an option (``field`` is that name).
+            InvalidInputError: A value that is not acceptable.
+        """
+        unknown = sorted(set(options) - set(_FIELDS))
+        if unknown:
+            raise InvalidInputTypeError(
+                unknown[0],
+                f"is not a reranker option; the options are: {', '.join(cls.names())}",
+            )
+        return dataclasses.replace(base or cls(), **options)
+
+    def replace(self, **changes: Any) -> RerankerOptions:
+        """A copy with ``changes`` applied (checked like the constructor's arguments)."""
+        return RerankerOptions.from_kwargs(self, **changes)
+
+    def load_key(self) -> tuple[Any, ...]:
+        """The load options as a tuple: equal keys can share one loaded model."""
+        return tuple(
+            getattr(self, f.name) for f in dataclasses.fields(self) if not f.metadata["view"]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every option by name."""
+        return dataclasses.asdict(self)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RerankerOptions)}
+_DTYPE_NAMES = frozenset({"float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16"})
+
+
+def _model_reference(model: object) -> str:
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidInputError("model", f"must be a hub id or folder path, got {model!r}")
+    return model
+
+
+def options_from(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``mapping`` that name reranker options (for adapters that forward them)."""
+    return {name: value for name, value in mapping.items() if name in _FIELDS}
+
+
+def split_options(
+    arguments: Mapping[str, Any],
+) -> tuple[dict[str, Any], RerankerOptions, list[str]]:
+    """For components that take reranker options beside their own arguments (the LangChain and
+    LlamaIndex adapters): ``(own arguments, options, names given)``.
+
+    The options are ``arguments["options"]`` (a :class:`RerankerOptions`, a mapping of option
+    names, or ``None`` for the defaults) with every option keyword in ``arguments`` applied over
+    it, checked by :class:`RerankerOptions`. The names given list those option keywords, plus
+    ``"options"`` when it was given, so a component can refuse them next to a loaded reranker.
+
+    Raises:
+        InvalidInputTypeError: ``options`` of another type, or an unknown name inside it.
+        InvalidInputError: A bad option value (``field`` names it).
+    """
+    keywords = options_from(arguments)
+    own = {k: v for k, v in arguments.items() if k not in keywords and k != "options"}
+    base = arguments.get("options")
+    given = sorted(keywords) + (["options"] if base is not None else [])
+    if isinstance(base, Mapping):
+        base = RerankerOptions.from_kwargs(**base)
+    elif base is not None and not isinstance(base, RerankerOptions):
+        raise InvalidInputTypeError(
+            "options", f"must be a RerankerOptions or a mapping, got {type(base).__name__}"
+        )
+    return own, RerankerOptions.from_kwargs(base, **keywords), given

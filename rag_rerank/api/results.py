@@ -1,0 +1,120 @@
+"""What a reranker returns: results, [0, 1] scores and the top-n / threshold selection, and the
+snapshots of a reranker's health and counters."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Health", "RerankResult", "RerankerStats", "select", "sigmoid"]
+
+
+@dataclass(frozen=True, slots=True)
+class RerankResult:
+    """One reranked document.
+
+    Attributes:
+        index: Position of the document in the caller's input list.
+        score: Relevance in [0, 1]: sigmoid of ``raw_score``, computed in fp32.
+        raw_score: The model's relevance logit in fp32 (for two-label models the log-odds of the
+            positive class, ``logit[1] - logit[0]``), so ``score == sigmoid(raw_score)``.
+        document: The document text, exactly as the caller passed it.
+    """
+
+    index: int
+    score: float
+    raw_score: float
+    document: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"index", "score", "raw_score", "document"}``: plain JSON-ready values."""
+        return dataclasses.asdict(self)
+
+
+def sigmoid(logits: Sequence[float] | np.ndarray) -> list[float]:
+    """[0, 1] scores of relevance logits, rounded to fp32 (never computed in half precision,
+    which saturates and creates false ties)."""
+    x = np.asarray(logits, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        scores = 1.0 / (1.0 + np.exp(-x))
+    return scores.astype(np.float32).tolist()
+
+
+def select(
+    logits: Sequence[float] | np.ndarray,
+    documents: Sequence[str],
+    top_n: int | None = None,
+    threshold: float | None = None,
+) -> list[RerankResult]:
+    """Rank ``documents`` by their ``logits``: best first, ``threshold`` on the [0, 1] score,
+    then at most ``top_n``. Ties keep input order. Arguments are assumed checked."""
+    raw = np.asarray(logits, dtype=np.float32)
+    scores = sigmoid(raw)
+    # Sort on the logit: it orders exactly like the score but does not saturate. Stable: ties
+    # keep input order.
+    results = []
+    for i in np.argsort(-raw, kind="stable").tolist():
+        if threshold is not None and scores[i] < threshold:
+            continue
+        results.append(RerankResult(i, scores[i], float(raw[i]), documents[i]))
+        if top_n is not None and len(results) == top_n:
+            break
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A reranker's state at one moment.
+
+    Attributes:
+        alive: The worker that runs the model is running.
+        last_forward_ok: Whether the last forward pass succeeded; ``None`` before the first.
+    """
+
+    alive: bool
+    last_forward_ok: bool | None
+
+    @property
+    def ready(self) -> bool:
+        """Alive, and the last forward pass (if any) succeeded."""
+        return self.alive and self.last_forward_ok is not False
+
+    @property
+    def reason(self) -> str | None:
+        """Why it is not ready, in words; ``None`` when it is."""
+        if not self.alive:
+            return "the reranker worker is not running"
+        if self.last_forward_ok is False:
+            return "the last forward pass failed"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RerankerStats:
+    """Counters since a reranker's model was loaded, and its current limits (a snapshot).
+
+    Attributes:
+        batches: Forward passes run.
+        pairs: (query, document) pairs scored.
+        windows: Token windows (rows) in all batches; more than ``pairs`` with long documents.
+        real_tokens: Tokens of real text in all batches.
+        padded_tokens: Tokens computed, padding included.
+        oom_splits: Batches split after an out-of-memory error.
+        queued_pairs: Pairs submitted and not yet started.
+        max_queue_pairs: The queue's limit; ``None`` when unbounded.
+        batch_tokens: The current token budget per forward pass (lowered after out of memory).
+    """
+
+    batches: int
+    pairs: int
+    windows: int
+    real_tokens: int
+    padded_tokens: int
+    oom_splits: int
+    queued_pairs: int
+    max_queue_pairs: int | None
+    batch_tokens: int
