@@ -9,7 +9,7 @@ Needs pydantic (both frameworks bring it); imports no torch until a model is loa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -44,8 +44,10 @@ class RerankFields(BaseModel):
     top_n: int | None = Field(
         default=5, description="Keep at most this many, best first (after the threshold)."
     )
-    score_threshold: float | None = Field(
-        default=None, description="Drop those whose relevance score (in [0, 1]) is below this."
+    score_threshold: float | Literal["calibrated"] | None = Field(
+        default=None,
+        description="Drop those whose relevance score (in [0, 1]) is below this; 'calibrated': "
+        "the recommended threshold of the reranker's calibration (the `calibration` option).",
     )
     options: RerankerOptions | None = Field(
         default=None,

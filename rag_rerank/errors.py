@@ -8,6 +8,7 @@ working.
 from __future__ import annotations
 
 __all__ = [
+    "CalibrationError",
     "EngineStoppedError",
     "InvalidInputError",
     "InvalidInputTypeError",
@@ -60,6 +61,24 @@ class OverloadedError(RerankError, RuntimeError):
 
 class EngineStoppedError(RerankError, RuntimeError):
     """The engine was closed, or its worker died; ``__cause__`` holds the worker's error."""
+
+
+class CalibrationError(RerankError, ValueError):
+    """A calibration file or its labels cannot be used: unreadable, malformed, fitted for
+    another model, or labels a calibration cannot be fitted on.
+
+    Attributes:
+        path: The file at fault, or ``None`` when the fault is not in one file.
+        line: 1-based line number in ``path``, or ``None`` when the whole file is at fault.
+    """
+
+    def __init__(self, message: str, path: object = None, line: int | None = None) -> None:
+        where = (
+            "" if path is None else f"{path}, line {line}: " if line is not None else f"{path}: "
+        )
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
 
 
 def _preview(text: str, limit: int = 40) -> str:

@@ -6,6 +6,7 @@ packages) uses these definitions, each written once here. Importing this module 
 the standard library only.
 """
 
+from .calibration import CALIBRATED, CALIBRATION_METHODS, Calibration, CalibrationMethod
 from .checks import (
     check_documents,
     check_pairs,
@@ -24,12 +25,24 @@ from .options import (
     split_options,
 )
 from .protocol import BaseReranker, RerankerLike
-from .results import Health, RerankerStats, RerankResult, select, sigmoid
+from .results import (
+    Health,
+    RerankerStats,
+    RerankResult,
+    resolve_threshold,
+    scores_of,
+    select,
+    sigmoid,
+)
 
 __all__ = [
+    "CALIBRATED",
+    "CALIBRATION_METHODS",
     "DEFAULT_MODEL",
     "LONG_DOCUMENTS",
     "BaseReranker",
+    "Calibration",
+    "CalibrationMethod",
     "Health",
     "LongDocuments",
     "RerankResult",
@@ -44,6 +57,8 @@ __all__ = [
     "check_selection",
     "check_selection_field",
     "options_from",
+    "resolve_threshold",
+    "scores_of",
     "select",
     "sigmoid",
     "split_options",

@@ -78,13 +78,14 @@ def check_selection(
     threshold_field: str = "threshold",
 ) -> None:
     """Raise :class:`InvalidInputError` unless ``top_n`` is ``None`` or an int >= 1 and
-    ``threshold`` is ``None`` or a number in [0, 1]."""
+    ``threshold`` is ``None``, a number in [0, 1] or ``"calibrated"`` (the recommended threshold
+    of the reranker's calibration)."""
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
         raise InvalidInputError(top_n_field, f"must be an integer >= 1 or None, got {top_n!r}")
-    if threshold is not None:
+    if threshold is not None and threshold != "calibrated":
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
             raise InvalidInputError(
-                threshold_field, f"must be a number in [0, 1], got {threshold!r}"
+                threshold_field, f"must be a number in [0, 1] or 'calibrated', got {threshold!r}"
             )
         if math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
             raise InvalidInputError(threshold_field, f"must be in [0, 1], got {threshold!r}")

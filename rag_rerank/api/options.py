@@ -42,8 +42,8 @@ class RerankerOptions:
 
     The load options choose and load the model; instances with equal load options share one
     loaded model (:meth:`Reranker.shared <rag_rerank.Reranker.shared>`). The view options
-    (``max_length``, ``long_documents``, ``show_progress``) may differ between views of one model
-    (:meth:`Reranker.with_options <rag_rerank.Reranker.with_options>`).
+    (``max_length``, ``long_documents``, ``show_progress``, ``calibration``) may differ between
+    views of one model (:meth:`Reranker.with_options <rag_rerank.Reranker.with_options>`).
 
     Values are checked on construction; a bad one raises :class:`~rag_rerank.InvalidInputError`
     naming the field. ``torch.device`` and ``torch.dtype`` values are accepted and stored as
@@ -86,6 +86,12 @@ class RerankerOptions:
     show_progress: bool | None = _option(
         None, "Progress bar: on, off, or (default) only for large jobs.", view=True
     )
+    calibration: str | None = _option(
+        None,
+        "Calibration file from 'rag-rerank calibrate': score becomes the calibrated probability "
+        "(raw_score stays the logit) and threshold='calibrated' its recommended cutoff.",
+        view=True,
+    )
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once, at construction
@@ -118,6 +124,14 @@ class RerankerOptions:
         if self.max_length < 16:
             raise InvalidInputError(
                 "max_length", f"must be at least 16 tokens, got {self.max_length}"
+            )
+        if isinstance(self.calibration, os.PathLike):
+            set_(self, "calibration", os.fspath(self.calibration))
+        if self.calibration is not None and (
+            not isinstance(self.calibration, str) or not self.calibration.strip()
+        ):
+            raise InvalidInputError(
+                "calibration", f"must be a calibration file path or None, got {self.calibration!r}"
             )
         if self.long_documents not in LONG_DOCUMENTS:
             raise InvalidInputError(

@@ -9,8 +9,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .calibration import Calibration
 from .checks import check_documents, check_query, check_selection
-from .results import RerankResult, select, sigmoid
+from .results import RerankResult, resolve_threshold, scores_of, select
 
 __all__ = ["BaseReranker", "RerankerLike"]
 
@@ -23,6 +24,7 @@ class RerankerLike(Protocol):
     ``rerank`` returns results best first, each with the document's input ``index``, its
     ``score`` in [0, 1] and its ``raw_score`` logit, after ``threshold`` (on ``score``) and then
     ``top_n`` are applied; ties keep input order. ``score`` returns [0, 1] scores in input order.
+    ``threshold="calibrated"`` asks for the recommended threshold of the reranker's calibration.
     The async twins await the work without blocking the event loop.
     """
 
@@ -35,7 +37,7 @@ class RerankerLike(Protocol):
         query: str,
         documents: Sequence[str],
         top_n: int | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
     ) -> list[RerankResult]:
         """Documents best first, at most ``top_n``, none scoring below ``threshold``."""
         ...
@@ -49,7 +51,7 @@ class RerankerLike(Protocol):
         query: str,
         documents: Sequence[str],
         top_n: int | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
     ) -> list[RerankResult]:
         """Async :meth:`rerank`."""
         ...
@@ -61,7 +63,17 @@ class BaseReranker(abc.ABC):
     A reranker subclasses this and writes :meth:`_logits` and :meth:`_alogits`; ``score``,
     ``rerank`` and their async twins (input checks, the [0, 1] scores, threshold, top-n, order)
     come from here, so every reranker behaves the same.
+
+    A subclass that sets ``_calibration`` (a :class:`~rag_rerank.api.calibration.Calibration`)
+    gets calibrated scores, and ``threshold="calibrated"``, everywhere.
     """
+
+    _calibration: Calibration | None = None
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The calibration that maps logits to scores, or ``None`` (scores are sigmoid(logit))."""
+        return self._calibration
 
     @abc.abstractmethod
     def _logits(self, query: str, documents: list[str]) -> np.ndarray:
@@ -79,14 +91,14 @@ class BaseReranker(abc.ABC):
             InvalidInputTypeError: ``documents`` is not a list of strings (the bad item named).
         """
         docs = _checked(query, documents)
-        return sigmoid(self._logits(query, docs)) if docs else []
+        return scores_of(self._logits(query, docs), self._calibration) if docs else []
 
     def rerank(
         self,
         query: str,
         documents: Sequence[str],
         top_n: int | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
     ) -> list[RerankResult]:
         """Documents best first, each with its input ``index``, ``score`` and ``raw_score``.
 
@@ -94,34 +106,43 @@ class BaseReranker(abc.ABC):
             query: The question.
             documents: Candidate passages.
             top_n: Keep at most this many results (after the threshold). ``None`` keeps all.
-            threshold: Drop results whose ``score`` (in [0, 1]) is below this.
+            threshold: Drop results whose ``score`` (in [0, 1]) is below this; ``"calibrated"``:
+                the recommended threshold of the reranker's calibration.
 
         Ties keep input order. An empty ``documents`` list returns ``[]``.
 
         Raises:
-            InvalidInputError: An empty query, a bad ``top_n`` or ``threshold``.
+            InvalidInputError: An empty query, a bad ``top_n`` or ``threshold``, or
+                ``"calibrated"`` without a calibration that recommends a threshold.
             InvalidInputTypeError: ``documents`` is not a list of strings (the bad item named).
         """
         check_selection(top_n, threshold)
+        cutoff = resolve_threshold(threshold, self._calibration)
         docs = _checked(query, documents)
-        return select(self._logits(query, docs), docs, top_n, threshold) if docs else []
+        if not docs:
+            return []
+        return select(self._logits(query, docs), docs, top_n, cutoff, self._calibration)
 
     async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
         """Async :meth:`score`: awaits the work without blocking the event loop."""
         docs = _checked(query, documents)
-        return sigmoid(await self._alogits(query, docs)) if docs else []
+        return scores_of(await self._alogits(query, docs), self._calibration) if docs else []
 
     async def arerank(
         self,
         query: str,
         documents: Sequence[str],
         top_n: int | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
     ) -> list[RerankResult]:
         """Async :meth:`rerank`: awaits the work without blocking the event loop."""
         check_selection(top_n, threshold)
+        cutoff = resolve_threshold(threshold, self._calibration)
         docs = _checked(query, documents)
-        return select(await self._alogits(query, docs), docs, top_n, threshold) if docs else []
+        if not docs:
+            return []
+        logits = await self._alogits(query, docs)
+        return select(logits, docs, top_n, cutoff, self._calibration)
 
 
 def _checked(query: object, documents: object) -> list[str]:

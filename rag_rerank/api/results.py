@@ -6,11 +6,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["Health", "RerankResult", "RerankerStats", "select", "sigmoid"]
+from ..errors import InvalidInputError
+from .calibration import CALIBRATED
+
+if TYPE_CHECKING:
+    from .calibration import Calibration
+
+__all__ = [
+    "Health",
+    "RerankResult",
+    "RerankerStats",
+    "resolve_threshold",
+    "scores_of",
+    "select",
+    "sigmoid",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,9 +33,11 @@ class RerankResult:
 
     Attributes:
         index: Position of the document in the caller's input list.
-        score: Relevance in [0, 1]: sigmoid of ``raw_score``, computed in fp32.
+        score: Relevance in [0, 1]: sigmoid of ``raw_score``, computed in fp32; with a
+            calibration (the ``calibration`` option), the calibrated P(relevant) of ``raw_score``.
         raw_score: The model's relevance logit in fp32 (for two-label models the log-odds of the
-            positive class, ``logit[1] - logit[0]``), so ``score == sigmoid(raw_score)``.
+            positive class, ``logit[1] - logit[0]``), so ``score == sigmoid(raw_score)`` when
+            uncalibrated.
         document: The document text, exactly as the caller passed it.
     """
 
@@ -44,16 +60,52 @@ def sigmoid(logits: Sequence[float] | np.ndarray) -> list[float]:
     return scores.astype(np.float32).tolist()
 
 
+def scores_of(
+    logits: Sequence[float] | np.ndarray, calibration: Calibration | None = None
+) -> list[float]:
+    """The [0, 1] scores of ``logits``: calibrated by ``calibration``, else their sigmoid."""
+    return sigmoid(logits) if calibration is None else calibration.scores(logits)
+
+
+def resolve_threshold(
+    threshold: float | str | None, calibration: Calibration | None
+) -> float | None:
+    """``threshold`` as a number: ``"calibrated"`` becomes the calibration's recommended one.
+
+    Raises:
+        InvalidInputError: ``"calibrated"`` without a calibration, or with one that recommends
+            no threshold (``field`` is ``threshold``).
+    """
+    if threshold != CALIBRATED:
+        return None if threshold is None else float(threshold)
+    if calibration is None:
+        raise InvalidInputError(
+            "threshold",
+            "'calibrated' needs a calibrated reranker: load it with calibration='calibration.json' "
+            "(written by rag-rerank calibrate)",
+        )
+    if calibration.threshold is None:
+        raise InvalidInputError(
+            "threshold",
+            "'calibrated': the calibration file recommends no threshold; run rag-rerank calibrate "
+            "with --target",
+        )
+    return calibration.threshold
+
+
 def select(
     logits: Sequence[float] | np.ndarray,
     documents: Sequence[str],
     top_n: int | None = None,
-    threshold: float | None = None,
+    threshold: float | str | None = None,
+    calibration: Calibration | None = None,
 ) -> list[RerankResult]:
-    """Rank ``documents`` by their ``logits``: best first, ``threshold`` on the [0, 1] score,
+    """Rank ``documents`` by their ``logits``: best first, ``threshold`` on the [0, 1] score
+    (calibrated by ``calibration`` when given; ``"calibrated"`` is its recommended threshold),
     then at most ``top_n``. Ties keep input order. Arguments are assumed checked."""
+    threshold = resolve_threshold(threshold, calibration)
     raw = np.asarray(logits, dtype=np.float32)
-    scores = sigmoid(raw)
+    scores = scores_of(raw, calibration)
     # Sort on the logit: it orders exactly like the score but does not saturate. Stable: ties
     # keep input order.
     results = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 from ..api import (
     DEFAULT_MODEL,
     BaseReranker,
+    Calibration,
     Health,
     LongDocuments,
     RerankerOptions,
@@ -24,8 +26,9 @@ from ..api import (
     check_pairs,
     check_query,
     check_selection,
+    resolve_threshold,
+    scores_of,
     select,
-    sigmoid,
 )
 from ..errors import InvalidInputError, InvalidInputTypeError
 from .device import resolve_device, resolve_dtype
@@ -53,10 +56,13 @@ class Reranker(BaseReranker):
             options object): ``device``, ``dtype``, ``max_length`` (tokens per window, default
             512), ``batch_tokens``, ``long_documents`` (``"windows"`` or ``"truncate"``),
             ``show_progress``, ``revision``, ``trust_remote_code``, ``max_queue_pairs``,
-            ``quantize``. Each is documented there.
+            ``quantize``, ``calibration`` (a file from ``rag-rerank calibrate``: ``score`` becomes
+            the calibrated probability). Each is documented there.
 
     Raises:
         InvalidInputError: A bad option value (``field`` names it).
+        CalibrationError: The calibration file is unreadable or was fitted for another model
+            (both named).
         InvalidInputTypeError: A name that is not an option.
         ModelLoadError: The model cannot be loaded or is not a cross-encoder.
 
@@ -90,6 +96,7 @@ class Reranker(BaseReranker):
         self._engine = engine
         self._options = options
         self._max_length = min(options.max_length, engine.model.max_length)
+        self._calibration = _load_calibration(options, engine.model.name, self._max_length)
 
     @classmethod
     def _view(cls, engine: Engine, options: RerankerOptions) -> Reranker:
@@ -106,7 +113,7 @@ class Reranker(BaseReranker):
         Instances whose load options are equal (model, revision, device, dtype,
         ``trust_remote_code``, ``quantize``, ``batch_tokens``, ``max_queue_pairs``) share one
         loaded model and one engine, even when their view options (``max_length``,
-        ``long_documents``, ``show_progress``) differ. Thread-safe.
+        ``long_documents``, ``show_progress``, ``calibration``) differ. Thread-safe.
         """
         resolved = _resolve(_options(model, options))
         engine_key = resolved.load_key()
@@ -127,7 +134,8 @@ class Reranker(BaseReranker):
         """A view of this reranker with other view options, sharing its loaded model and engine.
 
         Args:
-            **changes: ``max_length``, ``long_documents`` and/or ``show_progress``.
+            **changes: ``max_length``, ``long_documents``, ``show_progress`` and/or
+                ``calibration``.
 
         Raises:
             InvalidInputError: A load option (``device``, ``dtype``, ...): they are fixed when
@@ -215,20 +223,21 @@ class Reranker(BaseReranker):
         queries, documents = check_pairs(pairs)
         if not queries:
             return []
-        return sigmoid(self._submit(queries, documents).result())
+        return scores_of(self._submit(queries, documents).result(), self._calibration)
 
     def rerank_many(
         self,
         queries: Sequence[str],
         documents_per_query: Sequence[Sequence[str]],
         top_n: int | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
     ) -> list[list[RerankResult]]:
         """:meth:`rerank` for several queries at once, sharing batches. One list per query."""
         check_selection(top_n, threshold)
+        cutoff = resolve_threshold(threshold, self._calibration)
         flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
         logits = self._submit(flat_queries, flat_docs).result() if flat_docs else np.empty(0)
-        return _split_select(logits, documents_per_query, bounds, top_n, threshold)
+        return _split_select(logits, documents_per_query, bounds, top_n, cutoff, self._calibration)
 
     async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Async :meth:`score_pairs`."""
@@ -236,22 +245,23 @@ class Reranker(BaseReranker):
         if not queries:
             return []
         logits: np.ndarray = await asyncio.wrap_future(self._submit(queries, documents))
-        return sigmoid(logits)
+        return scores_of(logits, self._calibration)
 
     async def arerank_many(
         self,
         queries: Sequence[str],
         documents_per_query: Sequence[Sequence[str]],
         top_n: int | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
     ) -> list[list[RerankResult]]:
         """Async :meth:`rerank_many`."""
         check_selection(top_n, threshold)
+        cutoff = resolve_threshold(threshold, self._calibration)
         flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
         logits = np.empty(0, dtype=np.float32)
         if flat_docs:
             logits = await asyncio.wrap_future(self._submit(flat_queries, flat_docs))
-        return _split_select(logits, documents_per_query, bounds, top_n, threshold)
+        return _split_select(logits, documents_per_query, bounds, top_n, cutoff, self._calibration)
 
     def close(self) -> None:
         """Stop the engine (every instance sharing it stops too). Further calls raise."""
@@ -303,6 +313,28 @@ def _options(model: object, options: dict[str, Any]) -> RerankerOptions:
     return RerankerOptions.from_kwargs(model=model, **options)  # type: ignore[arg-type]
 
 
+def _load_calibration(
+    options: RerankerOptions, model_name: str, max_length: int
+) -> Calibration | None:
+    """The calibration named by the options, checked against the model it will calibrate."""
+    if options.calibration is None:
+        return None
+    calibration = Calibration.load(options.calibration)
+    calibration.check_model(model_name, options.revision)
+    # Other windows or long-document handling move the logits a little: allowed, but said.
+    for name, fitted, used in (
+        ("max_length", calibration.max_length, max_length),
+        ("long_documents", calibration.long_documents, options.long_documents),
+    ):
+        if fitted is not None and fitted != used:
+            warnings.warn(
+                f"{options.calibration}: fitted with {name}={fitted!r}, used with {used!r}; "
+                "the calibrated scores may be off",
+                stacklevel=4,
+            )
+    return calibration
+
+
 def _resolve(options: RerankerOptions) -> RerankerOptions:
     """``options`` with the device and dtype that ``None`` stands for on this machine, by name,
     so that ``device=None`` and ``device="cpu"`` share one model on a CPU-only machine."""
@@ -341,8 +373,9 @@ def _split_select(
     bounds: list[int],
     top_n: int | None,
     threshold: float | None,
+    calibration: Calibration | None,
 ) -> list[list[RerankResult]]:
     return [
-        select(logits[start:end], documents, top_n, threshold)
+        select(logits[start:end], documents, top_n, threshold, calibration)
         for documents, start, end in zip(documents_per_query, bounds[:-1], bounds[1:], strict=True)
     ]

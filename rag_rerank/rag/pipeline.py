@@ -23,6 +23,7 @@ from ..api import (
     check_positive_int,
     check_query,
     check_selection,
+    resolve_threshold,
 )
 from ..errors import InvalidInputError, InvalidInputTypeError
 from .results import AddSummary, PipelineResult, PipelineResults
@@ -306,7 +307,7 @@ class RerankPipeline:
         question: str,
         k: int = 50,
         top_n: int | None = 5,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> PipelineResults:
         """Retrieve ``k`` candidates for ``question``, rerank them, keep the best ``top_n``.
@@ -319,7 +320,8 @@ class RerankPipeline:
                 is smaller).
             top_n: Most results to keep after the threshold (default 5); ``None`` keeps all.
             threshold: Drop results whose rerank ``score`` (in [0, 1]) is below this (default
-                ``None``: keep all).
+                ``None``: keep all); ``"calibrated"``: the recommended threshold of the
+                reranker's calibration.
             where: A Chroma metadata filter applied at retrieval, e.g. ``{"source": "a.md"}``.
 
         Returns:
@@ -343,11 +345,12 @@ class RerankPipeline:
         return retrieve(self._collection, question, k, where)
 
     def rerank(
-        self, retrieved: Retrieved, top_n: int | None = 5, threshold: float | None = None
+        self, retrieved: Retrieved, top_n: int | None = 5, threshold: float | str | None = None
     ) -> PipelineResults:
         """Rerank candidates from :meth:`retrieve` and keep the best ``top_n`` at or above
         ``threshold`` (both as in :meth:`query`)."""
         check_selection(top_n, threshold)
+        cutoff = resolve_threshold(threshold, getattr(self.reranker, "calibration", None))
         documents = list(retrieved.documents)
         ranked = self.reranker.rerank(retrieved.query, documents) if documents else []
         candidates = tuple(
@@ -364,12 +367,12 @@ class RerankPipeline:
             for rank, r in enumerate(ranked, 1)
         )
         # The reranker ranked every candidate; the cut is made here so `candidates` shows it.
-        kept = [c for c in candidates if threshold is None or c.score >= threshold]
+        kept = [c for c in candidates if cutoff is None or c.score >= cutoff]
         return PipelineResults(
             query=retrieved.query,
             results=tuple(kept if top_n is None else kept[:top_n]),
             candidates=candidates,
-            threshold=None if threshold is None else float(threshold),
+            threshold=cutoff,
             top_n=top_n,
             k=retrieved.k,
         )

@@ -105,7 +105,7 @@ class RerankService:
         field: str,
         truncate: bool | None,
         top_n: int | None,
-        threshold: float | None,
+        threshold: float | str | None,
     ) -> list[RerankResult]:
         """Rank ``texts``; cancel the queued pairs if the client disconnects first."""
         if request.scope.get(ARRIVED_KEY, math.inf) >= self._drain_started:
@@ -133,7 +133,7 @@ class RerankService:
             )
         reranker = self._truncating if truncate else self.reranker
         try:
-            return await _unless_disconnected(
+            results = await _unless_disconnected(
                 request.receive, reranker.arerank(query, texts, top_n=top_n, threshold=threshold)
             )
         except NonFiniteScoreError as exc:
@@ -144,6 +144,8 @@ class RerankService:
                 f"{field}[{exc.pair_index}]: the model returned a non-finite score ({exc.value})",
                 field=f"{field}[{exc.pair_index}]",
             ) from exc
+        self.metrics.observe_results([r.score for r in results], threshold=threshold)
+        return results
 
     def info(self) -> InfoResponse:
         """The model and the limits."""

@@ -1,8 +1,9 @@
 """Prometheus metrics in the text exposition format (no client library needed).
 
-Request counts by route and status, a latency histogram by route, requests in flight, and the
-engine's queue depth and batch counters. Labels are route templates, never raw paths, so an
-attacker cannot grow the label set.
+Request counts by route and status, a latency histogram by route, requests in flight, the
+engine's queue depth and batch counters, and the score distribution of what the service returns
+(top-1 and all returned scores, documents kept, requests where nothing passed the threshold).
+Labels are route templates, never raw paths, so an attacker cannot grow the label set.
 """
 
 from __future__ import annotations
@@ -10,14 +11,20 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ..api import Health, RerankerStats
 
-__all__ = ["LATENCY_BUCKETS", "Metrics"]
+__all__ = ["KEPT_BUCKETS", "LATENCY_BUCKETS", "SCORE_BUCKETS", "Metrics"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Upper bounds (seconds) of the request latency histogram."""
+
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+"""Upper bounds of the score histograms: 0.05, 0.1, ... 1.0."""
+
+KEPT_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+"""Upper bounds of the documents-kept-per-request histogram."""
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -31,6 +38,7 @@ class Metrics:
         self._latency_counts: dict[str, list[int]] = {}
         self._latency_sum: dict[str, float] = defaultdict(float)
         self.in_flight = 0
+        self._scores = _ScoreSeries()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one finished request."""
@@ -39,6 +47,11 @@ class Metrics:
             counts = self._latency_counts.setdefault(route, [0] * (len(LATENCY_BUCKETS) + 1))
             counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
             self._latency_sum[route] += seconds
+
+    def observe_results(self, scores: Sequence[float], *, threshold: float | str | None) -> None:
+        """Record what one rerank request returned: its scores (best first) and its threshold."""
+        with self._lock:
+            self._scores.observe(scores, threshold=threshold)
 
     def render(self, stats: RerankerStats, health: Health, *, ready: bool) -> str:
         """All metrics as Prometheus text, from the reranker's ``stats()`` and ``health()``."""
@@ -59,6 +72,7 @@ class Metrics:
                     self._latency_sum[route],
                 )
             in_flight = self.in_flight
+            lines += self._scores.render()
         gauges = [
             ("rag_rerank_requests_in_flight", "HTTP requests being served.", in_flight),
             ("rag_rerank_queue_pairs", "Pairs queued and not yet started.", stats.queued_pairs),
@@ -91,13 +105,71 @@ def _header(name: str, kind: str, help_text: str) -> list[str]:
     return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
 
 
-def _histogram(name: str, labels: str, counts: Iterable[int], total: float) -> list[str]:
+def _histogram(
+    name: str,
+    labels: str,
+    counts: Iterable[int],
+    total: float,
+    bounds: Sequence[float] = LATENCY_BUCKETS,
+) -> list[str]:
     lines = []
     cumulative = 0
-    bounds = [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]
-    for bound, count in zip(bounds, counts, strict=True):
+    names = [*(str(b) for b in bounds), "+Inf"]
+    for bound, count in zip(names, counts, strict=True):
         cumulative += count
-        lines.append(f'{name}_bucket{{{labels},le="{bound}"}} {cumulative}')
-    lines.append(f"{name}_sum{{{labels}}} {total}")
-    lines.append(f"{name}_count{{{labels}}} {cumulative}")
+        sep = "," if labels else ""
+        lines.append(f'{name}_bucket{{{labels}{sep}le="{bound}"}} {cumulative}')
+    suffix = f"{{{labels}}}" if labels else ""
+    lines.append(f"{name}_sum{suffix} {total}")
+    lines.append(f"{name}_count{suffix} {cumulative}")
     return lines
+
+
+# -- the score distribution (what the guides mean by "monitor the scores") ----------------------
+
+
+class _Histogram:
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+
+class _ScoreSeries:
+    """Top-1 score, every returned score, documents kept per request, and requests where
+    nothing passed the threshold. Scores are the ones returned: calibrated under a calibration.
+    Not thread-safe on its own: :class:`Metrics` holds its lock."""
+
+    def __init__(self) -> None:
+        self.top = _Histogram(SCORE_BUCKETS)
+        self.returned = _Histogram(SCORE_BUCKETS)
+        self.kept = _Histogram(KEPT_BUCKETS)
+        self.nothing_passed = 0
+
+    def observe(self, scores: Sequence[float], *, threshold: float | str | None) -> None:
+        if scores:
+            self.top.observe(scores[0])
+        for score in scores:
+            self.returned.observe(score)
+        self.kept.observe(len(scores))
+        if not scores and threshold is not None:
+            self.nothing_passed += 1
+
+    def render(self) -> list[str]:
+        lines: list[str] = []
+        histograms = (
+            ("rag_rerank_top_score", "Score of the best result of each request.", self.top),
+            ("rag_rerank_returned_score", "Score of every returned result.", self.returned),
+            ("rag_rerank_documents_kept", "Results returned per request.", self.kept),
+        )
+        for name, help_text, histogram in histograms:
+            lines += _header(name, "histogram", help_text)
+            lines += _histogram(name, "", histogram.counts, histogram.total, histogram.bounds)
+        name = "rag_rerank_nothing_passed_total"
+        lines += _header(name, "counter", "Requests where no result passed the threshold.")
+        lines.append(f"{name} {self.nothing_passed}")
+        return lines

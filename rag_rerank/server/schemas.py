@@ -5,11 +5,14 @@ Two request shapes reach the same reranker:
 - ``POST /rerank``: Hugging Face text-embeddings-inference (TEI).
 - ``POST /v1/rerank``: Cohere's and Jina's rerank API.
 
-Both accept an extra ``score_threshold`` (compared with the [0, 1] score). Unknown fields are
+Both accept an extra ``score_threshold`` (compared with the [0, 1] score; ``"calibrated"``: the
+recommended threshold of the server's ``--calibration`` file). Unknown fields are
 refused with 422, so a misspelt option never silently does nothing.
 """
 
 from __future__ import annotations
+
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
@@ -25,6 +28,10 @@ __all__ = [
     "TEIRerankRequest",
     "Usage",
 ]
+
+
+Threshold = Annotated[float, Field(ge=0.0, le=1.0)] | Literal["calibrated"] | None
+"""A score cutoff in [0, 1], or ``"calibrated"``."""
 
 
 def _non_blank(value: str) -> str:
@@ -49,8 +56,10 @@ class TEIRerankRequest(BaseModel):
         default=False, description="Return the model's logit instead of the [0, 1] score."
     )
     return_text: StrictBool = Field(default=False, description="Echo each text in its result.")
-    score_threshold: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Drop results whose [0, 1] score is below this."
+    score_threshold: Threshold = Field(
+        default=None,
+        description="Drop results whose [0, 1] score is below this; 'calibrated': the "
+        "recommended threshold of the server's calibration file.",
     )
 
     _check_query = field_validator("query")(_non_blank)
@@ -89,8 +98,10 @@ class CohereRerankRequest(BaseModel):
     return_documents: StrictBool = Field(
         default=False, description="Include each document in its result."
     )
-    score_threshold: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Drop results whose score is below this."
+    score_threshold: Threshold = Field(
+        default=None,
+        description="Drop results whose score is below this; 'calibrated': the recommended "
+        "threshold of the server's calibration file.",
     )
 
     _check_query = field_validator("query")(_non_blank)

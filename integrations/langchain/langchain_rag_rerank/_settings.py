@@ -32,7 +32,7 @@ class RerankSettings(RerankFields):
         documents: Sequence[Document],
         query: str,
         top_n: int | None,
-        threshold: float | None,
+        threshold: float | str | None,
     ) -> list[Document]:
         texts = _texts(documents)
         if not texts:
@@ -45,7 +45,7 @@ class RerankSettings(RerankFields):
         documents: Sequence[Document],
         query: str,
         top_n: int | None,
-        threshold: float | None,
+        threshold: float | str | None,
     ) -> list[Document]:
         texts = _texts(documents)
         if not texts:

@@ -84,7 +84,7 @@ class RagRerankRetriever(RerankSettings, BaseRetriever):
         )
         return await self._arerank_documents(documents, query, top_n, threshold)
 
-    def _selection(self, kwargs: dict[str, Any]) -> tuple[int | None, float | None]:
+    def _selection(self, kwargs: dict[str, Any]) -> tuple[int | None, float | str | None]:
         """The per-call ``top_n`` and ``score_threshold`` (taken out of ``kwargs``, which go on to
         the base retriever), else the fields; checked before the base retriever runs."""
         top_n = kwargs.pop("top_n", self.top_n)
