@@ -1,5 +1,6 @@
 """How reranked results look: HTML cards for notebooks and web pages, rich tables for terminals,
-and the demo's side-by-side comparison. Nothing else in the package draws results.
+the demo's side-by-side comparison, and the calibration plots (reliability diagram, threshold
+curves; matplotlib, imported when drawn). Nothing else in the package draws results.
 
 The views take plain sequences of results, so the notebook view (``PipelineResults._repr_html_``),
 the CLI and the HTTP server's page all draw the same thing. A result is any object with ``score``,
@@ -31,6 +32,8 @@ __all__ = [
     "ABOVE_COLOR",
     "BELOW_COLOR",
     "highlight",
+    "plot_reliability",
+    "plot_thresholds",
     "print_comparison",
     "query_terms",
     "render_comparison",
@@ -423,3 +426,86 @@ def _retrieval_rank(result: Any) -> int | None:
     if value is None and isinstance(getattr(result, "index", None), int):
         return int(result.index) + 1
     return None if value is None else int(value)
+
+
+# -- calibration plots (matplotlib, ``eval`` extra) ----------------------------------------------
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)  # files, not windows; a notebook's backend is kept
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(
+            "the calibration plots need matplotlib: pip install 'rag-rerank[eval]'"
+        ) from None
+    return plt
+
+
+def plot_reliability(
+    labels: Sequence[int] | Any,
+    before: Sequence[float] | Any,
+    after: Sequence[float] | Any,
+    path: Any = None,
+    *,
+    bins: int = 10,
+) -> Any:
+    """Reliability diagram: per probability bin, the share of relevant pairs against the mean
+    predicted probability, before (sigmoid of the logit) and after calibration; the diagonal is
+    perfect calibration. Saved as PNG to ``path`` when given; returns the matplotlib figure."""
+    import numpy as np
+
+    plt = _pyplot()
+    y = np.asarray(labels, dtype=float)
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
+    for name, probabilities, color in (
+        ("sigmoid(logit)", before, BELOW_COLOR),
+        ("calibrated", after, ABOVE_COLOR),
+    ):
+        p = np.asarray(probabilities, dtype=float)
+        which = np.minimum((p * bins).astype(int), bins - 1)
+        xs = [p[which == b].mean() for b in range(bins) if (which == b).any()]
+        ys = [y[which == b].mean() for b in range(bins) if (which == b).any()]
+        axes.plot(xs, ys, marker="o", color=color, label=name)
+    axes.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="predicted probability",
+        ylabel="share relevant",
+        title="Reliability (held-out pairs)",
+    )
+    axes.legend(loc="upper left")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+    return figure
+
+
+def plot_thresholds(rows: Sequence[Any], recommended: float | None = None, path: Any = None) -> Any:
+    """Precision, recall (left axis) and passages kept per query (right axis) against the score
+    threshold, from threshold-table rows; the recommended threshold as a vertical line. Saved as
+    PNG to ``path`` when given; returns the matplotlib figure."""
+    plt = _pyplot()
+    rows = sorted(rows, key=lambda r: r.threshold)
+    xs = [r.threshold for r in rows]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(xs, [r.precision for r in rows], label="precision", color="#1565c0")
+    axes.plot(xs, [r.recall for r in rows], label="recall", color="#ef6c00")
+    axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="score threshold", ylabel="precision / recall")
+    kept = axes.twinx()
+    kept.plot(xs, [r.kept_per_query for r in rows], label="kept/query", color="grey", ls="--")
+    kept.set_ylabel("passages kept per query")
+    if recommended is not None:
+        axes.axvline(recommended, color=ABOVE_COLOR, linestyle=":", label=f"{recommended:.3f}")
+    lines = axes.get_legend_handles_labels()
+    more = kept.get_legend_handles_labels()
+    axes.legend(lines[0] + more[0], lines[1] + more[1], loc="lower left")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+    return figure

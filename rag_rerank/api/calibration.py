@@ -20,9 +20,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import CalibrationError
+from ..errors import CalibrationError, InvalidInputError
 
-__all__ = ["CALIBRATED", "CALIBRATION_METHODS", "Calibration", "CalibrationMethod", "model_key"]
+__all__ = [
+    "CALIBRATED",
+    "CALIBRATION_METHODS",
+    "Calibration",
+    "CalibrationMethod",
+    "model_key",
+    "parse_target",
+]
 
 CalibrationMethod = Literal["platt", "isotonic"]
 CALIBRATION_METHODS: tuple[CalibrationMethod, ...] = ("platt", "isotonic")
@@ -201,6 +208,28 @@ def model_key(model: str) -> str:
     if os.path.isdir(model):
         return os.path.realpath(model)
     return model
+
+
+def parse_target(target: str) -> tuple[str, float | None]:
+    """``"f1"`` -> ``("f1", None)``; ``"recall=0.9"`` / ``"precision=0.8"`` -> name and value.
+
+    Raises:
+        InvalidInputError: Anything else (``field`` is ``target``).
+    """
+    name, _, value = target.strip().partition("=")
+    name = name.strip().lower()
+    if name == "f1" and not value:
+        return "f1", None
+    if name in ("recall", "precision"):
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if 0.0 < number <= 1.0:
+            return name, number
+    raise InvalidInputError(
+        "target", f"expected f1, recall=R or precision=P with R, P in (0, 1], got {target!r}"
+    )
 
 
 def _finite_number(value: object) -> bool:

@@ -2,9 +2,9 @@
 
 One module per command group registers its commands (an ``add_<command>`` function that adds a
 parser and its handler): :mod:`.rerank` (``score``, ``rerank``), :mod:`.index` (``index``,
-``ask``), :mod:`.demo`, :mod:`.evaluate` (``eval``) and :mod:`.serve`. Shared flags live in
-:mod:`.options`. Building the parser imports none of torch, transformers, chromadb or fastapi:
-handlers import what they need when they run, so ``--help`` answers at once.
+``ask``), :mod:`.demo`, :mod:`.evaluate` (``eval``), :mod:`.calibrate` and :mod:`.serve`.
+Shared flags live in :mod:`.options`. Building the parser imports none of torch, transformers,
+chromadb or fastapi: handlers import what they need when they run, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError, RerankError
+from .calibrate import add_calibrate
 from .demo import add_demo
 from .evaluate import add_eval
 from .index import add_ask, add_index
@@ -35,6 +36,7 @@ _COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_rerank,
     add_demo,
     add_eval,
+    add_calibrate,
     add_serve,
 )
 

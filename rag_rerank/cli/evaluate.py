@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .calibrate import add_target_option
 from .options import (
     add_model_options,
     add_selection_options,
@@ -16,6 +17,8 @@ from .options import (
 from .output import error, model_line
 
 if TYPE_CHECKING:
+    from ..evaluation import BeirDataset, EvaluationReport
+    from ..evaluation.calibration import ThresholdRow
     from . import Subparsers
 
 __all__ = ["add_eval"]
@@ -29,7 +32,9 @@ def add_eval(subparsers: Subparsers) -> None:
         description="Index a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) "
         "in a Chroma collection (in memory unless --persist-dir), retrieve K candidates per "
         "query, rerank them, and print NDCG@10, MRR@10, Recall@TOP_N, Recall@K and per-query "
-        "latency for both orders. Needs the 'eval' extra.",
+        "latency for both orders, and a threshold table of the reranked scores (precision, "
+        "recall and passages kept against the qrels; the recommended threshold is the "
+        "--calibration file's, else the one meeting --target). Needs the 'eval' extra.",
     )
     parser.add_argument("dataset_dir", metavar="DATASET_DIR", help="folder in BEIR layout")
     parser.add_argument("--split", default="test", help="qrels split to evaluate (default: test)")
@@ -55,15 +60,45 @@ def add_eval(subparsers: Subparsers) -> None:
         default=None,
         help="keep the Chroma index in DIR and reuse it while the corpus is unchanged",
     )
+    add_target_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_model_options(parser)
     parser.set_defaults(handler=evaluate)
+
+
+def _thresholds(
+    report: EvaluationReport, dataset: BeirDataset, reranker: Any, target: str
+) -> tuple[list[ThresholdRow], float, str]:
+    """The threshold table of every query's reranked candidates, labelled from the qrels."""
+    from ..evaluation.calibration import (
+        DEFAULT_THRESHOLDS,
+        recommend_threshold,
+        threshold_table,
+    )
+
+    scores: list[float] = []
+    labels: list[int] = []
+    queries: list[str] = []
+    for run in report.runs:
+        grades = dataset.qrels[run.query_id]
+        for doc_id, score in zip(run.reranked, run.rerank_scores, strict=True):
+            scores.append(score)
+            labels.append(int(grades.get(doc_id, 0) >= 1))
+            queries.append(run.query_id)
+    calibration = getattr(reranker, "calibration", None)
+    if calibration is not None and calibration.threshold is not None:
+        recommended, how = calibration.threshold, f"the calibration's, {calibration.target}"
+    else:
+        recommended, how = recommend_threshold(scores, labels, queries, target), target
+    rows = threshold_table(scores, labels, queries, [*DEFAULT_THRESHOLDS, recommended])
+    return rows, recommended, how
 
 
 def evaluate(args: argparse.Namespace) -> int:
     """Run the evaluation, print its table and optionally write its JSON report."""
     from ..evaluation import evaluate as run_evaluation
     from ..evaluation import load_beir
+    from ..evaluation.calibration import format_threshold_table
 
     if args.top_n > args.k:
         error(f"--top-n ({args.top_n}) must not exceed --k ({args.k})")
@@ -99,9 +134,17 @@ def evaluate(args: argparse.Namespace) -> int:
             "in the qrels (scored 0 in both orders)"
         )
     print(report.table())
+    rows, recommended, how = _thresholds(report, dataset, reranker, args.target)
+    print(f"\nthresholds on the reranked score (* recommended, {how}):")
+    print(format_threshold_table(rows, recommended))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report.to_dict(), handle, indent=2)
+            summary = report.to_dict()
+            summary["thresholds"] = {
+                "recommended": recommended,
+                "rows": [row.as_dict() for row in rows],
+            }
+            json.dump(summary, handle, indent=2)
             handle.write("\n")
         print(f"report written to {args.json}")
     return 0

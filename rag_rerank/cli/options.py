@@ -29,6 +29,7 @@ __all__ = [
     "non_negative_int",
     "positive_int",
     "reranker_options",
+    "threshold_value",
     "unit_float",
 ]
 
@@ -56,7 +57,7 @@ def non_negative_int(text: str) -> int:
 
 
 def unit_float(text: str) -> float:
-    """A number in [0, 1] (a score threshold)."""
+    """A number in [0, 1]."""
     try:
         value = float(text)
     except ValueError:
@@ -64,6 +65,14 @@ def unit_float(text: str) -> float:
     if not 0.0 <= value <= 1.0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
+
+
+def threshold_value(text: str) -> float | str:
+    """A score threshold: a number in [0, 1], or ``calibrated`` (the recommended threshold of the
+    ``--calibration`` file)."""
+    if text.strip().lower() == "calibrated":
+        return "calibrated"
+    return unit_float(text)
 
 
 def _int(text: str) -> int:
@@ -196,7 +205,8 @@ def add_selection_options(
     if threshold:
         parser.add_argument(
             "--threshold",
-            type=unit_float,
+            type=threshold_value,
             default=None,
-            help="drop results whose score in [0, 1] is below this (default: none)",
+            help="drop results whose score in [0, 1] is below this; 'calibrated': the "
+            "recommended threshold of the --calibration file (default: none)",
         )

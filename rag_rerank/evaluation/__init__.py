@@ -4,6 +4,8 @@ Load a dataset in BEIR layout (:func:`load_beir`, :mod:`.datasets`), index its c
 collection, retrieve ``k`` candidates per query and rerank them through the RAG pipeline
 (:func:`evaluate`, :mod:`.runs`), and score both orders with NDCG@10, MRR@10, Recall@``top_n`` and
 Recall@``k``, plus per-query latency (p50/p95) of retrieval and of reranking (:mod:`.metrics`).
+Fit a calibration of the reranker's scores and choose a threshold from labels
+(:mod:`.calibration`, scikit-learn and matplotlib).
 
 The metrics come from `ir-measures <https://ir-measur.es>`_, which runs the reference
 implementations, so the numbers are the ones BEIR papers and leaderboards report. Needs the
@@ -16,6 +18,17 @@ implementations, so the numbers are the ones BEIR papers and leaderboards report
 >>> print(report.table())  # doctest: +SKIP
 """
 
+from .calibration import (
+    CalibrationFit,
+    LabelledPair,
+    ThresholdRow,
+    fit_calibration,
+    labels_from_beir,
+    load_labels,
+    pair_logits,
+    recommend_threshold,
+    threshold_table,
+)
 from .datasets import BeirDataset, BeirDocument, DatasetError, load_beir
 from .metrics import (
     METRIC_DEPTH,
@@ -30,14 +43,23 @@ __all__ = [
     "METRIC_DEPTH",
     "BeirDataset",
     "BeirDocument",
+    "CalibrationFit",
     "DatasetError",
     "EvaluationReport",
+    "LabelledPair",
     "LatencySummary",
     "QueryRun",
     "RankingMetrics",
+    "ThresholdRow",
     "compute_metrics",
     "evaluate",
+    "fit_calibration",
     "index_corpus",
+    "labels_from_beir",
     "load_beir",
+    "load_labels",
+    "pair_logits",
     "per_query_metrics",
+    "recommend_threshold",
+    "threshold_table",
 ]
