@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,7 +102,17 @@ def add_calibrate(subparsers: Subparsers) -> None:
 
 
 def calibrate(args: argparse.Namespace) -> int:
-    """Fit, print and write the calibration."""
+    """Fit, print and write the calibration; warnings (few labels, queries left out) go to
+    stderr as one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        code = _calibrate(args)
+    for warning in caught:
+        print(f"rag-rerank: warning: {warning.message}", file=sys.stderr)
+    return code
+
+
+def _calibrate(args: argparse.Namespace) -> int:
     from ..evaluation.calibration import (
         fit_calibration,
         format_threshold_table,

@@ -77,7 +77,7 @@ class ThresholdRow:
     Attributes:
         threshold: Pairs scoring at or above it are kept.
         kept_per_query: Mean passages kept per query.
-        precision: Relevant share of the kept pairs (over all queries; 1.0 when nothing is kept).
+        precision: Relevant share of the kept pairs (over all queries; 0 when nothing is kept).
         recall: Share of the relevant pairs that are kept.
         f1: Harmonic mean of precision and recall.
         queries_without_passage: Share of queries left with no passage at all.
@@ -177,22 +177,28 @@ def labels_from_beir(
     :func:`~rag_rerank.evaluation.evaluate` retrieves them), each labelled 1 when the qrels
     grade it >= 1, else 0 (unjudged candidates count as not relevant, as in BEIR).
 
+    Queries whose qrels mark nothing relevant are left out with a warning: with no relevant
+    labelled pair, their candidates are negatives only by default, not by judgement.
+
     Raises:
-        CalibrationError: A query whose qrels judge nothing relevant at all (a query with no
-            relevant labelled pair tells the fit nothing about relevant scores); the qrels file
-            is named.
+        CalibrationError: No query has a relevant document in the qrels (the file named).
     """
     from ..rag.store import open_client, retrieve
     from .runs import index_corpus
 
+    qrels_path = dataset.path / "qrels" / f"{dataset.split}.tsv"
     query_ids = list(dataset.queries)[:max_queries]
-    for query_id in query_ids:
-        if not any(grade >= 1 for grade in dataset.qrels[query_id].values()):
-            raise CalibrationError(
-                f"query {query_id!r} has no relevant document in the qrels: a query with no "
-                "relevant labelled pair cannot be used",
-                dataset.path / "qrels" / f"{dataset.split}.tsv",
-            )
+    unjudged = [q for q in query_ids if not any(g >= 1 for g in dataset.qrels[q].values())]
+    if unjudged:
+        warnings.warn(
+            f"{qrels_path}: left out {len(unjudged)} queries with no relevant document "
+            f"({', '.join(unjudged[:5])}{', ...' if len(unjudged) > 5 else ''})",
+            UserWarning,
+            stacklevel=2,
+        )
+        query_ids = [q for q in query_ids if q not in set(unjudged)]
+    if not query_ids:
+        raise CalibrationError("no query has a relevant document in the qrels", qrels_path)
     client = open_client(None)
     collection, _ = index_corpus(
         dataset, client, embedding_function=embedding_function, show_progress=show_progress
@@ -289,7 +295,7 @@ def threshold_table(
         kept = s >= t
         hits = int((kept & (y == 1)).sum())
         n_kept = int(kept.sum())
-        precision = hits / n_kept if n_kept else 1.0
+        precision = hits / n_kept if n_kept else 0.0
         recall = hits / positives if positives else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         with_passage = len(np.unique(group[kept]))
