@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .api import DEFAULT_MODEL, Health, RerankerLike, RerankerOptions, RerankerStats, RerankResult
 from .errors import (
+    CalibrationError,
     EngineStoppedError,
     InvalidInputError,
     InvalidInputTypeError,
@@ -58,6 +59,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "DEFAULT_MODEL",
+    "CalibrationError",
     "EngineStoppedError",
     "Health",
     "InvalidInputError",
