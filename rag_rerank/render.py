@@ -431,17 +431,15 @@ def _retrieval_rank(result: Any) -> int | None:
 # -- calibration plots (matplotlib, ``eval`` extra) ----------------------------------------------
 
 
-def _pyplot() -> Any:
+def _figure(size: tuple[float, float]) -> Any:
+    # A bare Figure, not pyplot: no GUI backend, no global state, safe from any thread.
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)  # files, not windows; a notebook's backend is kept
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(
             "the calibration plots need matplotlib: pip install 'rag-rerank[eval]'"
         ) from None
-    return plt
+    return Figure(figsize=size)
 
 
 def plot_reliability(
@@ -457,9 +455,9 @@ def plot_reliability(
     perfect calibration. Saved as PNG to ``path`` when given; returns the matplotlib figure."""
     import numpy as np
 
-    plt = _pyplot()
     y = np.asarray(labels, dtype=float)
-    figure, axes = plt.subplots(figsize=(5, 5))
+    figure = _figure((5, 5))
+    axes = figure.subplots()
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
     for name, probabilities, color in (
         ("sigmoid(logit)", before, BELOW_COLOR),
@@ -481,7 +479,6 @@ def plot_reliability(
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, dpi=100)
-        plt.close(figure)
     return figure
 
 
@@ -489,10 +486,10 @@ def plot_thresholds(rows: Sequence[Any], recommended: float | None = None, path:
     """Precision, recall (left axis) and passages kept per query (right axis) against the score
     threshold, from threshold-table rows; the recommended threshold as a vertical line. Saved as
     PNG to ``path`` when given; returns the matplotlib figure."""
-    plt = _pyplot()
     rows = sorted(rows, key=lambda r: r.threshold)
     xs = [r.threshold for r in rows]
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = _figure((6, 4))
+    axes = figure.subplots()
     axes.plot(xs, [r.precision for r in rows], label="precision", color="#1565c0")
     axes.plot(xs, [r.recall for r in rows], label="recall", color="#ef6c00")
     axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="score threshold", ylabel="precision / recall")
@@ -507,5 +504,4 @@ def plot_thresholds(rows: Sequence[Any], recommended: float | None = None, path:
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, dpi=100)
-        plt.close(figure)
     return figure

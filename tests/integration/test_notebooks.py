@@ -15,10 +15,15 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-NAMES = ["01_quickstart.ipynb", "02_langchain_chroma.ipynb", "03_llamaindex_chroma.ipynb"]
+NAMES = [
+    "01_quickstart.ipynb",
+    "02_langchain_chroma.ipynb",
+    "03_llamaindex_chroma.ipynb",
+    "04_calibration.ipynb",
+]
 
 
-def test_the_three_notebooks_are_there() -> None:
+def test_the_notebooks_are_there() -> None:
     assert [p.name for p in NOTEBOOKS] == NAMES
 
 
@@ -59,3 +64,8 @@ def test_notebook_runs_top_to_bottom(
     if path.name == "01_quickstart.ipynb":
         html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
         assert html and 'class="rr-view"' in html[0] and 'class="rr-candidates"' in html[0]
+    if path.name == "04_calibration.ipynb":
+        images = [o for o in outputs if "image/png" in o.get("data", {})]
+        text = "".join(o.get("text", "") for o in outputs)
+        assert len(images) == 2  # the reliability diagram and the threshold curves
+        assert "ECE" in text and "kept/query" in text and "recommended threshold" in text
