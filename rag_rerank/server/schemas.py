@@ -12,7 +12,7 @@ refused with 422, so a misspelt option never silently does nothing.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
@@ -30,8 +30,19 @@ __all__ = [
 ]
 
 
-Threshold = Annotated[float, Field(ge=0.0, le=1.0)] | Literal["calibrated"] | None
-"""A score cutoff in [0, 1], or ``"calibrated"``."""
+Threshold = float | Literal["calibrated"] | None
+"""A score cutoff in [0, 1], or ``"calibrated"`` (checked by :func:`_threshold`)."""
+
+
+def _threshold(value: object) -> object:
+    # Checked before the union so that an error names the field, not a member of the union.
+    if value is None or value == "calibrated":
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number in [0, 1] or 'calibrated'")
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise ValueError(f"must be in [0, 1], got {value}")
+    return value
 
 
 def _non_blank(value: str) -> str:
@@ -63,6 +74,7 @@ class TEIRerankRequest(BaseModel):
     )
 
     _check_query = field_validator("query")(_non_blank)
+    _check_threshold = field_validator("score_threshold", mode="before")(_threshold)
 
 
 class TEIRank(BaseModel):
@@ -105,6 +117,7 @@ class CohereRerankRequest(BaseModel):
     )
 
     _check_query = field_validator("query")(_non_blank)
+    _check_threshold = field_validator("score_threshold", mode="before")(_threshold)
 
     def texts(self) -> list[str]:
         """The documents as plain strings, in request order."""
