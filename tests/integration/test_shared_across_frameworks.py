@@ -60,6 +60,7 @@ def _non_default_options(model: str) -> dict[str, object]:
         "max_length": 64,
         "long_documents": "truncate",
         "show_progress": False,
+        "calibration": "calibration.json",  # never read: Reranker.shared is stubbed below
     }
     # A new option must be added here, and so is checked to reach both frameworks.
     assert sorted(values) == sorted(RerankerOptions.names())
