@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import math
+import os
 import random
 import threading
 import time
@@ -25,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'RemoteReranker needs httpx: pip install "rag-rerank[server]" (or pip install httpx)'
     ) from exc
 
-from .api import BaseReranker, check_positive_int
+from .api import BaseReranker, Calibration, check_positive_int
 from .errors import (
     EngineStoppedError,
     InvalidInputError,
@@ -73,6 +74,11 @@ class RemoteReranker(BaseReranker):
             asks the server's ``/info`` (``max_client_batch_size``) once.
         truncate: Sent as TEI's ``truncate``: ``True`` scores only the first window of a long
             document. ``None`` leaves the server's mode (rag-rerank chunks long documents).
+        calibration: A calibration file from ``rag-rerank calibrate`` (or a loaded
+            :class:`~rag_rerank.api.Calibration`) for the server's model: ``score`` becomes the
+            calibrated probability and ``threshold="calibrated"`` works, as with a calibrated
+            ``Reranker``. The client scores the server's raw logits itself, so pass the file the
+            server was started with (``--calibration``) to get the same scores.
 
     Example:
         >>> rr = RemoteReranker("http://127.0.0.1:8080", api_key="secret")  # doctest: +SKIP
@@ -92,6 +98,7 @@ class RemoteReranker(BaseReranker):
         max_backoff: float = 5.0,
         batch_size: int | None = None,
         truncate: bool | None = None,
+        calibration: str | os.PathLike[str] | Calibration | None = None,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise InvalidInputError("url", f"must be an http:// or https:// URL, got {url!r}")
@@ -115,6 +122,9 @@ class RemoteReranker(BaseReranker):
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
         self.truncate = truncate
+        if calibration is not None and not isinstance(calibration, Calibration):
+            calibration = Calibration.load(calibration)
+        self._calibration = calibration
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._batch_size = batch_size
         self._info: dict[str, Any] | None = None

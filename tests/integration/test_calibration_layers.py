@@ -126,6 +126,25 @@ async def test_server_scores_threshold_and_metrics(bert_dir, calibration_file, e
     assert "# TYPE rag_rerank_top_score histogram" in text
 
 
+def test_remote_reranker_with_the_server_calibration(bert_dir, calibration_file, expected):
+    from server_testing import live_server
+
+    from rag_rerank import RemoteReranker
+
+    with (
+        Reranker(bert_dir, calibration=calibration_file, show_progress=False) as local,
+        live_server(create_app(local)) as url,
+        RemoteReranker(url, calibration=calibration_file) as remote,
+    ):
+        results = remote.rerank(QUERY, DOCS, threshold="calibrated")
+        assert [r.index for r in results] == [r.index for r in local.rerank(QUERY, DOCS, None, 0.3)]
+        for r in results:
+            assert r.score == pytest.approx(expected[r.document], abs=1e-5)
+        assert remote.score(QUERY, DOCS) == pytest.approx(local.score(QUERY, DOCS), abs=1e-6)
+    with pytest.raises(CalibrationError):
+        RemoteReranker("http://127.0.0.1:9", calibration=str(Path(calibration_file).parent / "no"))
+
+
 async def test_server_calibrated_threshold_without_calibration_is_422(bert_dir) -> None:
     reranker = Reranker(bert_dir, show_progress=False)
     transport = httpx.ASGITransport(app=create_app(reranker))
