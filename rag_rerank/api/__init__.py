@@ -16,20 +16,25 @@ from .checks import (
     check_selection_field,
 )
 from .options import (
+    CLEAN_MODES,
     DEFAULT_MODEL,
     LONG_DOCUMENTS,
+    CleanMode,
     LongDocuments,
     RerankerOptions,
     options_from,
     split_options,
 )
 from .protocol import BaseReranker, RerankerLike
-from .results import Health, RerankerStats, RerankResult, select, sigmoid
+from .results import CacheStats, Health, RerankerStats, RerankResult, select, sigmoid
 
 __all__ = [
+    "CLEAN_MODES",
     "DEFAULT_MODEL",
     "LONG_DOCUMENTS",
     "BaseReranker",
+    "CacheStats",
+    "CleanMode",
     "Health",
     "LongDocuments",
     "RerankResult",

@@ -13,8 +13,10 @@ from ..errors import InvalidInputError, InvalidInputTypeError
 from .checks import check_positive_int
 
 __all__ = [
+    "CLEAN_MODES",
     "DEFAULT_MODEL",
     "LONG_DOCUMENTS",
+    "CleanMode",
     "LongDocuments",
     "RerankerOptions",
     "options_from",
@@ -28,6 +30,13 @@ LongDocuments = Literal["windows", "truncate"]
 LONG_DOCUMENTS: tuple[LongDocuments, ...] = ("windows", "truncate")
 """What happens to a document longer than the window: ``"windows"`` scores it as its best
 overlapping token window; ``"truncate"`` scores its first window only."""
+
+CleanMode = Literal["html"]
+CLEAN_MODES: tuple[CleanMode, ...] = ("html",)
+"""How documents are cleaned before scoring: ``"html"`` drops tags, scripts, styles and comments
+and keeps the text (the caller still gets its original document back)."""
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _option(default: Any, help: str, *, view: bool = False) -> Any:
@@ -86,6 +95,25 @@ class RerankerOptions:
     show_progress: bool | None = _option(
         None, "Progress bar: on, off, or (default) only for large jobs.", view=True
     )
+    cache: int | str | None = _option(
+        "memory",
+        "Score cache: 'memory' (in-process LRU of cache_size entries), a number (an in-process "
+        "LRU of that many entries), a redis://host:port/db URL (shared across processes), or "
+        "None (off).",
+        view=True,
+    )
+    cache_size: int = _option(
+        100_000, "Entries (scored pairs) the in-process score cache keeps.", view=True
+    )
+    cache_ttl: int | None = _option(
+        86_400, "Seconds a score lives in the Redis cache; None keeps it until evicted.", view=True
+    )
+    clean: CleanMode | None = _option(
+        None,
+        "Clean documents before scoring: 'html' drops tags, scripts, styles and comments "
+        "(results still carry the original documents).",
+        view=True,
+    )
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once, at construction
@@ -123,6 +151,33 @@ class RerankerOptions:
             raise InvalidInputError(
                 "long_documents",
                 f"must be 'windows' or 'truncate', got {self.long_documents!r}",
+            )
+        self._check_cache()
+
+    def _check_cache(self) -> None:
+        # A size given as ``cache`` is stored as cache="memory" with that cache_size: one
+        # spelling per meaning, so equal caches compare equal.
+        cache = self.cache
+        if isinstance(cache, int) and not isinstance(cache, bool):
+            if cache < 1:
+                raise InvalidInputError(
+                    "cache", f"a size must be at least 1 entry (None turns it off), got {cache}"
+                )
+            object.__setattr__(self, "cache", "memory")
+            object.__setattr__(self, "cache_size", cache)
+        elif cache is not None and not (
+            isinstance(cache, str) and (cache == "memory" or cache.startswith(_REDIS_SCHEMES))
+        ):
+            raise InvalidInputError(
+                "cache",
+                "must be None (off), 'memory', a size in entries or a redis://host:port/db URL, "
+                f"got {cache!r}",
+            )
+        check_positive_int(self.cache_size, "cache_size")
+        check_positive_int(self.cache_ttl, "cache_ttl", optional=True)
+        if self.clean is not None and self.clean not in CLEAN_MODES:
+            raise InvalidInputError(
+                "clean", f"must be None or one of {', '.join(CLEAN_MODES)}, got {self.clean!r}"
             )
 
     @classmethod
