@@ -251,7 +251,9 @@ class RedisScoreCache(ScoreCache):
         self._errors_since_warning = 0
         self._failing = False
         self._writes: queue.Queue[dict[bytes, float] | None] = queue.Queue(self._MAX_QUEUED_WRITES)
-        self._writer = threading.Thread(target=self._write_loop, name="rag-rerank-cache", daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_loop, name="rag-rerank-cache", daemon=True
+        )
         self._writer.start()
 
     def get_many(self, keys: Sequence[bytes]) -> list[float | None]:

@@ -48,9 +48,7 @@ _DEFAULT_BATCH_TOKENS = {"cuda": 65536, "mps": 16384, "cpu": 2048}
 _shared_lock = threading.Lock()
 _shared_engines: dict[tuple[Any, ...], Engine] = {}
 _shared_rerankers: dict[tuple[Any, ...], Reranker] = {}
-_identities: weakref.WeakKeyDictionary[CrossEncoderModel, str | None] = (
-    weakref.WeakKeyDictionary()
-)
+_identities: weakref.WeakKeyDictionary[CrossEncoderModel, str | None] = weakref.WeakKeyDictionary()
 
 
 class Reranker(BaseReranker):

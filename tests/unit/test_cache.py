@@ -78,9 +78,9 @@ def test_key_covers_window_mode_query_and_document(rr: Reranker) -> None:
     windows = short.score(QUERY, [long_doc])
     truncated = short.with_options(long_documents="truncate").score(QUERY, [long_doc])
     assert windows == rr.with_options(max_length=32, cache=None).score(QUERY, [long_doc])
-    assert truncated == rr.with_options(
-        max_length=32, long_documents="truncate", cache=None
-    ).score(QUERY, [long_doc])
+    assert truncated == rr.with_options(max_length=32, long_documents="truncate", cache=None).score(
+        QUERY, [long_doc]
+    )
 
 
 def test_lru_is_bounded_by_entries() -> None:
@@ -154,7 +154,9 @@ def test_cli_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert reranker_options(parser.parse_args(["--cache", "none"])).cache is None
     parsed = reranker_options(parser.parse_args(["--cache", "20", "--clean", "html"]))
     assert (parsed.cache, parsed.cache_size, parsed.clean) == ("memory", 20, "html")
-    assert reranker_options(parser.parse_args(["--cache", "redis://h:1/2"])).cache == "redis://h:1/2"
+    assert (
+        reranker_options(parser.parse_args(["--cache", "redis://h:1/2"])).cache == "redis://h:1/2"
+    )
     with pytest.raises(SystemExit):
         parser.parse_args(["--cache", "memcached://x"])
     assert "--cache" in capsys.readouterr().err
