@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator

@@ -108,7 +108,7 @@ class RerankerOptions:
     cache_ttl: int | None = _option(
         86_400, "Seconds a score lives in the Redis cache; None keeps it until evicted.", view=True
     )
-    clean: CleanMode | None = _option(
+    clean: CleanMode | None = _option(  # noqa: RUF009 (a dataclasses.field)
         None,
         "Clean documents before scoring: 'html' drops tags, scripts, styles and comments "
         "(results still carry the original documents).",

@@ -20,6 +20,7 @@ Imports no torch: the caller passes what identifies the model.
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import logging
 import os
@@ -283,10 +284,8 @@ class RedisScoreCache(ScoreCache):
             time.sleep(0.005)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(queue.Full):
             self._writes.put(None, timeout=1.0)
-        except queue.Full:
-            pass
         self._writer.join(2.0)
         self._client.close()
 
