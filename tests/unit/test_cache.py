@@ -160,3 +160,14 @@ def test_cli_flags(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parser.parse_args(["--cache", "memcached://x"])
     assert "--cache" in capsys.readouterr().err
+
+
+def test_adapters_take_the_options(bert_dir: str) -> None:
+    from rag_rerank.adapters import RerankFields
+
+    fields = RerankFields(model=bert_dir, cache=None, clean="html", show_progress=False)
+    loaded = fields.loaded_reranker
+    assert isinstance(loaded, Reranker)
+    assert (loaded.cache, loaded.options.clean) == (None, "html")
+    with pytest.raises(ValueError, match="cache"):
+        RerankFields(model=bert_dir, cache="memcached://x")
