@@ -48,6 +48,7 @@ _DEFAULT_BATCH_TOKENS = {"cuda": 65536, "mps": 16384, "cpu": 2048}
 _shared_lock = threading.Lock()
 _shared_engines: dict[tuple[Any, ...], Engine] = {}
 _shared_rerankers: dict[tuple[Any, ...], Reranker] = {}
+_identity_lock = threading.Lock()  # not _shared_lock: shared() holds it while it loads
 _identities: weakref.WeakKeyDictionary[CrossEncoderModel, str | None] = weakref.WeakKeyDictionary()
 
 
@@ -408,7 +409,7 @@ class _Lookup:
 
 def _identity(model: CrossEncoderModel) -> str | None:
     """The model's cache identity, computed once per loaded model."""
-    with _shared_lock:
+    with _identity_lock:
         if model not in _identities:
             config = model.model.config
             _identities[model] = model_identity(

@@ -171,3 +171,11 @@ def test_adapters_take_the_options(bert_dir: str) -> None:
     assert (loaded.cache, loaded.options.clean) == (None, "html")
     with pytest.raises(ValueError, match="cache"):
         RerankFields(model=bert_dir, cache="memcached://x")
+
+
+def test_shared_instances_share_one_cache(bert_dir: str) -> None:
+    # Reranker.shared holds its registry lock while it loads: opening the cache must not need it.
+    first = Reranker.shared(bert_dir, show_progress=False, cache_size=64)
+    view = Reranker.shared(bert_dir, show_progress=False, cache_size=64, max_length=128)
+    assert first.cache is not None and first.cache is view.cache
+    assert Reranker.shared(bert_dir, show_progress=False, cache=None).cache is None
