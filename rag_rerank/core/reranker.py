@@ -30,7 +30,12 @@ from ..api import (
     select,
     sigmoid,
 )
-from ..errors import InvalidInputError, InvalidInputTypeError, NonFiniteScoreError
+from ..errors import (
+    EngineStoppedError,
+    InvalidInputError,
+    InvalidInputTypeError,
+    NonFiniteScoreError,
+)
 from .cache import ScoreCache, model_identity, open_cache, score_key
 from .cleaning import clean_documents
 from .device import resolve_device, resolve_dtype
@@ -325,6 +330,7 @@ class Reranker(BaseReranker):
         cache = self._cache
         if cache is None:
             return self._submit(queries, texts).result()
+        self._check_running()
         lookup = _Lookup(queries, texts, self._max_length, self._options.long_documents)
         lookup.found(cache.get_many(lookup.keys))
         if lookup.missing:
@@ -337,6 +343,7 @@ class Reranker(BaseReranker):
         if cache is None:
             logits: np.ndarray = await asyncio.wrap_future(self._submit(queries, texts))
             return logits
+        self._check_running()
         lookup = _Lookup(queries, texts, self._max_length, self._options.long_documents)
         if cache.blocking:  # a network round trip: off the event loop
             lookup.found(await asyncio.to_thread(cache.get_many, lookup.keys))
@@ -350,6 +357,11 @@ class Reranker(BaseReranker):
                 raise lookup.renumbered(exc) from exc
             lookup.scored(logits)
         return lookup.finish(cache)
+
+    def _check_running(self) -> None:
+        # A closed or dead reranker refuses work even when the cache could answer it.
+        if not self._engine.alive:
+            raise EngineStoppedError("the reranker engine is not running")
 
     @staticmethod
     def _checked(result: Any, lookup: _Lookup) -> np.ndarray:
