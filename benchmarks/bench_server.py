@@ -138,6 +138,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "rag_rerank.cli", "serve", "--model", args.model]
     command += ["--port", str(port), "--log-level", "warning", "--max-queue-pairs", "100000"]
+    command += ["--cache", "none"]  # the figures measure the model, not the score cache
     if args.device:
         command += ["--device", args.device]
     if args.dtype:
@@ -160,7 +161,8 @@ def main() -> int:
         info = httpx.get(f"{url}/info").json()
         print(
             f"model {info['model_id']} on {info['device']} ({info['model_dtype']}); "
-            f"{args.docs} docs x ~{args.words} words per request; cpus {os.cpu_count()}"
+            f"{args.docs} docs x ~{args.words} words per request; cpus {os.cpu_count()}; "
+            f"score cache {info.get('cache') or 'off'}"
         )
         asyncio.run(_drive(url, _payloads(200, args.docs, args.words, seed=99), 8))  # warm-up
         results = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -86,3 +87,51 @@ def long_text(words: int, seed: int = 0) -> str:
         "account",
     ]
     return " ".join(vocabulary[(i * 7 + seed) % len(vocabulary)] for i in range(words))
+
+
+class RedisServer:
+    """Debian's ``redis-server`` on a free 127.0.0.1 port, without persistence; stopped by PID.
+
+    ``stop()`` kills it (as a crash would) and ``start()`` brings it back on the same port.
+    """
+
+    def __init__(self, *extra_args: str) -> None:
+        self.port = free_port()
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [
+            REDIS_SERVER,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--save", "",
+            "--appendonly", "no",
+            *self.extra_args,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_until(self._answers, "redis-server did not start", timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+        except OSError:
+            return False
+
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+"""Debian's redis-server (``.ci/run`` installs it when missing)."""

@@ -146,6 +146,7 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
     out(f"- date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     out(f"- versions: {_versions()}")
     out(f"- non-embedding parameters: {params / 1e6:.1f} M")
+    out("- score cache: off for every rag-rerank row (each figure measures the model)")
     if peak:
         out(f"- measured bf16 matmul peak: {peak / 1e12:.0f} TFLOP/s (8192^3, best of 10)")
     out("- peers: " + "; ".join(f"{p.name} ({p.note})" for p in peers if p.note))

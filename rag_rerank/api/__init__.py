@@ -17,8 +17,10 @@ from .checks import (
     check_selection_field,
 )
 from .options import (
+    CLEAN_MODES,
     DEFAULT_MODEL,
     LONG_DOCUMENTS,
+    CleanMode,
     LongDocuments,
     RerankerOptions,
     options_from,
@@ -26,6 +28,7 @@ from .options import (
 )
 from .protocol import BaseReranker, RerankerLike
 from .results import (
+    CacheStats,
     Health,
     RerankerStats,
     RerankResult,
@@ -38,11 +41,14 @@ from .results import (
 __all__ = [
     "CALIBRATED",
     "CALIBRATION_METHODS",
+    "CLEAN_MODES",
     "DEFAULT_MODEL",
     "LONG_DOCUMENTS",
     "BaseReranker",
+    "CacheStats",
     "Calibration",
     "CalibrationMethod",
+    "CleanMode",
     "Health",
     "LongDocuments",
     "RerankResult",

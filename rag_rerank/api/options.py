@@ -13,8 +13,10 @@ from ..errors import InvalidInputError, InvalidInputTypeError
 from .checks import check_positive_int
 
 __all__ = [
+    "CLEAN_MODES",
     "DEFAULT_MODEL",
     "LONG_DOCUMENTS",
+    "CleanMode",
     "LongDocuments",
     "RerankerOptions",
     "options_from",
@@ -29,6 +31,13 @@ LONG_DOCUMENTS: tuple[LongDocuments, ...] = ("windows", "truncate")
 """What happens to a document longer than the window: ``"windows"`` scores it as its best
 overlapping token window; ``"truncate"`` scores its first window only."""
 
+CleanMode = Literal["html"]
+CLEAN_MODES: tuple[CleanMode, ...] = ("html",)
+"""How documents are cleaned before scoring: ``"html"`` drops tags, scripts, styles and comments
+and keeps the text (the caller still gets its original document back)."""
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
 
 def _option(default: Any, help: str, *, view: bool = False) -> Any:
     # ``help`` documents the option once, for docstrings and the CLI's flags; ``view`` marks the
@@ -42,8 +51,9 @@ class RerankerOptions:
 
     The load options choose and load the model; instances with equal load options share one
     loaded model (:meth:`Reranker.shared <rag_rerank.Reranker.shared>`). The view options
-    (``max_length``, ``long_documents``, ``show_progress``, ``calibration``) may differ between
-    views of one model (:meth:`Reranker.with_options <rag_rerank.Reranker.with_options>`).
+    (``max_length``, ``long_documents``, ``show_progress``, ``calibration``, ``cache``,
+    ``cache_size``, ``cache_ttl``, ``clean``) may differ between views of one model
+    (:meth:`Reranker.with_options <rag_rerank.Reranker.with_options>`).
 
     Values are checked on construction; a bad one raises :class:`~rag_rerank.InvalidInputError`
     naming the field. ``torch.device`` and ``torch.dtype`` values are accepted and stored as
@@ -92,6 +102,25 @@ class RerankerOptions:
         "(raw_score stays the logit) and threshold='calibrated' its recommended cutoff.",
         view=True,
     )
+    cache: int | str | None = _option(
+        "memory",
+        "Score cache: 'memory' (in-process LRU of cache_size entries), a number (an in-process "
+        "LRU of that many entries), a redis://host:port/db URL (shared across processes), or "
+        "None (off).",
+        view=True,
+    )
+    cache_size: int = _option(
+        100_000, "Entries (scored pairs) the in-process score cache keeps.", view=True
+    )
+    cache_ttl: int | None = _option(
+        86_400, "Seconds a score lives in the Redis cache; None keeps it until evicted.", view=True
+    )
+    clean: CleanMode | None = _option(  # noqa: RUF009 (a dataclasses.field)
+        None,
+        "Clean documents before scoring: 'html' drops tags, scripts, styles and comments "
+        "(results still carry the original documents).",
+        view=True,
+    )
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once, at construction
@@ -125,6 +154,11 @@ class RerankerOptions:
             raise InvalidInputError(
                 "max_length", f"must be at least 16 tokens, got {self.max_length}"
             )
+        if self.long_documents not in LONG_DOCUMENTS:
+            raise InvalidInputError(
+                "long_documents",
+                f"must be 'windows' or 'truncate', got {self.long_documents!r}",
+            )
         if isinstance(self.calibration, os.PathLike):
             set_(self, "calibration", os.fspath(self.calibration))
         if self.calibration is not None and (
@@ -133,10 +167,32 @@ class RerankerOptions:
             raise InvalidInputError(
                 "calibration", f"must be a calibration file path or None, got {self.calibration!r}"
             )
-        if self.long_documents not in LONG_DOCUMENTS:
+        self._check_cache()
+
+    def _check_cache(self) -> None:
+        # A size given as ``cache`` is stored as cache="memory" with that cache_size: one
+        # spelling per meaning, so equal caches compare equal.
+        cache = self.cache
+        if isinstance(cache, int) and not isinstance(cache, bool):
+            if cache < 1:
+                raise InvalidInputError(
+                    "cache", f"a size must be at least 1 entry (None turns it off), got {cache}"
+                )
+            object.__setattr__(self, "cache", "memory")
+            object.__setattr__(self, "cache_size", cache)
+        elif cache is not None and not (
+            isinstance(cache, str) and (cache == "memory" or cache.startswith(_REDIS_SCHEMES))
+        ):
             raise InvalidInputError(
-                "long_documents",
-                f"must be 'windows' or 'truncate', got {self.long_documents!r}",
+                "cache",
+                "must be None (off), 'memory', a size in entries or a redis://host:port/db URL, "
+                f"got {cache!r}",
+            )
+        check_positive_int(self.cache_size, "cache_size")
+        check_positive_int(self.cache_ttl, "cache_ttl", optional=True)
+        if self.clean is not None and self.clean not in CLEAN_MODES:
+            raise InvalidInputError(
+                "clean", f"must be None or one of {', '.join(CLEAN_MODES)}, got {self.clean!r}"
             )
 
     @classmethod

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .calibration import Calibration
 
 __all__ = [
+    "CacheStats",
     "Health",
     "RerankResult",
     "RerankerStats",
@@ -170,3 +171,23 @@ class RerankerStats:
     queued_pairs: int
     max_queue_pairs: int | None
     batch_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """A score cache's counters since it was opened (a snapshot).
+
+    Attributes:
+        cache: Which cache: ``"memory"`` or the Redis URL (password hidden).
+        hits: Pairs answered from the cache, without running the model.
+        misses: Pairs the model scored because the cache did not hold them.
+        errors: Cache operations that failed, or were skipped while the cache was unreachable
+            (the pairs were scored by the model; no request fails because of the cache).
+        entries: Entries held, for the in-process cache; ``None`` for Redis.
+    """
+
+    cache: str
+    hits: int
+    misses: int
+    errors: int
+    entries: int | None

@@ -123,6 +123,14 @@ def add_model_options(
         elif typing.get_origin(kind) is Literal:
             choices = [str(c) for c in typing.get_args(kind)]
             group.add_argument(flag, choices=choices, default=default, help=text)
+        elif set(typing.get_args(kind)) - {type(None)} == {int, str}:  # cache: size or name
+            group.add_argument(
+                flag,
+                type=_option_value(name, _int_or_text),
+                default=default,
+                metavar=name.upper(),
+                help=text + " 'none' turns it off.",
+            )
         elif kind is int or kind is str:
             group.add_argument(
                 flag,
@@ -133,6 +141,16 @@ def add_model_options(
             )
         else:  # a new option of a new type: say so here rather than guess a parser
             raise TypeError(f"no command-line flag for option {name} of type {kind!r}")
+
+
+def _int_or_text(text: str) -> int | str | None:
+    """A whole number as an int, ``none``/``off`` as ``None``, anything else as given."""
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _unwrap_optional(hint: Any) -> Any:

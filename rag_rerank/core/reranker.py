@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import warnings
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -16,6 +18,7 @@ import torch
 from ..api import (
     DEFAULT_MODEL,
     BaseReranker,
+    CacheStats,
     Calibration,
     Health,
     LongDocuments,
@@ -30,12 +33,21 @@ from ..api import (
     scores_of,
     select,
 )
-from ..errors import InvalidInputError, InvalidInputTypeError
+from ..errors import (
+    EngineStoppedError,
+    InvalidInputError,
+    InvalidInputTypeError,
+    NonFiniteScoreError,
+)
+from .cache import ScoreCache, model_identity, open_cache, score_key
+from .cleaning import clean_documents
 from .device import resolve_device, resolve_dtype
 from .engine import Engine
 from .model import CrossEncoderModel
 
 __all__ = ["Reranker"]
+
+logger = logging.getLogger(__name__)
 
 # Tokens per forward pass. CPU: padding-free batches of 2048 real tokens (bigger ones fall out of
 # cache; measured in benchmarks/RESULTS.md); GPU: big padded batches keep the device busy.
@@ -44,6 +56,8 @@ _DEFAULT_BATCH_TOKENS = {"cuda": 65536, "mps": 16384, "cpu": 2048}
 _shared_lock = threading.Lock()
 _shared_engines: dict[tuple[Any, ...], Engine] = {}
 _shared_rerankers: dict[tuple[Any, ...], Reranker] = {}
+_identity_lock = threading.Lock()  # not _shared_lock: shared() holds it while it loads
+_identities: weakref.WeakKeyDictionary[CrossEncoderModel, str | None] = weakref.WeakKeyDictionary()
 
 
 class Reranker(BaseReranker):
@@ -97,6 +111,9 @@ class Reranker(BaseReranker):
         self._options = options
         self._max_length = min(options.max_length, engine.model.max_length)
         self._calibration = _load_calibration(options, engine.model.name, self._max_length)
+        self._cache: ScoreCache | None = None
+        if options.cache is not None:
+            self._cache = open_cache(options, _identity(engine.model))
 
     @classmethod
     def _view(cls, engine: Engine, options: RerankerOptions) -> Reranker:
@@ -216,6 +233,20 @@ class Reranker(BaseReranker):
         """Whether the worker runs and the last forward pass succeeded (a snapshot)."""
         return Health(alive=self._engine.alive, last_forward_ok=self._engine.stats.last_forward_ok)
 
+    @property
+    def cache(self) -> ScoreCache | None:
+        """The score cache in use (shared with the views and instances that name the same cache
+        for this model), or ``None``: off, or the model's weights cannot be identified."""
+        return self._cache
+
+    def cache_stats(self) -> CacheStats | None:
+        """Hits, misses and errors of the score cache, as a snapshot; ``None`` without a cache."""
+        return None if self._cache is None else self._cache.stats()
+
+    def cleaned(self, documents: Sequence[str]) -> list[str]:
+        """``documents`` as this reranker scores them (after ``clean``; unchanged without it)."""
+        return clean_documents(check_documents(documents), self._options.clean)
+
     # -- scoring --------------------------------------------------------------------------------
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
@@ -223,7 +254,7 @@ class Reranker(BaseReranker):
         queries, documents = check_pairs(pairs)
         if not queries:
             return []
-        return scores_of(self._submit(queries, documents).result(), self._calibration)
+        return scores_of(self._scores(queries, documents), self._calibration)
 
     def rerank_many(
         self,
@@ -236,7 +267,7 @@ class Reranker(BaseReranker):
         check_selection(top_n, threshold)
         cutoff = resolve_threshold(threshold, self._calibration)
         flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
-        logits = self._submit(flat_queries, flat_docs).result() if flat_docs else np.empty(0)
+        logits = self._scores(flat_queries, flat_docs) if flat_docs else np.empty(0)
         return _split_select(logits, documents_per_query, bounds, top_n, cutoff, self._calibration)
 
     async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
@@ -244,8 +275,7 @@ class Reranker(BaseReranker):
         queries, documents = check_pairs(pairs)
         if not queries:
             return []
-        logits: np.ndarray = await asyncio.wrap_future(self._submit(queries, documents))
-        return scores_of(logits, self._calibration)
+        return scores_of(await self._ascores(queries, documents), self._calibration)
 
     async def arerank_many(
         self,
@@ -260,7 +290,7 @@ class Reranker(BaseReranker):
         flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
         logits = np.empty(0, dtype=np.float32)
         if flat_docs:
-            logits = await asyncio.wrap_future(self._submit(flat_queries, flat_docs))
+            logits = await self._ascores(flat_queries, flat_docs)
         return _split_select(logits, documents_per_query, bounds, top_n, cutoff, self._calibration)
 
     def close(self) -> None:
@@ -298,13 +328,125 @@ class Reranker(BaseReranker):
         )
 
     def _logits(self, query: str, documents: list[str]) -> np.ndarray:
-        return self._submit([query] * len(documents), documents).result()
+        return self._scores([query] * len(documents), documents)
 
     async def _alogits(self, query: str, documents: list[str]) -> np.ndarray:
-        logits: np.ndarray = await asyncio.wrap_future(
-            self._submit([query] * len(documents), documents)
-        )
+        return await self._ascores([query] * len(documents), documents)
+
+    # Every scoring path: clean, look the pairs up, run the misses as one job, keep their logits.
+
+    def _scores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        texts = clean_documents(documents, self._options.clean)
+        cache = self._cache
+        if cache is None:
+            return self._submit(queries, texts).result()
+        self._check_running()
+        lookup = _Lookup(queries, texts, self._max_length, self._options.long_documents)
+        lookup.found(cache.get_many(lookup.keys))
+        if lookup.missing:
+            lookup.scored(self._checked(self._submit(*lookup.to_score()).result, lookup))
+        return lookup.finish(cache)
+
+    async def _ascores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        texts = clean_documents(documents, self._options.clean)
+        cache = self._cache
+        if cache is None:
+            logits: np.ndarray = await asyncio.wrap_future(self._submit(queries, texts))
+            return logits
+        self._check_running()
+        lookup = _Lookup(queries, texts, self._max_length, self._options.long_documents)
+        if cache.blocking:  # a network round trip: off the event loop
+            lookup.found(await asyncio.to_thread(cache.get_many, lookup.keys))
+        else:
+            lookup.found(cache.get_many(lookup.keys))
+        if lookup.missing:
+            future = asyncio.wrap_future(self._submit(*lookup.to_score()))
+            try:
+                logits = await future
+            except NonFiniteScoreError as exc:
+                raise lookup.renumbered(exc) from exc
+            lookup.scored(logits)
+        return lookup.finish(cache)
+
+    def _check_running(self) -> None:
+        # A closed or dead reranker refuses work even when the cache could answer it.
+        if not self._engine.alive:
+            raise EngineStoppedError("the reranker engine is not running")
+
+    @staticmethod
+    def _checked(result: Any, lookup: _Lookup) -> np.ndarray:
+        try:
+            logits: np.ndarray = result()
+        except NonFiniteScoreError as exc:
+            raise lookup.renumbered(exc) from exc
         return logits
+
+
+class _Lookup:
+    """One call's pairs against the cache: which are known, which the model must score (each
+    distinct key once), and the logits in input order."""
+
+    def __init__(
+        self, queries: Sequence[str], texts: Sequence[str], max_length: int, mode: str
+    ) -> None:
+        self.queries = queries
+        self.texts = texts
+        self.keys = [score_key(max_length, mode, q, t) for q, t in zip(queries, texts, strict=True)]
+        self.logits = np.empty(len(self.keys), dtype=np.float32)
+        self.missing: list[int] = []  # first position of each distinct missing key
+        self._new: dict[bytes, float] = {}
+
+    def found(self, values: list[float | None]) -> None:
+        seen: set[bytes] = set()
+        for i, (key, value) in enumerate(zip(self.keys, values, strict=True)):
+            if value is not None:
+                self.logits[i] = value
+            elif key not in seen:
+                seen.add(key)
+                self.missing.append(i)
+
+    def to_score(self) -> tuple[list[str], list[str]]:
+        return [self.queries[i] for i in self.missing], [self.texts[i] for i in self.missing]
+
+    def scored(self, logits: np.ndarray) -> None:
+        self._new = {self.keys[i]: float(v) for i, v in zip(self.missing, logits, strict=True)}
+
+    def renumbered(self, exc: NonFiniteScoreError) -> NonFiniteScoreError:
+        """The error with the caller's pair index, not the index among the misses."""
+        i = self.missing[exc.pair_index]
+        return NonFiniteScoreError(i, self.queries[i], self.texts[i], exc.value)
+
+    def finish(self, cache: ScoreCache) -> np.ndarray:
+        hits = len(self.keys)
+        if self._new:
+            for i, key in enumerate(self.keys):
+                value = self._new.get(key)
+                if value is not None:
+                    self.logits[i] = value
+                    hits -= 1
+            cache.put_many(self._new)
+        cache.count(hits=hits, misses=len(self.keys) - hits)
+        return self.logits
+
+
+def _identity(model: CrossEncoderModel) -> str | None:
+    """The model's cache identity, computed once per loaded model."""
+    with _identity_lock:
+        if model not in _identities:
+            config = model.model.config
+            _identities[model] = model_identity(
+                model.name,
+                getattr(config, "_commit_hash", None),
+                dtype=str(model.dtype).removeprefix("torch."),
+                quantize=model.quantize,
+                device_type=model.device.type,
+            )
+            if _identities[model] is None:
+                logger.warning(
+                    "%s: no hub commit known for these weights; scoring without a cache",
+                    model.name,
+                )
+        return _identities[model]
 
 
 def _options(model: object, options: dict[str, Any]) -> RerankerOptions:

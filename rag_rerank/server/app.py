@@ -24,6 +24,8 @@ from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError, insta
 from .metrics import CONTENT_TYPE, Metrics
 from .middleware import ARRIVED_KEY, AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from .schemas import (
+    CleanRequest,
+    CleanResponse,
     CohereRerankRequest,
     CohereRerankResponse,
     ErrorResponse,
@@ -162,6 +164,8 @@ class RerankService:
             max_queue_pairs=stats.max_queue_pairs,
             long_documents=reranker.long_documents,
             version=__version__,
+            cache=None if reranker.cache is None else reranker.cache.description,
+            clean=reranker.options.clean,
         )
 
 
@@ -332,9 +336,32 @@ def create_app(
     async def metrics() -> PlainTextResponse:
         """Prometheus metrics."""
         return PlainTextResponse(
-            service.metrics.render(reranker.stats(), reranker.health(), ready=service.ready),
+            service.metrics.render(
+                reranker.stats(),
+                reranker.health(),
+                ready=service.ready,
+                cache=reranker.cache_stats(),
+            ),
             media_type=CONTENT_TYPE,
         )
+
+    @app.post(
+        "/clean",
+        response_model=CleanResponse,
+        responses={k: v for k, v in _ERRORS.items() if k in (401, 413, 422)},
+        summary="The texts as the server scores them (after its --clean)",
+    )
+    async def clean(body: CleanRequest) -> CleanResponse:
+        """Each text after the server's cleaning (``--clean html``); unchanged without it. The web
+        page uses it to show what the model read."""
+        if len(body.texts) > service.max_documents:
+            raise ServiceError(
+                413,
+                "too_many_documents",
+                f"texts: {len(body.texts)} documents, the limit is {service.max_documents}",
+                field="texts",
+            )
+        return CleanResponse(texts=reranker.cleaned(body.texts), clean=reranker.options.clean)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def console() -> HTMLResponse:

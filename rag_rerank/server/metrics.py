@@ -13,7 +13,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from ..api import Health, RerankerStats
+from ..api import CacheStats, Health, RerankerStats
 
 __all__ = ["KEPT_BUCKETS", "LATENCY_BUCKETS", "SCORE_BUCKETS", "Metrics"]
 
@@ -53,8 +53,16 @@ class Metrics:
         with self._lock:
             self._scores.observe(scores, threshold=threshold)
 
-    def render(self, stats: RerankerStats, health: Health, *, ready: bool) -> str:
-        """All metrics as Prometheus text, from the reranker's ``stats()`` and ``health()``."""
+    def render(
+        self,
+        stats: RerankerStats,
+        health: Health,
+        *,
+        ready: bool,
+        cache: CacheStats | None = None,
+    ) -> str:
+        """All metrics as Prometheus text, from the reranker's ``stats()``, ``health()`` and
+        ``cache_stats()``."""
         lines: list[str] = []
         with self._lock:
             lines += _header("rag_rerank_requests_total", "counter", "HTTP requests by status.")
@@ -98,7 +106,35 @@ class Metrics:
         for name, help_text, value in counters:
             lines += _header(name, "counter", help_text)
             lines.append(f"{name} {value}")
+        lines += _cache_lines(cache)
         return "\n".join(lines) + "\n"
+
+
+# -- score cache (issue 17) ---------------------------------------------------------------------
+
+
+def _cache_lines(cache: CacheStats | None) -> list[str]:
+    """Score-cache counters, labelled with the cache ("memory" or the Redis URL without its
+    password); nothing when the cache is off."""
+    if cache is None:
+        return []
+    label = 'cache="{}"'.format(cache.cache.replace("\\", "\\\\").replace('"', '\\"'))
+    lines: list[str] = []
+    for name, help_text, value in (
+        ("rag_rerank_cache_hits_total", "Pairs answered from the score cache.", cache.hits),
+        ("rag_rerank_cache_misses_total", "Pairs the model scored on a cache miss.", cache.misses),
+        (
+            "rag_rerank_cache_errors_total",
+            "Cache operations failed or skipped while it was unreachable (served uncached).",
+            cache.errors,
+        ),
+    ):
+        lines += _header(name, "counter", help_text)
+        lines.append(f"{name}{{{label}}} {value}")
+    if cache.entries is not None:
+        lines += _header("rag_rerank_cache_entries", "gauge", "Entries in the in-process cache.")
+        lines.append(f"rag_rerank_cache_entries{{{label}}} {cache.entries}")
+    return lines
 
 
 def _header(name: str, kind: str, help_text: str) -> list[str]:

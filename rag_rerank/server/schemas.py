@@ -17,6 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 __all__ = [
+    "CleanRequest",
+    "CleanResponse",
     "CohereDocument",
     "CohereRerankRequest",
     "CohereRerankResponse",
@@ -177,3 +179,24 @@ class InfoResponse(BaseModel):
     max_queue_pairs: int | None
     long_documents: str
     version: str
+    cache: str | None = Field(
+        default=None, description="The score cache: 'memory', the Redis URL, or null (off)."
+    )
+    clean: str | None = Field(
+        default=None, description="How documents are cleaned before scoring ('html'), or null."
+    )
+
+
+class CleanRequest(BaseModel):
+    """``POST /clean`` body: documents to see as the server scores them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[StrictStr] = Field(min_length=1, description="Documents, as sent to /rerank.")
+
+
+class CleanResponse(BaseModel):
+    """``POST /clean``: each text as scored (after the server's ``clean``), in request order."""
+
+    texts: list[str]
+    clean: str | None = Field(description="The server's cleaning ('html'), or null: unchanged.")

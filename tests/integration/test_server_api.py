@@ -385,7 +385,8 @@ async def test_16_concurrent_clients_get_the_scores_they_get_alone(client, rr) -
 
 async def test_burst_at_twice_the_queue_gets_fast_429s(bert_dir: str) -> None:
     capacity = 32
-    with Reranker(bert_dir, max_queue_pairs=capacity) as reranker:
+    # No cache: the requests were scored alone first, and the burst must meet the queue.
+    with Reranker(bert_dir, max_queue_pairs=capacity, cache=None) as reranker:
         app = create_app(reranker)
         requests = [
             (f"burst query {i}", [f"passage {i}.{j} about banks" for j in range(4)])

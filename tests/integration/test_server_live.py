@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def rr(bert_dir: str) -> Iterator[Reranker]:
-    reranker = Reranker(bert_dir, max_queue_pairs=CAPACITY, show_progress=False)
+    reranker = Reranker(bert_dir, max_queue_pairs=CAPACITY, show_progress=False, cache=None)
     yield reranker
     reranker.close()
 

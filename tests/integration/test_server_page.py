@@ -150,3 +150,44 @@ def test_console_needs_the_key(url: str, browser) -> None:
             context.new_page().goto(f"{url}/")  # headless: no one to type the key
     finally:
         context.close()
+
+
+def test_console_shows_the_cleaned_text_on_request(bert_dir: str, browser) -> None:
+    cleaning = Reranker(bert_dir, show_progress=False, clean="html")
+    html = "<p>A boat <b>loan</b> &amp; a bank</p><script>track()</script>"
+    try:
+        with live_server(create_app(cleaning)) as base_url:
+            context = browser.new_context()
+            page = context.new_page()
+            try:
+                page.goto(f"{base_url}/")
+                page.wait_for_function(
+                    "document.querySelector('#model').textContent.includes('html')"
+                )
+                assert page.locator("#cleaned-toggle").is_visible()
+                page.fill("#query", QUERY)
+                page.fill("#candidates", html)
+                page.click("#rerank")
+                page.wait_for_selector(".rr-card")
+                assert page.locator(".rr-text").inner_text() == html  # what was sent
+                page.check("#show-cleaned")
+                page.wait_for_function(
+                    "document.querySelector('.rr-text').textContent === 'A boat loan & a bank'"
+                )
+                page.uncheck("#show-cleaned")
+                assert page.locator(".rr-text").inner_text() == html
+            finally:
+                context.close()
+    finally:
+        cleaning.close()
+
+
+def test_console_hides_the_toggle_without_cleaning(url: str, browser) -> None:
+    context = browser.new_context(http_credentials={"username": "console", "password": KEY})
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/")
+        page.wait_for_function("document.querySelector('#model').textContent.includes('cpu')")
+        assert not page.locator("#cleaned-toggle").is_visible()
+    finally:
+        context.close()

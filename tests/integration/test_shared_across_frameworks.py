@@ -61,6 +61,10 @@ def _non_default_options(model: str) -> dict[str, object]:
         "long_documents": "truncate",
         "show_progress": False,
         "calibration": "calibration.json",  # never read: Reranker.shared is stubbed below
+        "cache": "redis://127.0.0.1:6379/0",
+        "cache_size": 10,
+        "cache_ttl": 60,
+        "clean": "html",
     }
     # A new option must be added here, and so is checked to reach both frameworks.
     assert sorted(values) == sorted(RerankerOptions.names())

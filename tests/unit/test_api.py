@@ -67,7 +67,16 @@ def test_options_are_frozen_and_replace_checks_values():
 def test_view_and_load_options_partition_all_options():
     names = set(RerankerOptions.names())
     views = set(RerankerOptions.view_names())
-    assert views == {"max_length", "long_documents", "show_progress", "calibration"}
+    assert views == {
+        "max_length",
+        "long_documents",
+        "show_progress",
+        "calibration",
+        "cache",
+        "cache_size",
+        "cache_ttl",
+        "clean",
+    }
     assert views < names
     base = RerankerOptions()
     assert base.load_key() == base.replace(max_length=64, show_progress=False).load_key()

@@ -21,7 +21,7 @@ def _job(i: int) -> tuple[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def rr(xlmr_dir):
-    return Reranker(xlmr_dir, batch_tokens=512)
+    return Reranker(xlmr_dir, batch_tokens=512, cache=None)  # these tests time the engine
 
 
 @pytest.fixture(scope="module")
