@@ -91,7 +91,7 @@ def _set_verbosity(verbose: bool) -> None:
 
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info")
+        os.environ["TRANSFORMERS_VERBOSITY"] = "info"  # asked for: wins over the environment
         return
     for name in ("huggingface_hub", "transformers", "sentence_transformers", "chromadb"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -154,6 +154,8 @@ def test_unreachable_hub_is_one_line_in_seconds_with_no_retry_noise(tmp_path: Pa
 
 def test_no_loading_weights_bars_unless_verbose(bert_dir: str) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for name in ("TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        env.pop(name, None)  # an in-process main() of another test may have set them
     quiet = subprocess.run(
         [sys.executable, "-m", "rag_rerank.cli", "score", "--model", bert_dir],
         capture_output=True, text=True, env=env, timeout=120,
