@@ -180,7 +180,7 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
         )
         out()
         out(
-            f"| peer | p50 ms | p95 ms | {first} faster by (p50) | max \\|diff\\| | "
+            f"| peer | p50 ms | p95 ms | p50 vs {first} | max \\|diff\\| | "
             f"top-5 same | top-5 overlap"
             f"{mfu_head} |"
         )
@@ -215,7 +215,7 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
         )
         out()
         out(
-            f"| peer | pairs/s | tokens/s | {first} faster by | max \\|diff\\| | "
+            f"| peer | pairs/s | tokens/s | time vs {first} | max \\|diff\\| | "
             f"top-5 same | top-5 overlap"
             f"{mfu_head} |"
         )

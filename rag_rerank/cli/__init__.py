@@ -10,9 +10,12 @@ chromadb or fastapi: handlers import what they need when they run, so ``--help``
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ..api.references import check_model_reference
 from ..errors import ModelLoadError, RerankError
 from .calibrate import add_calibrate
 from .demo import add_demo
@@ -49,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in _COMMANDS:
         add(subparsers)
+    for command in subparsers.choices.values():
+        command.add_argument(
+            "--verbose",
+            "-v",
+            action="store_true",
+            help="show the libraries' logs and progress bars (hub requests, weight loading)",
+        )
     return parser
 
 
@@ -56,10 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rag-rerank`` console script; returns the exit code.
 
     Usage errors exit with 2 (argparse's ``SystemExit``); a model that cannot be loaded returns
-    2 and any other :class:`~rag_rerank.RerankError` returns 1, each as one line on stderr.
+    2 and any other :class:`~rag_rerank.RerankError` returns 1, each as one line on stderr;
+    Ctrl-C returns 130. A ``--model`` that names a folder is checked before anything runs.
     """
     args = build_parser().parse_args(argv)
+    _set_verbosity(args.verbose)
     try:
+        if getattr(args, "model", None):
+            check_model_reference(args.model)  # "no such folder: ./x", before torch loads
         return int(args.handler(args))
     except ModelLoadError as exc:
         error(str(exc))
@@ -67,3 +81,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RerankError as exc:
         error(str(exc))
         return 1
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
+
+
+def _set_verbosity(verbose: bool) -> None:
+    """Quiet by default: the libraries' retry warnings, "Loading weights" bars and info logs
+    show only with ``--verbose`` (the commands' own progress bars stay)."""
+    import logging
+
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        os.environ["TRANSFORMERS_VERBOSITY"] = "info"  # asked for: wins over the environment
+        return
+    for name in ("huggingface_hub", "transformers", "sentence_transformers", "chromadb"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from .options import add_model_options, add_selection_options, load_reranker, reranker_options
+from .options import (
+    add_model_options,
+    add_selection_options,
+    load_reranker,
+    non_empty,
+    reranker_options,
+)
 from .output import console, model_line
 
 if TYPE_CHECKING:
@@ -31,6 +37,7 @@ def add_demo(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--question",
         action="append",
+        type=non_empty,
         default=None,
         help="ask this instead of the built-in questions (repeatable)",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 from .calibrate import add_target_option
@@ -104,6 +105,9 @@ def evaluate(args: argparse.Namespace) -> int:
         error(f"--top-n ({args.top_n}) must not exceed --k ({args.k})")
         return 1
     options = reranker_options(args)
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        error(f"--json {args.json}: no such folder: {os.path.dirname(args.json)}")
+        return 1
     # The dataset is checked before the model loads, so a malformed file fails fast.
     dataset = load_beir(args.dataset_dir, split=args.split)
     reranker = load_reranker(options)

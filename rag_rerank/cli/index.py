@@ -4,7 +4,9 @@ queried with retrieve -> rerank."""
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +16,7 @@ from .options import (
     add_model_options,
     add_selection_options,
     load_reranker,
+    non_empty,
     non_negative_int,
     positive_int,
     reranker_options,
@@ -64,8 +67,22 @@ def add_index(subparsers: Subparsers) -> None:
         default=DEFAULT_CHUNK_OVERLAP,
         help="characters shared by consecutive chunks (default: %(default)s)",
     )
+    parser.add_argument(
+        "--encoding",
+        type=_encoding,
+        default="utf-8",
+        help="text encoding of the files (default: utf-8); files not in it are skipped with a "
+        "warning",
+    )
     add_model_options(parser)
     parser.set_defaults(handler=index)
+
+
+def _encoding(text: str) -> str:
+    try:
+        return codecs.lookup(text).name
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown text encoding {text!r}") from None
 
 
 def index(args: argparse.Namespace) -> int:
@@ -80,7 +97,17 @@ def index(args: argparse.Namespace) -> int:
         chunk_overlap=args.chunk_overlap,
         show_progress=True,
     )
-    summary = pipeline.add([Path(p) for p in args.paths])
+    try:
+        summary = pipeline.add([Path(p) for p in args.paths], encoding=args.encoding)
+    except KeyboardInterrupt:
+        # What was written stays in the index; unchanged chunks are not embedded again.
+        print(
+            f"stopped; {pipeline.chunks_written} chunks indexed, run again to continue",
+            file=sys.stderr,
+        )
+        return 130
+    for file, why in summary.unreadable:
+        print(f"rag-rerank: warning: skipped {file}: {why}", file=sys.stderr)
     print(
         f"indexed {summary.documents} document{'s' if summary.documents != 1 else ''} into "
         f"{args.db} (collection {args.collection}): {summary.added} chunks added, "
@@ -89,6 +116,12 @@ def index(args: argparse.Namespace) -> int:
     )
     for skipped in summary.skipped:
         print(f"skipped (not a .txt/.md file, or no text): {skipped}")
+    if summary.unreadable:
+        count = len(summary.unreadable)
+        print(
+            f"{count} file{'s' if count != 1 else ''} not read as {args.encoding} text "
+            "(see the warnings above; --encoding ENCODING reads them in another encoding)"
+        )
     return 0
 
 
@@ -104,7 +137,7 @@ def add_ask(subparsers: Subparsers) -> None:
         "index`, rerank them with the cross-encoder and show the top results with how far each "
         "moved from its retrieval rank.",
     )
-    parser.add_argument("question", help="the question")
+    parser.add_argument("question", type=non_empty, help="the question")
     _add_db_options(parser)
     add_selection_options(parser, k=50, top_n=5)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..api import RerankerOptions
+from ..api.references import check_hub_model
 from ..errors import InvalidInputError, InvalidInputTypeError
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ __all__ = [
     "add_model_options",
     "add_selection_options",
     "load_reranker",
+    "non_empty",
+    "non_negative_float",
     "non_negative_int",
     "positive_int",
     "reranker_options",
@@ -73,6 +76,24 @@ def threshold_value(text: str) -> float | str:
     if text.strip().lower() == "calibrated":
         return "calibrated"
     return unit_float(text)
+
+
+def non_empty(text: str) -> str:
+    """Text with something other than whitespace in it (a query, a key)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def non_negative_float(text: str) -> float:
+    """A number >= 0 (seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
 
 
 def _int(text: str) -> int:
@@ -185,7 +206,8 @@ def reranker_options(args: argparse.Namespace) -> RerankerOptions:
 
 def load_reranker(options: RerankerOptions) -> Reranker:
     """Load the model (imports torch): raises :class:`~rag_rerank.ModelLoadError` when it
-    cannot be loaded."""
+    cannot be loaded. A hub that cannot be reached is found before torch is imported."""
+    check_hub_model(options.model, options.revision)
     from ..core import Reranker
 
     return Reranker(options)

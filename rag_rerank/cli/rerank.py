@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
-from .options import add_model_options, add_selection_options, load_reranker, reranker_options
+from .options import (
+    add_model_options,
+    add_selection_options,
+    load_reranker,
+    non_empty,
+    reranker_options,
+)
 from .output import console, error, model_line
 
 if TYPE_CHECKING:
@@ -39,7 +45,7 @@ def add_score(subparsers: Subparsers) -> None:
         help="score documents against a query and print them best first",
         description="Score documents against a query (a built-in example when none are given).",
     )
-    parser.add_argument("--query", "-q", default=None, help="the query")
+    parser.add_argument("--query", "-q", type=non_empty, default=None, help="the query")
     parser.add_argument("documents", nargs="*", help="candidate passages")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_model_options(parser)
@@ -48,6 +54,9 @@ def add_score(subparsers: Subparsers) -> None:
 
 def score(args: argparse.Namespace) -> int:
     """Rerank the given documents (or the built-in example) and print all of them."""
+    if args.documents and args.query is None:
+        error("give the query with --query/-q (documents without a query cannot be scored)")
+        return 2
     query = args.query or _SAMPLE_QUERY
     documents = args.documents or ([] if args.query else _SAMPLE_DOCUMENTS)
     reranker = load_reranker(reranker_options(args))
@@ -85,7 +94,7 @@ def add_rerank(subparsers: Subparsers) -> None:
         '(each line a JSON string or an object with "text" and optionally "id"). Blank lines are '
         "not candidates; each result reports the line it came from.",
     )
-    parser.add_argument("--query", "-q", required=True, help="the query")
+    parser.add_argument("--query", "-q", type=non_empty, required=True, help="the query")
     parser.add_argument(
         "--file", "-f", default=None, help="file of candidates (default: read stdin)"
     )
@@ -118,7 +127,7 @@ def rerank(args: argparse.Namespace) -> int:
             error(f"cannot read {args.file}: {exc}")
             return 1
     jsonl = args.jsonl or (args.file is not None and args.file.endswith(".jsonl"))
-    candidates = read_candidates(source, jsonl)
+    candidates = read_candidates(source, jsonl, args.file or "<stdin>")
     reranker = load_reranker(reranker_options(args))
     ranked = reranker.rerank(
         args.query, [c.text for c in candidates], top_n=args.top_n, threshold=args.threshold
@@ -152,12 +161,13 @@ def _row(rank: int, result: RerankResult, candidate: Candidate) -> dict[str, Any
     return {**where, **result.to_dict()}
 
 
-def read_candidates(source: str, jsonl: bool) -> list[Candidate]:
+def read_candidates(source: str, jsonl: bool, name: str = "<stdin>") -> list[Candidate]:
     """The candidates in ``source``: one per non-blank line, plain text or (``jsonl``) a JSON
     string or an object with a string ``"text"`` and optionally ``"id"``.
 
     Raises:
-        InvalidInputError: A JSON Lines line that is not valid (``field`` is ``line N``).
+        InvalidInputError: A JSON Lines line that is not valid (``field`` is ``<name>, line N``,
+            ``name`` being the file the text came from).
     """
     candidates: list[Candidate] = []
     for number, line in enumerate(source.splitlines(), 1):
@@ -169,13 +179,16 @@ def read_candidates(source: str, jsonl: bool) -> list[Candidate]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"line {number}", f"is not valid JSON ({exc.msg})") from exc
+            raise InvalidInputError(
+                f"{name}, line {number}",
+                f"is not valid JSON ({exc.msg}); give --jsonl only for JSON Lines files",
+            ) from exc
         if isinstance(value, str):
             candidates.append(Candidate(value, number))
         elif isinstance(value, dict) and isinstance(value.get("text"), str):
             candidates.append(Candidate(value["text"], number, value.get("id"), "id" in value))
         else:
             raise InvalidInputError(
-                f"line {number}", 'must be a JSON string or an object with a string "text"'
+                f"{name}, line {number}", 'must be a JSON string or an object with a string "text"'
             )
     return candidates

@@ -6,7 +6,14 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from .options import add_model_options, load_reranker, positive_int, reranker_options
+from .options import (
+    add_model_options,
+    load_reranker,
+    non_empty,
+    non_negative_float,
+    positive_int,
+    reranker_options,
+)
 from .output import error
 
 if TYPE_CHECKING:
@@ -34,7 +41,8 @@ def add_serve(subparsers: Subparsers) -> None:
     parser.add_argument("--port", type=positive_int, default=8080, help="port (default: 8080)")
     parser.add_argument(
         "--api-key",
-        default=os.environ.get(API_KEY_ENV),
+        type=non_empty,
+        default=os.environ.get(API_KEY_ENV) or None,
         help=f"require 'Authorization: Bearer KEY' on every route but /health "
         f"(default: ${API_KEY_ENV}; none)",
     )
@@ -59,11 +67,17 @@ def add_serve(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--drain-timeout",
-        type=float,
+        type=non_negative_float,
         default=30.0,
         help="on SIGTERM, seconds to let requests in flight finish (default: 30)",
     )
-    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="server log level (default: info)",
+    )
     add_model_options(
         parser,
         help_overrides={

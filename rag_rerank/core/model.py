@@ -6,10 +6,11 @@ nothing about batching or queues: it turns lists of token ids into fp32 relevanc
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,12 @@ from transformers import (
     PreTrainedModel,
 )
 
+from ..api.references import (
+    check_model_reference,
+    hub_unreachable,
+    looks_like_path,
+    unreachable_message,
+)
 from ..errors import InvalidInputError, ModelLoadError
 
 __all__ = [
@@ -88,14 +95,22 @@ class CrossEncoderModel:
                 one or two labels, or has no fast tokenizer.
         """
         check_quantize(quantize, device, dtype)
+        check_model_reference(name_or_path)  # a missing folder never becomes a hub request
         common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+        offline = None if looks_like_path(name_or_path) else hub_unreachable()
+        if offline:  # the local cache only: no retries against a hub that is not there
+            common["local_files_only"] = True
         try:
-            config = AutoConfig.from_pretrained(name_or_path, **common)
+            with _quiet_hub():
+                config = AutoConfig.from_pretrained(name_or_path, **common)
         except Exception as exc:  # hub, network and file errors come in many classes
+            if offline:
+                raise ModelLoadError(unreachable_message(name_or_path, offline)) from None
             raise ModelLoadError(_unreachable_message(name_or_path, exc)) from exc
         _check_config(name_or_path, config)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
+            with _quiet_hub():
+                tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
         except Exception as exc:
             raise ModelLoadError(
                 f"could not load the tokenizer of {name_or_path!r}: {_first_line(exc)}"
@@ -105,7 +120,8 @@ class CrossEncoderModel:
                 f"{name_or_path!r} has no fast (Rust) tokenizer; rag-rerank needs tokenizer.json"
             )
         try:
-            model = _load_weights(name_or_path, dtype, common)
+            with _quiet_hub():
+                model = _load_weights(name_or_path, dtype, common)
         except Exception as exc:
             raise ModelLoadError(
                 f"could not load the weights of {name_or_path!r}: {_first_line(exc)} "
@@ -345,6 +361,28 @@ def _unreachable_message(name: str, exc: Exception) -> str:
         f"(`hf download {name} --local-dir {folder}`), copy the folder here, and pass its path: "
         f"Reranker({folder!r}), `--model {folder}` or RAG_RERANK_MODEL={folder}."
     )
+
+
+@contextlib.contextmanager
+def _quiet_hub() -> Iterator[None]:
+    """Unless the ``transformers`` logger is at INFO or below (``--verbose``), no "Loading
+    weights" progress bars and no hub retry warnings while a model loads."""
+    from transformers.utils import logging as hf_logging
+
+    if hf_logging.get_verbosity() <= logging.INFO:
+        yield
+        return
+    bars = hf_logging.is_progress_bar_enabled()
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hf_logging.disable_progress_bar()
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub_logger.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -11,6 +11,8 @@ Needs the ``chroma`` extra (``pip install 'rag-rerank[chroma]'``).
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Mapping, Sequence
@@ -40,6 +42,7 @@ from .store import (
     MARKDOWN_SUFFIXES,
     MetadataValue,
     Retrieved,
+    UnreadableFileError,
     as_document_list,
     check_metadata,
     expand_path,
@@ -152,6 +155,7 @@ class RerankPipeline:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.show_progress = show_progress
+        self._chunks_written = 0
 
     # -- properties -----------------------------------------------------------------------------
 
@@ -198,18 +202,23 @@ class RerankPipeline:
         documents: str | Path | Sequence[str | Path],
         metadatas: Sequence[Mapping[str, MetadataValue] | None] | None = None,
         ids: Sequence[str | None] | None = None,
+        *,
+        encoding: str = "utf-8",
     ) -> AddSummary:
         """Chunk documents and index the chunks; re-adding a document updates it in place.
 
         Args:
             documents: Texts (``str``) and files or directories (``pathlib.Path``). A directory
                 adds every file below it whose suffix is in ``TEXT_SUFFIXES``; Markdown
-                (``.md``, ``.markdown``) is split at its headings first. Files are read as UTF-8.
+                (``.md``, ``.markdown``) is split at its headings first. A file that cannot be
+                read as text in ``encoding`` (a binary file, another encoding) is skipped and
+                listed in ``AddSummary.unreadable``.
             metadatas: One mapping (or ``None``) per document, copied onto each of its chunks.
                 Values must be ``str``, ``int``, ``float`` or ``bool``. For a directory the
                 mapping goes to every file in it.
             ids: One id (or ``None``) per document. ``None`` uses the resolved file path for a
                 file and a hash of the text for a text. Chunk ids are ``"<id>#<n>"``.
+            encoding: The files' text encoding (default ``"utf-8"``).
 
         Returns:
             An :class:`AddSummary`. Chunks already stored with the same text are not embedded
@@ -219,8 +228,13 @@ class RerankPipeline:
         metadatas_list = per_document(metadatas, len(items), "metadatas")
         ids_list = per_document(ids, len(items), "ids")
 
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, TypeError):
+            raise InvalidInputError("encoding", f"unknown text encoding {encoding!r}") from None
         planned: _Planned = []
         skipped: list[str] = []
+        unreadable: list[tuple[str, str]] = []
         for i, item in enumerate(items):
             metadata = check_metadata(metadatas_list[i], f"metadatas[{i}]")
             doc_id = ids_list[i]
@@ -234,7 +248,11 @@ class RerankPipeline:
                         f"ids[{i}]", "a directory's files get their own ids; pass None for it"
                     )
                 for file in files:
-                    text = read_text(file, f"documents[{i}]")
+                    try:
+                        text = read_text(file, encoding)
+                    except UnreadableFileError as exc:
+                        unreadable.append((str(file), str(exc)))
+                        continue
                     file_meta = {"source": str(file), **metadata}
                     planned.append((doc_id or str(file), self._split(text, file.suffix), file_meta))
             elif isinstance(item, str):
@@ -253,7 +271,8 @@ class RerankPipeline:
             seen.add(doc_id)
             if not chunks:
                 skipped.append(doc_id)
-        return self._write(planned, tuple(skipped))
+        summary = self._write(planned, tuple(skipped))
+        return dataclasses.replace(summary, unreadable=tuple(unreadable))
 
     def _split(self, text: str, suffix: str) -> list[TextChunk]:
         splitter = split_markdown if suffix.lower() in MARKDOWN_SUFFIXES else split_text
@@ -282,7 +301,7 @@ class RerankPipeline:
         show = self.show_progress
         if show is None:
             show = len(todo) >= _PROGRESS_MIN_CHUNKS
-        write_chunks(self._collection, todo, show_progress=show)
+        write_chunks(self._collection, todo, show_progress=show, on_write=self._count_written)
         return AddSummary(
             documents=len(planned),
             added=len(todo),
@@ -290,6 +309,15 @@ class RerankPipeline:
             removed=len(stale),
             skipped=skipped,
         )
+
+    def _count_written(self, n: int) -> None:
+        self._chunks_written += n
+
+    @property
+    def chunks_written(self) -> int:
+        """Chunks this pipeline has embedded and written so far, counted per Chroma call, so it
+        is right after an interruption too (what was written stays in the collection)."""
+        return self._chunks_written
 
     def delete(self, doc_ids: Sequence[str]) -> int:
         """Remove every chunk of the given document ids; returns how many chunks went."""

@@ -130,6 +130,8 @@ class AddSummary:
         removed: Chunks of re-added documents that the new version no longer has, deleted.
         skipped: Files inside added directories passed over for their suffix (see
             ``TEXT_SUFFIXES``), and documents with no text.
+        unreadable: ``(file, why)`` for each file that could not be read as text (binary, or
+            not in the encoding asked for); nothing of it was indexed.
     """
 
     documents: int
@@ -137,3 +139,4 @@ class AddSummary:
     unchanged: int
     removed: int
     skipped: tuple[str, ...] = field(default=())
+    unreadable: tuple[tuple[str, str], ...] = field(default=())

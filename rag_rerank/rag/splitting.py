@@ -99,18 +99,21 @@ def split_markdown(
     """Cut Markdown into sections at its headings, then each section like :func:`split_text`.
 
     Each chunk's ``heading`` is the text of the heading its section starts with; the heading line
-    itself stays in the chunk text so the reranker reads it too.
+    itself stays in the chunk text, together with the start of the text under it, so the reranker
+    reads both. A heading with no text under it is never a chunk of its own: it goes with the
+    section that follows (``# Guide`` then ``## Install``), or, at the end, is dropped.
     """
     check_chunking(chunk_size, chunk_overlap)
     chunks: list[TextChunk] = []
-    for start, end, heading in _markdown_sections(text):
-        chunks.extend(_split_span(text, start, end, chunk_size, chunk_overlap, heading))
+    for start, body, end, heading in _markdown_sections(text):
+        chunks.extend(_split_span(text, start, end, chunk_size, chunk_overlap, heading, body))
     return chunks
 
 
-def _markdown_sections(text: str) -> list[tuple[int, int, str]]:
-    sections: list[tuple[int, int, str]] = []
-    section_start, heading, fence = 0, "", None
+def _markdown_sections(text: str) -> list[tuple[int, int, int, str]]:
+    """``(start, body start, end, heading)`` per section with text under its heading lines."""
+    sections: list[tuple[int, int, int, str]] = []
+    section_start, body_start, heading, fence = 0, 0, "", None
     offset = 0
     for line in text.splitlines(keepends=True):
         stripped = line.rstrip("\r\n")
@@ -121,18 +124,34 @@ def _markdown_sections(text: str) -> list[tuple[int, int, str]]:
         elif fence is None:
             match = _HEADING.match(stripped)
             if match:
-                if offset > section_start:
-                    sections.append((section_start, offset, heading))
-                section_start, heading = offset, match.group(2).strip()
+                if text[body_start:offset].strip():
+                    sections.append((section_start, body_start, offset, heading))
+                    section_start = offset
+                elif not heading:  # blank preamble: nothing to keep
+                    section_start = offset
+                # else: a heading with nothing under it stays with the next section
+                heading, body_start = match.group(2).strip(), offset + len(line)
         offset += len(line)
-    sections.append((section_start, len(text), heading))
+    if text[body_start:].strip():
+        sections.append((section_start, body_start, len(text), heading))
     return sections
 
 
 def _split_span(
-    text: str, start: int, end: int, chunk_size: int, chunk_overlap: int, heading: str
+    text: str,
+    start: int,
+    end: int,
+    chunk_size: int,
+    chunk_overlap: int,
+    heading: str,
+    body: int | None = None,
 ) -> list[TextChunk]:
-    pieces = _pieces(text, start, end, chunk_size, 0)
+    if body is None or body <= start:
+        pieces = _pieces(text, start, end, chunk_size, 0)
+    else:
+        # The heading lines and the first piece of the text under them are one piece.
+        pieces = _pieces(text, body, end, max(1, chunk_size - (body - start)), 0)
+        pieces[0] = (start, pieces[0][1])
     chunks: list[TextChunk] = []
     window: list[tuple[int, int]] = []  # pieces in the chunk being built, as (start, end) spans
     for piece in pieces:

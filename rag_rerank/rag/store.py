@@ -10,7 +10,7 @@ Needs the ``chroma`` extra (``pip install 'rag-rerank[chroma]'``).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ __all__ = [
     "WRITE_BATCH",
     "MetadataValue",
     "Retrieved",
+    "UnreadableFileError",
     "as_document_list",
     "check_metadata",
     "expand_path",
@@ -145,6 +146,7 @@ def write_chunks(
     show_progress: bool = False,
     desc: str = "Indexing",
     unit: str = "chunk",
+    on_write: Callable[[int], None] | None = None,
 ) -> None:
     """Embed and upsert ``(id, text, metadata)`` rows, :data:`WRITE_BATCH` per Chroma call.
 
@@ -154,7 +156,11 @@ def write_chunks(
         show_progress: Show a progress bar over the rows (default off).
         desc: The progress bar's label.
         unit: The progress bar's unit.
+        on_write: Called with the number of rows after each Chroma call (to count what was
+            written before an interruption).
     """
+    if not rows:
+        return  # no empty "0chunk" bar
     with tqdm(total=len(rows), unit=unit, desc=desc, disable=not show_progress) as bar:
         for start in range(0, len(rows), WRITE_BATCH):
             batch = rows[start : start + WRITE_BATCH]
@@ -165,6 +171,8 @@ def write_chunks(
                 **({"metadatas": metadatas} if any(metadatas) else {}),
             )
             bar.update(len(batch))
+            if on_write is not None:
+                on_write(len(batch))
 
 
 def stored_metadata(collection: Any, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -316,11 +324,26 @@ def expand_path(path: Path, field_name: str, db: Path | None) -> tuple[list[Path
     raise InvalidInputError(field_name, f"no such file or directory: {path}")
 
 
-def read_text(file: Path, field_name: str) -> str:
-    """The UTF-8 text of ``file``, or :class:`InvalidInputError` naming ``field_name``."""
+class UnreadableFileError(Exception):
+    """A file that cannot be read as text: ``str(error)`` says why (binary, encoding, I/O)."""
+
+
+def read_text(file: Path, encoding: str = "utf-8") -> str:
+    """The text of ``file`` in ``encoding``.
+
+    Raises:
+        UnreadableFileError: It cannot be read, holds NUL bytes (a binary file), or is not text
+            in ``encoding``; the message says which.
+    """
     try:
-        return file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(field_name, f"{file} is not UTF-8 text ({exc.reason})") from exc
+        data = file.read_bytes()
     except OSError as exc:
-        raise InvalidInputError(field_name, f"cannot read {file}: {exc.strerror}") from exc
+        raise UnreadableFileError(f"cannot read it ({exc.strerror})") from exc
+    if b"\0" in data[:8192] and not encoding.lower().replace("-", "").startswith("utf16"):
+        raise UnreadableFileError("a binary file, not text")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(
+            f"not {encoding} text (byte {exc.start}: {exc.reason}); give its encoding to read it"
+        ) from exc

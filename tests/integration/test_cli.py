@@ -127,8 +127,12 @@ def test_rerank_table(tmp_path: Path, xlmr_dir: str, capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"text": "ok"}\nnot json\n', "line 2: is not valid JSON (Expecting value)"),
-        ('{"id": 1}\n', 'line 1: must be a JSON string or an object with a string "text"'),
+        (
+            '{"text": "ok"}\nnot json\n',
+            "{path}, line 2: is not valid JSON (Expecting value); give --jsonl only for JSON "
+            "Lines files",
+        ),
+        ('{"id": 1}\n', '{path}, line 1: must be a JSON string or an object with a string "text"'),
     ],
 )
 def test_rerank_bad_jsonl(
@@ -138,7 +142,7 @@ def test_rerank_bad_jsonl(
     path.write_text(content, "utf-8")
     code, out, err = run(capsys, "rerank", "-q", "q", "-f", str(path), "--model", xlmr_dir)
     assert code == 1 and out == ""
-    assert err == f"rag-rerank: error: {message}\n"
+    assert err == f"rag-rerank: error: {message.format(path=path)}\n"
 
 
 def test_rerank_missing_file(tmp_path: Path, xlmr_dir: str, capsys: pytest.CaptureFixture) -> None:
@@ -159,7 +163,7 @@ def test_unloadable_hub_model_is_one_clear_line_exit_2(
     ):
         code, out, err = run(capsys, *argv)
         assert code == 2, argv
-        assert err.count("\n") == 1 and err.startswith("rag-rerank: error: could not load")
+        assert err.count("\n") == 1 and err.startswith("rag-rerank: error: HF_HUB_OFFLINE is set")
         assert "--model" in err and "RAG_RERANK_MODEL" in err
         assert "Traceback" not in err and out == ""
 
@@ -219,3 +223,150 @@ def test_demo_corpus_is_varied_with_keyword_traps() -> None:
     ids = {p.id for p in corpus}
     for question in load_demo_questions():
         assert set(question.relevant) <= ids
+
+
+# -- every argument is checked before a model loads, and errors name the flag -------------------
+
+
+@pytest.fixture
+def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a model fails the test: the error must come before it."""
+    from rag_rerank.cli import options
+
+    monkeypatch.setattr(options, "load_reranker", lambda _: pytest.fail("a model was loaded"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["score", "-q", "", "a passage"], "argument --query/-q: must not be empty"),
+        (["rerank", "-q", "  ", "-f", "x"], "argument --query/-q: must not be empty"),
+        (["ask", "", "--db", "x"], "argument question: must not be empty"),
+        (["demo", "--question", ""], "argument --question: must not be empty"),
+        (["serve", "--api-key", ""], "argument --api-key: must not be empty"),
+        (["serve", "--drain-timeout", "-1"], "argument --drain-timeout: must be at least 0"),
+        (["serve", "--log-level", "loud"], "argument --log-level: invalid choice"),
+        (["index", "d", "--db", "x", "--encoding", "klingon"], "unknown text encoding 'klingon'"),
+        (["score", "--max-length", "8"], "argument --max-length: must be at least 16"),
+    ],
+)
+def test_bad_arguments_name_the_flag_before_any_model_loads(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture, no_model_load: None
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_missing_model_folder_fails_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture, no_model_load: None
+) -> None:
+    for argv in (
+        ["score", "--model", "./bge-reranker-v2-m3"],
+        ["rerank", "-q", "q", "-f", "x", "--model", "./bge-reranker-v2-m3"],
+        ["demo", "--model", "./bge-reranker-v2-m3"],
+    ):
+        code, out, err = run(capsys, *argv)
+        assert (code, out) == (2, "")
+        assert err == "rag-rerank: error: no such folder: ./bge-reranker-v2-m3\n"
+
+
+def test_score_documents_without_a_query(
+    capsys: pytest.CaptureFixture, no_model_load: None
+) -> None:
+    code, _, err = run(capsys, "score", "a passage")
+    assert code == 2 and "--query" in err
+
+
+def test_eval_json_into_a_missing_folder_fails_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture, no_model_load: None
+) -> None:
+    data = Path(__file__).parent.parent / "data" / "beir_sample"
+    code, _, err = run(capsys, "eval", str(data), "--json", str(tmp_path / "no" / "r.json"))
+    assert code == 1 and "--json" in err and "no such folder" in err
+
+
+def test_serve_empty_api_key_env_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag_rerank.cli import build_parser
+
+    monkeypatch.setenv("RAG_RERANK_API_KEY", "")
+    assert build_parser().parse_args(["serve"]).api_key is None
+
+
+# -- index: unreadable files, headings, Ctrl-C, no empty bar ------------------------------------
+
+
+def test_index_skips_unreadable_files_with_one_warning_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Tea\nGreen tea is steamed.", "utf-8")
+    (folder / "latin1.txt").write_bytes("Caf\xe9 au lait est bon.".encode("latin-1"))
+    (folder / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    db = str(tmp_path / "db")
+    code, out, err = run(capsys, "index", str(folder), "--db", db)
+    assert code == 0
+    warnings = [line for line in err.splitlines() if line.startswith("rag-rerank: warning:")]
+    assert len(warnings) == 2
+    assert any("latin1.txt: not utf-8 text" in w for w in warnings)
+    assert any("image.txt: a binary file" in w for w in warnings)
+    assert "indexed 1 document" in out and "1 chunks added" in out
+    assert "2 files not read as utf-8 text" in out and "--encoding" in out
+
+    code, out, err = run(capsys, "index", str(folder), "--db", db, "--encoding", "latin-1")
+    assert code == 0 and "indexed 2 documents" in out  # the binary file is still skipped
+    assert err.count("rag-rerank: warning:") == 1 and "image.txt" in err
+
+
+def test_second_index_run_shows_no_empty_bar(
+    docs: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    db = str(tmp_path / "db")
+    assert run(capsys, "index", str(docs), "--db", db)[0] == 0
+    code, out, err = run(capsys, "index", str(docs), "--db", db)
+    assert code == 0 and "0 chunks added" in out
+    assert "Indexing" not in err and "0chunk" not in err
+
+
+def test_heading_only_section_is_not_a_chunk(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "guide.md").write_text(
+        "# Guide\n\n## Install\n\nRun pip install.\n\n## Later\n", "utf-8"
+    )
+    db = str(tmp_path / "db")
+    code, out, _ = run(capsys, "index", str(folder), "--db", db)
+    assert code == 0 and "1 chunks added" in out
+
+
+def test_ctrl_c_while_indexing_is_one_line_exit_130(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_rerank.rag import pipeline, store
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "long.txt").write_text(
+        "\n\n".join(f"Paragraph {i} about tea." for i in range(200)), "utf-8"
+    )
+
+    def interrupted(collection, rows, **kwargs):  # the first batch lands, then Ctrl-C
+        store.write_chunks(collection, rows[: store.WRITE_BATCH], **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "write_chunks", interrupted)
+    db = str(tmp_path / "db")
+    code, out, err = run(capsys, "index", str(folder), "--db", db, "--chunk-size", "30",
+                         "--chunk-overlap", "0")  # fmt: skip
+    assert code == 130
+    assert err.splitlines()[-1] == (
+        f"stopped; {store.WRITE_BATCH} chunks indexed, run again to continue"
+    )
+    assert "Traceback" not in err
+    monkeypatch.undo()
+    code, out, _ = run(capsys, "index", str(folder), "--db", db, "--chunk-size", "30",
+                       "--chunk-overlap", "0")  # fmt: skip
+    assert code == 0 and f"{store.WRITE_BATCH} unchanged" in out

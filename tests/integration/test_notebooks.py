@@ -61,6 +61,10 @@ def test_notebook_runs_top_to_bottom(
     client.execute()  # raises CellExecutionError, naming the cell, when any cell fails
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    # Progress bars render as widgets (ipywidgets, the notebooks extra), not as a red
+    # "IProgress not found" warning; third-party "Loading weights" bars stay off.
+    streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "IProgress" not in streams and "Loading weights" not in streams
     if path.name == "01_quickstart.ipynb":
         html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
         assert html and 'class="rr-view"' in html[0] and 'class="rr-candidates"' in html[0]

@@ -350,12 +350,16 @@ def test_bad_add_arguments(tmp_path: Path, reranker: Reranker) -> None:
         with pytest.raises(error) as err:
             pipe.add(*args, **kwargs)
         assert err.value.field == field
-    binary = tmp_path / "latin1.txt"
-    binary.write_bytes("caf\xe9".encode("latin-1"))
-    with pytest.raises(InvalidInputError, match="not UTF-8") as err:
-        pipe.add(binary)
-    assert err.value.field == "documents[0]"
-    assert pipe.count() == 0  # nothing was half-added
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 au lait".encode("latin-1"))
+    summary = pipe.add(latin1)  # skipped and reported, not an error that stops a whole folder
+    assert summary.documents == 0 and pipe.count() == 0
+    assert summary.unreadable == ((str(latin1.resolve()), summary.unreadable[0][1]),)
+    assert summary.unreadable[0][1].startswith("not utf-8 text (byte 3")
+    assert pipe.add(latin1, encoding="latin-1").added == 1
+    with pytest.raises(InvalidInputError) as err:
+        pipe.add(latin1, encoding="klingon")
+    assert err.value.field == "encoding"
 
 
 def test_bad_constructor_arguments(tmp_path: Path, reranker: Reranker) -> None:
@@ -489,3 +493,18 @@ def test_importing_the_pipeline_loads_no_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_markdown_headings_stay_with_their_text() -> None:
+    from rag_rerank.rag.splitting import split_markdown
+
+    text = "# Guide\n\n## Install\n\nRun pip install.\n\n## Use\n" + "word " * 60 + "\n\n# End\n"
+    chunks = split_markdown(text, chunk_size=120, chunk_overlap=0)
+    assert chunks[0].text == "# Guide\n\n## Install\n\nRun pip install." and chunks[0].start == 0
+    assert chunks[0].heading == "Install"
+    assert chunks[1].text.startswith("## Use\nword word")  # heading with the start of its text
+    assert all(c.text.strip("# \n") not in ("Guide", "Use", "End") for c in chunks)
+    assert all(len(c.text) <= 120 for c in chunks)
+    assert split_markdown("# Only a heading\n") == []
+    for chunk in chunks:
+        assert text[chunk.start :].startswith(chunk.text)

@@ -420,3 +420,8 @@ async def test_burst_at_twice_the_queue_gets_fast_429s(bert_dir: str) -> None:
             got = sorted(results[i][0].json(), key=lambda r: r["index"])
             assert [r["score"] for r in got] == pytest.approx(alone[i], abs=1e-5)
         occupier.result()
+
+
+async def test_page_has_an_inline_favicon(client) -> None:
+    page = (await client.get("/")).text
+    assert '<link rel="icon" href="data:image/svg+xml,' in page  # no /favicon.ico request

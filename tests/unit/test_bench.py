@@ -92,6 +92,10 @@ def test_bench_command_reports_every_peer_with_its_score_difference(bert_dir, tm
     assert report.read_text().strip() in out
     assert f"sentence-transformers {version('sentence-transformers')}" in out
     assert "the closest two of its top 6 are" in out
+    # The ratio column is the peer's time over ours: below 1x is faster, and the header says so
+    # (it read "faster by 0.78x" for the faster int8 peer).
+    assert "faster by" not in out and "| p50 vs rag-rerank Reranker |" in out
+    assert rows["rag-rerank Reranker"].split(" | ")[3] == "1.00x"
 
 
 def test_bench_says_which_asked_for_peer_is_not_installed(bert_dir, monkeypatch, capsys):

@@ -111,7 +111,9 @@ def test_hub_id_unreachable_offline_says_how_to_use_a_folder():
     assert "\n" not in message
 
 
-def test_a_model_that_is_not_a_sequence_classifier(tmp_path):
+def test_a_model_that_is_not_a_sequence_classifier(tmp_path, bert_dir):
+    from transformers import AutoTokenizer
+
     config = BertConfig(
         vocab_size=100,
         hidden_size=16,
@@ -120,6 +122,7 @@ def test_a_model_that_is_not_a_sequence_classifier(tmp_path):
         intermediate_size=32,
     )
     BertModel(config).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(bert_dir).save_pretrained(tmp_path)  # all files there
     with pytest.raises(ModelLoadError, match="not a sequence-classification"):
         Reranker(str(tmp_path))
 

@@ -1,0 +1,275 @@
+"""Every command in README.md is run (or, where it needs a network, a GPU or a long run, checked)
+here, so the README cannot drift from the code again.
+
+Commands come from the ``bash`` blocks, plus inline ``pip install ...`` and ``python -m
+rag_rerank.testing ...`` spans. Each is handled by its first word: ``rag-rerank`` runs in-process in
+a scratch folder with a tiny model as ``$RAG_RERANK_MODEL`` (a command naming a hub model or a
+dataset that is not here is parsed instead); ``pip install`` lines must name extras and folders
+that exist and pin torch; scripts must accept their flags. A command of a kind not handled here
+fails the test: add it here when you add it to the README.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag_rerank.cli import build_parser, main
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI (in the dev extra)
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+
+SERVER_ROUTES = ("/rerank", "/v1/rerank", "/health", "/ready", "/metrics", "/info")
+
+
+def readme_commands(text: str) -> list[str]:
+    """Each command line of the bash blocks (continuations joined) and of the inline spans."""
+    lines: list[str] = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        lines.extend(line for line in block.replace("\\\n", " ").splitlines() if line.strip())
+    lines.extend(re.findall(r"`((?:pip install|python -m rag_rerank\.testing) [^`]+)`", text))
+    return lines
+
+
+def split_command(line: str) -> list[list[str]]:
+    """``a && b | c`` -> ``[[a...], [b...], ["|"], [c...]]`` (comments dropped)."""
+    parts: list[list[str]] = [[]]
+    for token in shlex.split(line, comments=True):
+        if token == "&&":
+            parts.append([])
+        elif token == "|":
+            parts.extend([["|"], []])
+        else:
+            parts[-1].append(token)
+    return [p for p in parts if p]
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, xlmr_dir: str) -> Path:
+    """A scratch folder holding what the README's commands read: docs/, notes.md,
+    candidates.txt and tests/data/beir_sample."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "keys.md").write_text(
+        "# API keys\n\nRotate the API keys every 90 days from the admin console.\n", "utf-8"
+    )
+    (tmp_path / "notes.md").write_text("# Notes\n\nKeys expire after a year.\n", "utf-8")
+    (tmp_path / "candidates.txt").write_text(
+        "Paris is the capital of France.\nBerlin is in Germany.\n\nFrance grows wine.\n", "utf-8"
+    )
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    shutil.copytree(ROOT / "tests" / "data" / "beir_sample", tmp_path / "tests/data/beir_sample")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_RERANK_MODEL", xlmr_dir)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("KEY", "secret")
+    return tmp_path
+
+
+def _extras(pyproject: Path) -> set[str]:
+    data = tomllib.loads(pyproject.read_text("utf-8"))
+    return set(data["project"].get("optional-dependencies", {}))
+
+
+def check_pip(argv: list[str]) -> None:
+    assert argv[:2] == ["pip", "install"], argv
+    args = argv[2:]
+    for i, arg in enumerate(args):
+        if arg == "-e":
+            continue
+        if arg.startswith("torch"):
+            assert arg == "torch==2.13.0", f"torch must be pinned to the CPU build: {arg}"
+            continue
+        assert i > 0 and args[i - 1] == "-e", (
+            f"not from this clone (packages are unpublished): {arg}"
+        )
+        folder, _, extras = arg.partition("[")
+        project = ROOT / folder / "pyproject.toml"
+        assert project.is_file(), f"{arg}: no {project}"
+        for extra in filter(None, extras.rstrip("]").split(",")):
+            assert extra in _extras(project), f"{arg}: no extra {extra!r} in {project}"
+
+
+def check_script(argv: list[str]) -> None:
+    script = ROOT / argv[1]
+    assert script.is_file(), argv
+    help_text = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert help_text.returncode == 0, help_text.stderr
+    for flag in (a for a in argv[2:] if a.startswith("--")):
+        assert flag in help_text.stdout, f"{argv[1]} has no {flag}"
+
+
+def check_curl(argv: list[str]) -> None:
+    url = next(a for a in argv if "localhost" in a or "127.0.0.1" in a)
+    route = "/" + url.split("/", 1)[1]
+    assert route in SERVER_ROUTES, route
+    body = json.loads(argv[argv.index("-d") + 1])
+    assert set(body) <= {"query", "texts", "raw_scores", "return_text", "truncate"}
+
+
+def run_rerank_cli(
+    argv: list[str], stdin: str | None, capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPatch
+) -> None:
+    args = argv[1:]
+    needs_hub = any(a.startswith("BAAI/") or a.startswith("cross-encoder/") for a in args)
+    missing_data = args[0] == "eval" and not Path(args[1]).is_dir()
+    if needs_hub or missing_data or args[0] == "serve":
+        # A hub model, a dataset that is not here, or a server that would not return: parsed.
+        build_parser().parse_args(args)
+        return
+    if stdin is not None:
+        mp.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(args)
+    out, err = capsys.readouterr()
+    assert code == 0, (argv, out, err)
+
+
+def run_line(line: str, capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPatch, tmp: Path):
+    line = os.path.expandvars(line.replace("/tmp/", f"{tmp}/"))
+    stdin: str | None = None
+    for argv in split_command(line):
+        env = {}
+        while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
+            name, _, value = argv.pop(0).partition("=")
+            env[name] = value
+        for name, value in env.items():
+            mp.setenv(name, value)
+        word = argv[0]
+        if argv == ["|"]:
+            continue
+        if word == "cat":
+            stdin = Path(argv[1]).read_text("utf-8")
+        elif word == "pip":
+            check_pip(argv)
+        elif word == "rag-rerank":
+            run_rerank_cli(argv, stdin, capsys, mp)
+            stdin = None
+        elif argv[:3] == ["python", "-m", "rag_rerank.testing"]:
+            from rag_rerank.testing import build_all
+
+            assert set(build_all(Path(argv[3]))) >= {"bert", "xlmr"}
+        elif argv[:3] == ["python", "-m", "pytest"]:
+            for path in (a for a in argv[3:] if not a.startswith("-")):
+                assert (ROOT / path).exists(), path
+        elif word == "python" and argv[1].startswith("benchmarks/"):
+            check_script(argv)
+        elif word == "curl":
+            check_curl(argv)
+        elif argv[:2] == ["jupyter", "lab"]:
+            # Comes with the notebooks extra (in dev); opening a server is not a test.
+            assert shutil.which("jupyter-lab"), "jupyter lab is not installed (notebooks extra)"
+            assert (ROOT / argv[2]).is_dir()
+        else:
+            pytest.fail(f"README command not covered by tests/integration/test_readme.py: {line}")
+
+
+def test_every_readme_command_runs(
+    sandbox: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = readme_commands(README.read_text("utf-8"))
+    assert len(lines) > 15
+    for line in lines:
+        with monkeypatch.context() as mp:
+            run_line(line, capsys, mp, sandbox)
+
+
+def test_readme_has_exactly_two_set_up_commands() -> None:
+    text = README.read_text("utf-8")
+    setup = text[text.index("## Set up") : text.index("## Quickstart")]
+    blocks = re.findall(r"```bash\n(.*?)```", setup, re.S)
+    assert len(blocks) == 2
+    demo, tests = (b.strip() for b in blocks)
+    assert demo.endswith("rag-rerank demo") and ".[all]" in demo
+    assert tests.endswith("python -m pytest") and ".[dev]" in tests
+    ci = (ROOT / ".ci" / "run").read_text("utf-8")
+    assert tests in ci  # CI runs the test command verbatim
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    lean = " ".join(pyproject["project"]["optional-dependencies"]["all"])
+    assert "ray" not in lean and "notebooks" not in lean and "jupyter" not in lean
+
+
+def test_demo_with_no_hub_is_the_one_line_the_readme_promises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RAG_RERANK_MODEL", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    code = main(["demo"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "python -m rag_rerank.testing /tmp/rr-models && RAG_RERANK_MODEL" in err
+
+
+@pytest.mark.parametrize("section", ["## Quickstart", "## Pipeline, CLI and notebooks"])
+def test_readme_python_block_runs_as_a_script(
+    section: str, sandbox: Path, xlmr_dir: str, tmp_path: Path
+) -> None:
+    text = README.read_text("utf-8")
+    body = text[text.index(section) :]
+    code = re.search(r"```python\n(.*?)```", body, re.S)
+    assert code is not None
+    script = tmp_path / "snippet.py"
+    script.write_text(code.group(1).replace("BAAI/bge-reranker-v2-m3", xlmr_dir), "utf-8")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+# -- the integration packages' READMEs -----------------------------------------------------------
+
+INTEGRATION_READMES = [
+    ROOT / "integrations" / "langchain" / "README.md",
+    ROOT / "integrations" / "llama_index" / "README.md",
+]
+
+
+@pytest.mark.parametrize("readme", INTEGRATION_READMES, ids=lambda p: p.parent.name)
+def test_integration_readme_installs_from_the_clone(readme: Path) -> None:
+    lines = [line for line in readme_commands(readme.read_text("utf-8")) if "pip" in line]
+    assert lines
+    for line in lines:
+        for argv in split_command(line):
+            check_pip(argv)
+
+
+@pytest.mark.parametrize("readme", INTEGRATION_READMES, ids=lambda p: p.parent.name)
+def test_integration_readme_example_runs_offline(
+    readme: Path, sandbox: Path, tmp_path: Path
+) -> None:
+    (sandbox / "docs" / "warranty.txt").write_text(
+        "The warranty covers parts and labour for two years.", "utf-8"
+    )
+    code = re.search(r"```python\n(.*?)```", readme.read_text("utf-8"), re.S)
+    assert code is not None and "RAG_RERANK_MODEL" in code.group(1)
+    script = tmp_path / "example.py"
+    script.write_text(code.group(1), "utf-8")
+    paths = [str(ROOT), *(str(p.parent) for p in INTEGRATION_READMES)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip()
