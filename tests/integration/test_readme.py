@@ -127,7 +127,7 @@ def run_rerank_cli(
 ) -> None:
     args = argv[1:]
     needs_hub = any(a.startswith("BAAI/") or a.startswith("cross-encoder/") for a in args)
-    missing_data = args[0] == "eval" and not Path(args[1]).is_dir()
+    missing_data = args[0] in ("eval", "calibrate") and not Path(args[1]).exists()
     if needs_hub or missing_data or args[0] == "serve":
         # A hub model, a dataset that is not here, or a server that would not return: parsed.
         build_parser().parse_args(args)
