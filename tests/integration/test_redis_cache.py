@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -144,3 +148,40 @@ def test_unreachable_redis_does_not_hang(base: Reranker) -> None:
     rr = base.with_options(cache="redis://127.0.0.1:1/0")  # nothing listens on port 1
     assert rr.score(QUERY, DOCS) == base.score(QUERY, DOCS)
     assert rr.cache_stats().errors >= 1
+
+
+def test_scores_are_shared_across_processes(
+    base: Reranker, server: RedisServer, bert_dir: str
+) -> None:
+    # Another process, with its own model load and Redis client, scores the pairs first.
+    code = (
+        "from rag_rerank import Reranker\n"
+        f"rr = Reranker({bert_dir!r}, show_progress=False, cache={server.url!r})\n"
+        f"rr.rerank({QUERY!r}, {DOCS!r})\n"
+        "rr.cache.flush()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    rr = base.with_options(cache=server.url)
+    pairs = base.stats().pairs
+    assert rr.rerank(QUERY, DOCS) == base.with_options(cache=None).rerank(QUERY, DOCS)
+    assert base.stats().pairs == pairs + len(DOCS)  # only the uncached reference ran the model
+    stats = rr.cache_stats()
+    assert stats is not None and (stats.hits, stats.misses) == (len(DOCS), 0)
+
+
+def test_a_slow_redis_is_skipped_not_waited_for(base: Reranker) -> None:
+    slow = RedisServer("--enable-debug-command", "yes")
+    slow.start()
+    try:
+        rr = base.with_options(cache=slow.url)
+        expected = base.score(QUERY, DOCS)
+        client = redis.Redis.from_url(slow.url)
+        sleeper = threading.Thread(target=client.execute_command, args=("DEBUG", "SLEEP", "3"))
+        sleeper.start()
+        time.sleep(0.3)  # the server is now asleep: every command waits for it
+        assert rr.score(QUERY, DOCS) == expected  # served without the cache
+        assert sleeper.is_alive()  # ... while Redis was still asleep
+        assert rr.cache_stats().errors >= 1
+        sleeper.join()
+    finally:
+        slow.stop()
