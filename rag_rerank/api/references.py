@@ -154,11 +154,18 @@ def check_hub_model(model: str, revision: str | None = None) -> None:
 
 def unreachable_message(model: str, reason: str) -> str:
     """One line: the hub cannot be reached, how to use a local folder, how to try the demo."""
-    folder = "./" + model.rstrip("/").split("/")[-1]
     return (
         f"{reason}, and {model!r} is not in the local Hugging Face cache. "
+        f"{local_copy_hint(model)} "
+        f"To try the demo without a download, use a tiny random test model: `{TINY_MODEL_HINT}`"
+    )
+
+
+def local_copy_hint(model: str) -> str:
+    """How to use a local copy of hub model ``model`` instead (one sentence)."""
+    folder = "./" + model.rstrip("/").split("/")[-1]
+    return (
         f"Point at a local copy of the model: --model {folder}, RAG_RERANK_MODEL={folder} or "
         f"Reranker({folder!r}) (get it where you have a network: "
-        f"`hf download {model} --local-dir {folder}`). "
-        f"To try the demo without a download, use a tiny random test model: `{TINY_MODEL_HINT}`"
+        f"`hf download {model} --local-dir {folder}`)."
     )

@@ -27,6 +27,7 @@ from transformers import (
 from ..api.references import (
     check_model_reference,
     hub_unreachable,
+    local_copy_hint,
     looks_like_path,
     unreachable_message,
 )
@@ -354,13 +355,7 @@ def _window_limit(config: PretrainedConfig, tokenizer: Any) -> int:
 def _unreachable_message(name: str, exc: Exception) -> str:
     if Path(name).expanduser().exists():
         return f"could not read the model folder {name!r}: {_first_line(exc)}"
-    folder = "./" + name.rstrip("/").split("/")[-1]
-    return (
-        f"could not load the model {name!r}: {_first_line(exc)}. "
-        f"If this machine has no network, download the model where you have one "
-        f"(`hf download {name} --local-dir {folder}`), copy the folder here, and pass its path: "
-        f"Reranker({folder!r}), `--model {folder}` or RAG_RERANK_MODEL={folder}."
-    )
+    return f"could not load the model {name!r}: {_first_line(exc)}. {local_copy_hint(name)}"
 
 
 @contextlib.contextmanager
