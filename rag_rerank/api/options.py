@@ -134,7 +134,7 @@ class RerankerOptions:
                 set_(self, name, value)
             if not isinstance(value, str) or not value.strip():
                 raise InvalidInputError(name, f"must be a non-empty string or None, got {value!r}")
-        if self.dtype is not None and self.dtype.lower() not in _DTYPE_NAMES:
+        if self.dtype is not None and self.dtype.lower() not in DTYPE_NAMES:
             raise InvalidInputError(
                 "dtype", f"expected one of bf16, fp16, fp32, got {self.dtype!r}"
             )
@@ -242,7 +242,16 @@ class RerankerOptions:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RerankerOptions)}
-_DTYPE_NAMES = frozenset({"float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16"})
+DTYPE_NAMES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
+"""Accepted ``dtype`` spellings (lower case) and the torch dtype each names."""
 
 
 def _model_reference(model: object) -> str:

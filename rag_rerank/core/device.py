@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from ..api.options import DTYPE_NAMES
 from ..errors import InvalidInputError
 
 __all__ = ["resolve_device", "resolve_dtype"]
 
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
+_DTYPES = {alias: getattr(torch, name) for alias, name in DTYPE_NAMES.items()}
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
