@@ -8,6 +8,7 @@ Needs ``httpx`` (``pip install "rag-rerank[server]"``).
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.utils
 import math
 import os
@@ -148,6 +149,22 @@ class RemoteReranker(BaseReranker):
             return self.model
         info = self.info()
         return str(info.get("model_id") or self.url)
+
+    def with_model(self, model: str | None) -> RemoteReranker:
+        """The same server and settings, with another of its models (``None``: the server's
+        choice). The two clients keep their own connections.
+
+        Example:
+            >>> candidate = RemoteReranker(url).with_model("candidate")  # doctest: +SKIP
+        """
+        if model is not None and (not isinstance(model, str) or not model.strip()):
+            raise InvalidInputError("model", f"must be a non-empty string or None, got {model!r}")
+        other = copy.copy(self)
+        other.model = model
+        other._lock = threading.Lock()
+        other._client = None
+        other._async_clients = {}
+        return other
 
     def info(self) -> dict[str, Any]:
         """The server's ``/info`` (``{}`` when it has none), fetched once."""

@@ -134,7 +134,9 @@ class RerankService:
         reranker = self.models[model]
         if truncate_at is None:
             return reranker
-        window = reranker.max_length if truncate_at == 0 else min(truncate_at, reranker.max_length)
+        window = reranker.max_length
+        if truncate_at:  # a window holds the query and special tokens too: 16 at the least
+            window = max(16, min(truncate_at, reranker.max_length))
         key = (model, window)
         if key not in self._views:
             self._views[key] = reranker.with_options(

@@ -182,7 +182,8 @@ class CohereV2RerankRequest(BaseModel):
         default=None,
         ge=1,
         description="Score only the first window of each document, of at most this many tokens "
-        "(query included); absent: the server's mode for long documents.",
+        "(query and special tokens included; 16 at the least); absent: the server's mode for "
+        "long documents.",
     )
     priority: StrictInt | None = Field(
         default=None, description="Accepted for compatibility; requests are served in order."
