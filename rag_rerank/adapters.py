@@ -104,10 +104,13 @@ class RerankFields(BaseModel):
             object.__setattr__(self, "reranker", loaded)
             return self
         with_model = getattr(self.reranker, "with_model", None)
-        if "model" in self.model_fields_set and callable(with_model):
-            # A RemoteReranker that chose no model: ask its server for the one named here.
-            if getattr(self.reranker, "model", None) is None:
-                object.__setattr__(self, "reranker", with_model(self.model))
+        # A RemoteReranker that chose no model: ask its server for the one named here.
+        if (
+            "model" in self.model_fields_set
+            and callable(with_model)
+            and getattr(self.reranker, "model", None) is None
+        ):
+            object.__setattr__(self, "reranker", with_model(self.model))
         name = getattr(self.reranker, "model_name", None)
         if isinstance(name, str):
             if "model" in self.model_fields_set and self.model != name:

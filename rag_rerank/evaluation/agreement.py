@@ -3,7 +3,7 @@ tau. Pure functions on rankings (document keys, best first); shared by ``rag-rer
 (offline, on labelled data) and the server's shadow scoring (online, on live traffic).
 
 >>> agreement([2, 0, 1, 3], [2, 1, 0, 3])
-Agreement(top1=1.0, top5_overlap=1.0, kendall_tau=0.6666666666666666)
+Agreement(top1=1.0, top5_overlap=1.0, kendall_tau=0.6666666666666667)
 """
 
 from __future__ import annotations

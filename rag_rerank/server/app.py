@@ -35,6 +35,7 @@ from .schemas import (
     ErrorResponse,
     InfoResponse,
     ModelInfo,
+    ShadowSummary,
     StatusResponse,
     TEIRank,
     TEIRerankRequest,
@@ -254,7 +255,9 @@ class RerankService:
         return InfoResponse(
             models=models,
             split=None if split is None else split.weights,
-            shadow=None if self.shadow is None else self.shadow.summary(),  # type: ignore[arg-type]
+            shadow=None
+            if self.shadow is None
+            else [ShadowSummary(**row) for row in self.shadow.summary()],
             model_id=reranker.model_name,
             device=str(reranker.device),
             model_dtype=str(reranker.dtype).removeprefix("torch."),
