@@ -1,5 +1,5 @@
-"""The FastAPI application: TEI- and Cohere-shaped /rerank over one or several rerankers (each
-with its own engine), picked by name, by a traffic split or by default; shadow scoring beside."""
+"""The FastAPI application: TEI- and Cohere-shaped /rerank over one or several rerankers, each
+with its own engine (several models: :mod:`.registry`, :mod:`.models`, :mod:`.shadow`)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from ..api import RerankResult, check_positive_int, resolve_threshold
 from ..core import Reranker
 from ..errors import InvalidInputError, NonFiniteScoreError
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError, install_error_handlers
-from .metrics import CONTENT_TYPE, EngineState, Metrics
+from .metrics import CONTENT_TYPE, Metrics
 from .middleware import ARRIVED_KEY, AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
-from .models import KEY_HEADER, MODEL_HEADER, ModelRouter, UnknownModelError
+from .models import MODEL_HEADER, ModelRouter
+from .registry import ServiceRegistry
 from .schemas import (
     CleanRequest,
     CleanResponse,
@@ -34,8 +35,6 @@ from .schemas import (
     CohereV2RerankResponse,
     ErrorResponse,
     InfoResponse,
-    ModelInfo,
-    ShadowSummary,
     StatusResponse,
     TEIRank,
     TEIRerankRequest,
@@ -64,86 +63,56 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 class RerankService:
-    """What the routes share: the models, the limits, the metrics, the shadow scorer and the
-    draining flag.
+    """What the routes share for one model: the reranker, the limits, the metrics, the draining
+    flag and, when another model shadows it, the shadow scorer.
 
-    Available as ``app.state.service``; ``reranker`` is the default model.
+    One per served model, in the :class:`~rag_rerank.server.registry.ServiceRegistry` that is
+    ``app.state.service``.
     """
 
     def __init__(
         self,
-        models: ModelRouter[Reranker],
+        reranker: Reranker,
         *,
         max_documents: int,
         max_body_bytes: int,
-        shadow_queue: int = DEFAULT_SHADOW_QUEUE,
+        name: str | None = None,
+        metrics: Metrics | None = None,
+        shadow: ShadowScorer | None = None,
     ) -> None:
-        self.models = models
-        self.reranker = models[models.default]
+        self.reranker = reranker
+        self.name = reranker.model_name if name is None else name
         self.max_documents = max_documents
         self.max_body_bytes = max_body_bytes
-        self.metrics = Metrics()
+        self.metrics = Metrics() if metrics is None else metrics
+        self.shadow = shadow
         self.draining = False
         self._drain_started = float("inf")
-        self.shadow = (
-            None
-            if models.shadow is None
-            else ShadowScorer(models.shadow, models[models.shadow], max_pending=shadow_queue)
-        )
-        # Views of the same models (TEI's truncate=true, v2's max_tokens_per_doc), made once.
-        self._views: dict[tuple[str, int | None], Reranker] = {}
+        # TEI's truncate=true: a view on the same model that scores only the first window.
+        self._truncating = reranker.with_options(long_documents="truncate", show_progress=False)
+        self._windows: dict[int, Reranker] = {}  # v2's max_tokens_per_doc, one view per size
 
     @property
     def alive(self) -> bool:
-        """Every model's worker runs."""
-        return all(r.health().alive for r in self.models.models.values())
+        """The reranker's worker runs."""
+        return self.reranker.health().alive
 
     @property
     def ready(self) -> bool:
-        """Alive, not shutting down, and each model's last forward pass (if any) succeeded."""
-        return self.not_ready_reason() is None
+        """Alive, not shutting down, and the last forward pass (if any) succeeded."""
+        return self.reranker.health().ready and not self.draining
 
     def not_ready_reason(self) -> str | None:
         """Why /ready answers 503, in words; ``None`` when it answers 200."""
-        for name, reranker in self.models.models.items():
-            reason = reranker.health().reason
-            if reason is not None:
-                return reason if len(self.models.names) == 1 else f"{name}: {reason}"
-        return "shutting down" if self.draining else None
+        reason = self.reranker.health().reason
+        if reason is None and self.draining:
+            return "shutting down"
+        return reason
 
     @property
     def busy(self) -> bool:
         """Requests are being served or pairs are queued."""
-        return self.metrics.in_flight > 0 or any(
-            r.stats().queued_pairs > 0 for r in self.models.models.values()
-        )
-
-    def route(self, requested: str | None, request: Request) -> str:
-        """The name of the model that serves ``request`` (which named ``requested``, or none).
-
-        Raises:
-            ServiceError: 404 when it names a model that is not served.
-        """
-        try:
-            return self.models.route(requested, request.headers.get(KEY_HEADER))
-        except UnknownModelError as exc:
-            raise ServiceError(404, "model_not_found", str(exc), field="model") from None
-
-    def view(self, model: str, truncate_at: int | None) -> Reranker:
-        """``model``, or a view of it that scores only the first window of each document, of
-        ``truncate_at`` tokens at most (``0``: the model's own window)."""
-        reranker = self.models[model]
-        if truncate_at is None:
-            return reranker
-        window = reranker.max_length
-        if truncate_at:  # a window holds the query and special tokens too: 16 at the least
-            window = max(16, min(truncate_at, reranker.max_length))
-        key = (model, window)
-        if key not in self._views:
-            self._views[key] = reranker.with_options(
-                long_documents="truncate", max_length=window, show_progress=False
-            )
-        return self._views[key]
+        return self.metrics.in_flight > 0 or self.reranker.stats().queued_pairs > 0
 
     def start_draining(self) -> None:
         """Turn /ready to 503 and refuse new work with 503; requests already in go on."""
@@ -156,17 +125,15 @@ class RerankService:
         query: str,
         texts: list[str],
         *,
-        model: str,
         field: str,
         truncate: bool | int | None,
         top_n: int | None,
         threshold: float | str | None,
     ) -> list[RerankResult]:
-        """Rank ``texts`` with ``model``; cancel the queued pairs if the client disconnects first.
+        """Rank ``texts``; cancel the queued pairs if the client disconnects first.
 
         ``truncate``: ``True`` scores only each document's first window; a number, only its
-        first window of that many tokens. With a shadow model, the full ranking is also handed
-        to it (off this request's path) unless ``model`` is the shadow itself.
+        first window of that many tokens. With a shadow scorer, the full ranking also goes to it.
         """
         if request.scope.get(ARRIVED_KEY, math.inf) >= self._drain_started:
             raise ServiceError(
@@ -176,7 +143,7 @@ class RerankService:
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         limit = self.max_documents
-        capacity = self.models[model].options.max_queue_pairs
+        capacity = self.reranker.options.max_queue_pairs
         if len(texts) > limit:
             raise ServiceError(
                 413,
@@ -191,24 +158,18 @@ class RerankService:
                 f"{field}: {len(texts)} documents, the queue holds at most {capacity} pairs",
                 field=field,
             )
-        if truncate is True:
-            truncate_at: int | None = 0
-        else:
-            truncate_at = truncate or None
-        reranker = self.view(model, truncate_at)
-        shadowing = self.shadow is not None and model != self.shadow.name
+        reranker = self._view(truncate)
         start = time.perf_counter()
         try:
-            if shadowing:
-                # The shadow needs the primary's full order: select here rather than in the core.
-                cutoff = resolve_threshold(threshold, reranker.calibration)
-                ranked = await _unless_disconnected(request.receive, reranker.arerank(query, texts))
-                results = [r for r in ranked if cutoff is None or r.score >= cutoff][:top_n]
-            else:
+            if self.shadow is None:
                 results = await _unless_disconnected(
                     request.receive,
                     reranker.arerank(query, texts, top_n=top_n, threshold=threshold),
                 )
+            else:  # the shadow compares full rankings: select here rather than in the core
+                cutoff = resolve_threshold(threshold, reranker.calibration)
+                ranked = await _unless_disconnected(request.receive, reranker.arerank(query, texts))
+                results = [r for r in ranked if cutoff is None or r.score >= cutoff][:top_n]
         except NonFiniteScoreError as exc:
             logger.error("non-finite score for document %d of a request", exc.pair_index)
             raise ServiceError(
@@ -217,47 +178,29 @@ class RerankService:
                 f"{field}[{exc.pair_index}]: the model returned a non-finite score ({exc.value})",
                 field=f"{field}[{exc.pair_index}]",
             ) from exc
-        if shadowing and self.shadow is not None:
+        if self.shadow is not None:
             order = [r.index for r in ranked]
-            self.shadow.submit(model, query, texts, order, time.perf_counter() - start)
-        self.metrics.observe_results([r.score for r in results], threshold=threshold, model=model)
+            self.shadow.submit(self.name, query, texts, order, time.perf_counter() - start)
+        scores = [r.score for r in results]
+        self.metrics.observe_results(scores, threshold=threshold, model=self.name)
         return results
 
-    def engines(self) -> dict[str, EngineState]:
-        """Each model's engine state, for ``/metrics``."""
-        return {
-            name: EngineState(r.stats(), r.health(), r.cache_stats())
-            for name, r in self.models.models.items()
-        }
+    def _view(self, truncate: bool | int | None) -> Reranker:
+        if truncate is True:
+            return self._truncating
+        if not truncate:
+            return self.reranker
+        # A window holds the query and the special tokens too: 16 tokens at the least.
+        window = max(16, min(truncate, self.reranker.max_length))
+        if window not in self._windows:
+            self._windows[window] = self._truncating.with_options(max_length=window)
+        return self._windows[window]
 
     def info(self) -> InfoResponse:
-        """The default model and the limits, every model, the split and the shadow summary."""
+        """The model and the limits."""
         reranker = self.reranker
         stats = reranker.stats()
-        split = self.models.split
-        models = []
-        for name, served in self.models.models.items():
-            served_stats = served.stats()
-            models.append(
-                ModelInfo(
-                    name=name,
-                    model_id=served.model_name,
-                    device=str(served.device),
-                    model_dtype=str(served.dtype).removeprefix("torch."),
-                    max_input_length=served.max_length,
-                    max_batch_tokens=served_stats.batch_tokens,
-                    max_queue_pairs=served_stats.max_queue_pairs,
-                    long_documents=served.long_documents,
-                    default=name == self.models.default,
-                    weight=None if split is None else split.weights.get(name, 0.0),
-                )
-            )
         return InfoResponse(
-            models=models,
-            split=None if split is None else split.weights,
-            shadow=None
-            if self.shadow is None
-            else [ShadowSummary(**row) for row in self.shadow.summary()],
             model_id=reranker.model_name,
             device=str(reranker.device),
             model_dtype=str(reranker.dtype).removeprefix("torch."),
@@ -305,7 +248,6 @@ def create_app(
     max_documents: int = DEFAULT_MAX_DOCUMENTS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     cors_origins: Sequence[str] | None = None,
-    default_model: str | None = None,
     split: Mapping[str, float] | None = None,
     shadow: str | None = None,
     shadow_queue: int = DEFAULT_SHADOW_QUEUE,
@@ -314,28 +256,26 @@ def create_app(
 
     Args:
         reranker: The reranker to serve, or several by name (``{"default": rr, "candidate":
-            rr2}``, each with its own engine; the first is the default model). Each engine
-            batches concurrent requests together; its ``max_queue_pairs`` bounds its queue (429
-            when full). The caller keeps ownership: the app never closes them.
+            rr2}``; the first is the default model). Each engine batches concurrent requests
+            together; its ``max_queue_pairs`` bounds its queue (429 when full). The caller keeps
+            ownership: the app never closes them.
         api_key: When set, every route but ``/health`` needs ``Authorization: Bearer <key>``
             (or HTTP Basic with the key as the password, for browsers).
         max_documents: Most documents in one request (413 above it).
         max_body_bytes: Largest request body in bytes (413 before parsing above it).
         cors_origins: Origins allowed to call the API from browsers; ``None`` disables CORS.
-        default_model: The model for requests that name none (without ``split``); default: the
-            first.
         split: Weights by model name for requests that name no model (``{"default": 90,
             "candidate": 10}``): sticky per ``X-Rerank-Key`` header, random without one.
-        shadow: A model name: it also scores every request another model serves, in the
-            background, and ``/metrics`` and ``/info`` compare the two rankings.
+        shadow: A model name: it also scores every request another model serves, off the
+            request's path; ``/metrics`` and ``/info`` compare the rankings.
         shadow_queue: Shadow requests waiting or running at once; more are dropped (counted).
 
     Returns:
-        The FastAPI app; its :class:`RerankService` is ``app.state.service``.
+        The FastAPI app; its :class:`~rag_rerank.server.registry.ServiceRegistry` is
+        ``app.state.service``.
 
     Raises:
-        InvalidInputError: A bad argument, or ``default_model``, a ``split`` name or ``shadow``
-            that is not a served model.
+        InvalidInputError: A bad argument, or a ``split`` name or ``shadow`` that is not served.
 
     Example:
         >>> app = create_app(Reranker("BAAI/bge-reranker-v2-m3"))  # doctest: +SKIP
@@ -349,9 +289,9 @@ def create_app(
             raise InvalidInputError(
                 f"reranker[{name!r}]", f"must be a Reranker, got {type(served).__name__}"
             )
+    check_positive_int(shadow_queue, "shadow_queue")
     check_positive_int(max_documents, "max_documents")
     check_positive_int(max_body_bytes, "max_body_bytes")
-    check_positive_int(shadow_queue, "shadow_queue")
     if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
         raise InvalidInputError("api_key", "must be a non-empty string or None")
     if cors_origins is not None and (
@@ -359,13 +299,23 @@ def create_app(
     ):
         raise InvalidInputError("cors_origins", "must be a list of origin strings or None")
 
-    router = ModelRouter(models, default=default_model, split=split, shadow=shadow)
-    service = RerankService(
-        router,
-        max_documents=max_documents,
-        max_body_bytes=max_body_bytes,
-        shadow_queue=shadow_queue,
+    router = ModelRouter(models, split=split, shadow=shadow)  # every name checked first
+    shared_metrics = Metrics()
+    scorer = (
+        None if shadow is None else ShadowScorer(shadow, models[shadow], max_pending=shadow_queue)
     )
+    services = {
+        name: RerankService(
+            served,
+            max_documents=max_documents,
+            max_body_bytes=max_body_bytes,
+            name=name,
+            metrics=shared_metrics,
+            shadow=None if name == shadow else scorer,
+        )
+        for name, served in models.items()
+    }
+    service = ServiceRegistry(services, router, shared_metrics, scorer)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
     app = FastAPI(
         title="rag-rerank",
@@ -375,7 +325,10 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
-    served_by = {"Access-Control-Expose-Headers": MODEL_HEADER}
+    expose = {"Access-Control-Expose-Headers": MODEL_HEADER}
+
+    def served_by(model: RerankService) -> dict[str, str]:
+        return {**expose, MODEL_HEADER: model.name}
 
     @app.post(
         "/rerank",
@@ -385,12 +338,11 @@ def create_app(
         summary="Rerank texts (text-embeddings-inference shape)",
     )
     async def rerank_tei(body: TEIRerankRequest, request: Request) -> JSONResponse:
-        model = service.route(body.model, request)
-        results = await service.rerank(
+        model = service.service(body.model, request)
+        results = await model.rerank(
             request,
             body.query,
             body.texts,
-            model=model,
             field="texts",
             truncate=body.truncate,
             top_n=None,
@@ -405,7 +357,7 @@ def create_app(
             if body.return_text:
                 rank["text"] = r.document
             ranks.append(rank)
-        return JSONResponse(ranks, headers={**served_by, MODEL_HEADER: model})
+        return JSONResponse(ranks, headers=served_by(model))
 
     @app.post(
         "/v1/rerank",
@@ -416,12 +368,11 @@ def create_app(
     )
     async def rerank_cohere(body: CohereRerankRequest, request: Request) -> JSONResponse:
         texts = body.texts()
-        model = service.route(body.model, request)
-        results = await service.rerank(
+        model = service.service(body.model, request)
+        results = await model.rerank(
             request,
             body.query,
             texts,
-            model=model,
             field="documents",
             truncate=None,
             top_n=body.top_n,
@@ -437,11 +388,11 @@ def create_app(
             {
                 "id": uuid.uuid4().hex,
                 "results": items,
-                "model": model,
+                "model": model.name,
                 "usage": {"documents": len(texts), "search_units": 1},
                 "meta": {"billed_units": {"search_units": 1}},
             },
-            headers={**served_by, MODEL_HEADER: model},
+            headers=served_by(model),
         )
 
     @app.post(
@@ -451,12 +402,11 @@ def create_app(
         summary="Rerank documents (Cohere API v2 shape, as cohere.ClientV2 sends it)",
     )
     async def rerank_cohere_v2(body: CohereV2RerankRequest, request: Request) -> JSONResponse:
-        model = service.route(body.model, request)
-        results = await service.rerank(
+        model = service.service(body.model, request)
+        results = await model.rerank(
             request,
             body.query,
             body.documents,
-            model=model,
             field="documents",
             truncate=body.max_tokens_per_doc,
             top_n=body.top_n,
@@ -466,13 +416,10 @@ def create_app(
             {
                 "id": uuid.uuid4().hex,
                 "results": [{"index": r.index, "relevance_score": r.score} for r in results],
-                "model": model,
-                "meta": {
-                    "api_version": {"version": "2"},
-                    "billed_units": {"search_units": 1},
-                },
+                "model": model.name,
+                "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
             },
-            headers={**served_by, MODEL_HEADER: model},
+            headers=served_by(model),
         )
 
     @app.get("/health", response_model=StatusResponse, responses={503: {"model": ErrorResponse}})
@@ -505,10 +452,7 @@ def create_app(
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
         """Prometheus metrics."""
-        text = service.metrics.render(service.engines(), ready=service.ready)
-        if service.shadow is not None:
-            text += "\n".join(service.shadow.render()) + "\n"
-        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+        return PlainTextResponse(service.render_metrics(), media_type=CONTENT_TYPE)
 
     @app.post(
         "/clean",
@@ -519,11 +463,11 @@ def create_app(
     async def clean(body: CleanRequest) -> CleanResponse:
         """Each text after the server's cleaning (``--clean html``); unchanged without it. The web
         page uses it to show what the model read."""
-        if len(body.texts) > service.max_documents:
+        if len(body.texts) > max_documents:
             raise ServiceError(
                 413,
                 "too_many_documents",
-                f"texts: {len(body.texts)} documents, the limit is {service.max_documents}",
+                f"texts: {len(body.texts)} documents, the limit is {max_documents}",
                 field="texts",
             )
         default = service.reranker
