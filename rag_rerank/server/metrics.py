@@ -92,11 +92,9 @@ class Metrics:
         lines.append(f"rag_rerank_requests_in_flight {in_flight}")
         lines += _header("rag_rerank_ready", "gauge", "1 while /ready answers 200.")
         lines.append(f"rag_rerank_ready {int(ready)}")
-        lines += _engine_lines(
-            {(_model_label(m) if labelled else ""): state for m, state in engines.items()}
-        )
-        for state in engines.values():
-            lines += _cache_lines(state.cache)
+        by_labels = {(_model_label(m) if labelled else ""): state for m, state in engines.items()}
+        lines += _engine_lines(by_labels)
+        lines += _cache_lines({labels: state.cache for labels, state in by_labels.items()})
         return "\n".join(lines) + "\n"
 
 
@@ -109,7 +107,7 @@ class EngineState(NamedTuple):
 
 
 def _model_label(model: str) -> str:
-    return 'model="{}"'.format(model.replace("\\", "\\\\").replace('"', '\\"'))
+    return f'model="{_escape(model)}"'
 
 
 def _engine_lines(engines: Mapping[str, EngineState]) -> list[str]:
@@ -151,28 +149,38 @@ def _braces(labels: str) -> str:
 # -- score cache (issue 17) ---------------------------------------------------------------------
 
 
-def _cache_lines(cache: CacheStats | None) -> list[str]:
+def _cache_lines(caches: Mapping[str, CacheStats | None]) -> list[str]:
     """Score-cache counters, labelled with the cache ("memory" or the Redis URL without its
-    password); nothing when the cache is off."""
-    if cache is None:
+    password) and, with several models, the model (``caches`` is keyed by those labels); nothing
+    for a model whose cache is off."""
+    labelled = {
+        ",".join(filter(None, [labels, f'cache="{_escape(cache.cache)}"'])): cache
+        for labels, cache in caches.items()
+        if cache is not None
+    }
+    if not labelled:
         return []
-    label = 'cache="{}"'.format(cache.cache.replace("\\", "\\\\").replace('"', '\\"'))
     lines: list[str] = []
-    for name, help_text, value in (
-        ("rag_rerank_cache_hits_total", "Pairs answered from the score cache.", cache.hits),
-        ("rag_rerank_cache_misses_total", "Pairs the model scored on a cache miss.", cache.misses),
+    for name, help_text, attribute in (
+        ("rag_rerank_cache_hits_total", "Pairs answered from the score cache.", "hits"),
+        ("rag_rerank_cache_misses_total", "Pairs the model scored on a cache miss.", "misses"),
         (
             "rag_rerank_cache_errors_total",
             "Cache operations failed or skipped while it was unreachable (served uncached).",
-            cache.errors,
+            "errors",
         ),
     ):
         lines += _header(name, "counter", help_text)
-        lines.append(f"{name}{{{label}}} {value}")
-    if cache.entries is not None:
+        lines += [f"{name}{{{label}}} {getattr(c, attribute)}" for label, c in labelled.items()]
+    entries = {label: c.entries for label, c in labelled.items() if c.entries is not None}
+    if entries:
         lines += _header("rag_rerank_cache_entries", "gauge", "Entries in the in-process cache.")
-        lines.append(f"rag_rerank_cache_entries{{{label}}} {cache.entries}")
+        lines += [f"rag_rerank_cache_entries{{{label}}} {n}" for label, n in entries.items()]
     return lines
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _header(name: str, kind: str, help_text: str) -> list[str]:

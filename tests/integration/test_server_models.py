@@ -122,6 +122,22 @@ async def test_info_and_metrics_per_model(two, bert: Reranker, xlmr: Reranker) -
     assert text.count("# TYPE rag_rerank_worker_alive gauge") == 1  # one family, two series
 
 
+async def test_metrics_exposition_with_caches(bert_dir: str, xlmr_dir: str) -> None:
+    with (
+        Reranker(bert_dir, cache="memory", show_progress=False) as a,
+        Reranker(xlmr_dir, cache="memory", show_progress=False) as b,
+    ):
+        async with client_for(create_app({"a": a, "b": b})) as client:
+            await client.post("/rerank", json={"query": QUERY, "texts": DOCS, "model": "b"})
+            text = (await client.get("/metrics")).text
+    types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types))  # each family declared once, its series grouped
+    misses = _series(text, "rag_rerank_cache_misses_total")
+    assert misses == {'{model="a",cache="memory"}': 0, '{model="b",cache="memory"}': len(DOCS)}
+    kept = _series(text, "rag_rerank_documents_kept_count")
+    assert kept == {'{model="a"}': 0, '{model="b"}': 1}
+
+
 def test_create_app_refuses_names_it_does_not_serve(bert: Reranker) -> None:
     from rag_rerank import InvalidInputError
 
