@@ -72,3 +72,14 @@ def test_compare_needs_two_models_and_good_labels(
     argv = ["compare", str(bad), "--model", f"a={bert_dir}", "--model", f"b={bert_dir}"]
     assert main(argv) == 1
     assert "bad.jsonl, line 2: 'document' must be a non-empty string" in capsys.readouterr().err
+
+
+def test_compare_on_a_beir_folder(bert_dir: str, xlmr_dir: str, tmp_path: Path, capsys) -> None:
+    sample = Path(__file__).parents[1] / "data" / "beir_sample"
+    out = tmp_path / "figures.json"
+    argv = ["compare", str(sample), "--k", "5", "--max-queries", "3", "--quiet"]
+    assert main([*argv, "--model", bert_dir, "--model", xlmr_dir, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert list(report["models"]) == [bert_dir, xlmr_dir]  # bare references name themselves
+    assert set(report["agreement"]) == {xlmr_dir}
+    assert "3 queries, 15 labelled documents" in capsys.readouterr().out
