@@ -17,12 +17,20 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.types import Receive
 
 from .. import __version__
-from ..api import RerankResult, check_positive_int
+from ..api import RerankResult, check_documents, check_positive_int
 from ..core import Reranker
+from ..core.engine import estimated_windows
 from ..errors import InvalidInputError, NonFiniteScoreError
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError, install_error_handlers
 from .metrics import CONTENT_TYPE, Metrics
-from .middleware import ARRIVED_KEY, AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from .middleware import (
+    ARRIVED_KEY,
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    HostMiddleware,
+    MetricsMiddleware,
+    page_headers,
+)
 from .schemas import (
     CleanRequest,
     CleanResponse,
@@ -35,21 +43,35 @@ from .schemas import (
     TEIRerankRequest,
 )
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_DOCUMENTS", "RerankService", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_DOCUMENTS",
+    "DEFAULT_MAX_REQUEST_WINDOWS",
+    "RerankService",
+    "create_app",
+]
 
 logger = logging.getLogger("rag_rerank.server")
 
 DEFAULT_MAX_DOCUMENTS = 1000
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_REQUEST_WINDOWS = 2048
+"""Most text one request may send, in windows (:func:`~rag_rerank.core.engine.estimated_windows`
+for 512-token windows: 1,000 documents of up to 4 KB, or about 4 MB in one document)."""
+UNHEALTHY_AFTER_FAILURES = 3
+"""``/health`` turns 503 after this many rounds of forward passes failed in a row."""
+PROBE_INTERVAL_SECONDS = 1.0
+"""After a failed forward pass, ``/ready`` probes the model at most this often."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         401: "Missing or wrong API key.",
-        413: "Body over the byte limit, or more documents than allowed.",
+        400: "Host header not in the allowed hosts.",
+        413: "Body over the byte limit, more documents or more windows of text than allowed.",
         422: "Bad JSON, empty query or document list, non-string items, unknown fields.",
         429: "Queue full; retry after Retry-After seconds.",
-        500: "The model returned a non-finite score for a document of this request.",
+        500: "The model failed on this request's batch or returned a non-finite score.",
         503: "The worker is not running, or the server is shutting down.",
     }.items()
 }
@@ -61,20 +83,49 @@ class RerankService:
     Available as ``app.state.service``.
     """
 
-    def __init__(self, reranker: Reranker, *, max_documents: int, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        reranker: Reranker,
+        *,
+        max_documents: int,
+        max_body_bytes: int,
+        max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
+    ) -> None:
         self.reranker = reranker
         self.max_documents = max_documents
         self.max_body_bytes = max_body_bytes
+        self.max_request_windows = max_request_windows
         self.metrics = Metrics()
         self.draining = False
         self._drain_started = float("inf")
+        self._probed_at = -math.inf
         # TEI's truncate=true: a view on the same model that scores only the first window.
         self._truncating = reranker.with_options(long_documents="truncate", show_progress=False)
 
     @property
     def alive(self) -> bool:
-        """The reranker's worker runs."""
-        return self.reranker.health().alive
+        """The reranker's worker runs and its recent forward passes did not all fail."""
+        engine = self.reranker.engine
+        return engine.alive and engine.stats.failed_rounds_in_a_row < UNHEALTHY_AFTER_FAILURES
+
+    async def probe(self) -> None:
+        """After a failed forward pass, score one tiny pair (at most every
+        :data:`PROBE_INTERVAL_SECONDS`): its success makes the service ready again without
+        waiting for a user's request to succeed."""
+        health = self.reranker.health()
+        now = time.monotonic()
+        if not health.alive or health.last_forward_ok is not False:
+            return
+        if now - self._probed_at < PROBE_INTERVAL_SECONDS:
+            return
+        self._probed_at = now
+        engine = self.reranker.engine
+        try:  # straight to the engine: a cached score would prove nothing
+            await asyncio.wrap_future(
+                engine.submit(["probe"], ["a probe passage"], max_length=self.reranker.max_length)
+            )
+        except Exception as exc:
+            logger.warning("readiness probe failed: %s", type(exc).__name__)
 
     @property
     def ready(self) -> bool:
@@ -126,13 +177,17 @@ class RerankService:
                 f"{field}: {len(texts)} documents, the limit is {limit} per request",
                 field=field,
             )
-        if capacity is not None and len(texts) > capacity:
-            raise ServiceError(
-                413,
-                "too_many_documents",
-                f"{field}: {len(texts)} documents, the queue holds at most {capacity} pairs",
-                field=field,
-            )
+        check_documents(texts, field)  # texts the tokenizer cannot take: 422 naming the item
+        windows = estimated_windows(texts, self.reranker.max_length)
+        for most, what in ((self.max_request_windows, "per request"), (capacity, "in the queue")):
+            if most is not None and windows > most:
+                raise ServiceError(
+                    413,
+                    "too_much_text",
+                    f"{field}: about {windows} windows of text, the limit is {most} {what} "
+                    "(max_request_windows)",
+                    field=field,
+                )
         reranker = self._truncating if truncate else self.reranker
         try:
             results = await _unless_disconnected(
@@ -201,6 +256,8 @@ def create_app(
     max_documents: int = DEFAULT_MAX_DOCUMENTS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     cors_origins: Sequence[str] | None = None,
+    max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """Build the HTTP service around an in-process :class:`~rag_rerank.Reranker`.
 
@@ -213,6 +270,12 @@ def create_app(
         max_documents: Most documents in one request (413 above it).
         max_body_bytes: Largest request body in bytes (413 before parsing above it).
         cors_origins: Origins allowed to call the API from browsers; ``None`` disables CORS.
+        max_request_windows: Most text one request may send, in windows of the model's
+            length (one per ordinary document, one per ~2,000 characters of a long one; 413
+            above it, before any tokenizing).
+        allowed_hosts: ``Host`` header names served (any port), e.g. ``["localhost",
+            "127.0.0.1"]``; others get 400 (guards a key-less server against DNS rebinding).
+            ``None`` serves any host.
 
     Returns:
         The FastAPI app; its :class:`RerankService` is ``app.state.service``.
@@ -225,15 +288,26 @@ def create_app(
         raise InvalidInputError("reranker", f"must be a Reranker, got {type(reranker).__name__}")
     check_positive_int(max_documents, "max_documents")
     check_positive_int(max_body_bytes, "max_body_bytes")
+    check_positive_int(max_request_windows, "max_request_windows")
     if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
         raise InvalidInputError("api_key", "must be a non-empty string or None")
+    if allowed_hosts is not None and (
+        isinstance(allowed_hosts, str) or not all(isinstance(h, str) and h for h in allowed_hosts)
+    ):
+        raise InvalidInputError("allowed_hosts", "must be a list of host names or None")
     if cors_origins is not None and (
         isinstance(cors_origins, str) or not all(isinstance(o, str) for o in cors_origins)
     ):
         raise InvalidInputError("cors_origins", "must be a list of origin strings or None")
 
-    service = RerankService(reranker, max_documents=max_documents, max_body_bytes=max_body_bytes)
+    service = RerankService(
+        reranker,
+        max_documents=max_documents,
+        max_body_bytes=max_body_bytes,
+        max_request_windows=max_request_windows,
+    )
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+    security = page_headers(page)
     app = FastAPI(
         title="rag-rerank",
         version=__version__,
@@ -307,17 +381,23 @@ def create_app(
 
     @app.get("/health", response_model=StatusResponse, responses={503: {"model": ErrorResponse}})
     async def health() -> JSONResponse:
-        """200 while the engine's worker runs; 503 once it stopped or died."""
+        """200 while the engine's worker runs; 503 once it stopped or died, or when its last
+        few rounds of forward passes all failed."""
         if service.alive:
             return JSONResponse({"status": "ok"})
         return JSONResponse(
-            {"error": "the reranker worker is not running", "error_type": "unavailable"},
+            {
+                "error": "the reranker worker is not running or keeps failing",
+                "error_type": "unavailable",
+            },
             status_code=503,
         )
 
     @app.get("/ready", response_model=StatusResponse, responses={503: {"model": ErrorResponse}})
     async def ready() -> JSONResponse:
-        """200 when the model is loaded, its last forward pass succeeded and no shutdown began."""
+        """200 when the model is loaded, its last forward pass succeeded and no shutdown began.
+        After a failure it probes the model itself, so it recovers without user traffic."""
+        await service.probe()
         reason = service.not_ready_reason()
         if reason is None:
             return JSONResponse({"status": "ready"})
@@ -365,7 +445,7 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def console() -> HTMLResponse:
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers=security)
 
     # add_middleware wraps: the last one added runs first.
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
@@ -378,6 +458,8 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    if allowed_hosts is not None:
+        app.add_middleware(HostMiddleware, allowed_hosts=list(allowed_hosts))
     known = frozenset(getattr(route, "path", "") for route in app.routes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics, known_paths=known)
     return app

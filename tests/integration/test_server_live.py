@@ -203,7 +203,10 @@ def test_remote_reranker_retries_when_the_queue_is_full(url: str, http, rr: Rera
     expected = rr.score(QUERY, DOCS)
     occupier = _occupy(rr, CAPACITY, words=300)
     filler = rr.engine.submit(
-        ["fill"] * CAPACITY, ["x"] * CAPACITY, max_length=64, long_documents="truncate"
+        ["fill"] * CAPACITY,
+        [f"x{i}" for i in range(CAPACITY)],
+        max_length=64,
+        long_documents="truncate",
     )
     with (
         RemoteReranker(url, api_key=KEY, max_retries=0) as impatient,
