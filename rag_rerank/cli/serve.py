@@ -138,7 +138,8 @@ def add_serve(subparsers: Subparsers) -> None:
     add_model_options(
         parser,
         help_overrides={
-            "max_queue_pairs": "Pairs waiting before new requests get 429; "
+            "max_queue_pairs": "Pairs waiting before new requests get 429, a long document "
+            "counting once per window of text; "
             f"default {_QUEUE_PER_REQUEST} x --max-documents.",
             "show_progress": "Progress bars in the server's log; default off.",
         },

@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.types import Receive
 
 from .. import __version__
-from ..api import RerankResult, check_documents, check_positive_int
+from ..api import RerankResult, check_positive_int
 from ..core import Reranker
-from ..core.engine import estimated_windows
 from ..errors import InvalidInputError, NonFiniteScoreError
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError, install_error_handlers
+from .guards import DEFAULT_MAX_REQUEST_WINDOWS, ReadinessProbe, check_request_work
 from .metrics import CONTENT_TYPE, Metrics
 from .middleware import (
     ARRIVED_KEY,
@@ -55,13 +55,6 @@ logger = logging.getLogger("rag_rerank.server")
 
 DEFAULT_MAX_DOCUMENTS = 1000
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-DEFAULT_MAX_REQUEST_WINDOWS = 2048
-"""Most text one request may send, in windows (:func:`~rag_rerank.core.engine.estimated_windows`
-for 512-token windows: 1,000 documents of up to 4 KB, or about 4 MB in one document)."""
-UNHEALTHY_AFTER_FAILURES = 3
-"""``/health`` turns 503 after this many rounds of forward passes failed in a row."""
-PROBE_INTERVAL_SECONDS = 1.0
-"""After a failed forward pass, ``/ready`` probes the model at most this often."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
@@ -98,34 +91,14 @@ class RerankService:
         self.metrics = Metrics()
         self.draining = False
         self._drain_started = float("inf")
-        self._probed_at = -math.inf
+        self.probe = ReadinessProbe(reranker)  # awaited by /ready
         # TEI's truncate=true: a view on the same model that scores only the first window.
         self._truncating = reranker.with_options(long_documents="truncate", show_progress=False)
 
     @property
     def alive(self) -> bool:
         """The reranker's worker runs and its recent forward passes did not all fail."""
-        engine = self.reranker.engine
-        return engine.alive and engine.stats.failed_rounds_in_a_row < UNHEALTHY_AFTER_FAILURES
-
-    async def probe(self) -> None:
-        """After a failed forward pass, score one tiny pair (at most every
-        :data:`PROBE_INTERVAL_SECONDS`): its success makes the service ready again without
-        waiting for a user's request to succeed."""
-        health = self.reranker.health()
-        now = time.monotonic()
-        if not health.alive or health.last_forward_ok is not False:
-            return
-        if now - self._probed_at < PROBE_INTERVAL_SECONDS:
-            return
-        self._probed_at = now
-        engine = self.reranker.engine
-        try:  # straight to the engine: a cached score would prove nothing
-            await asyncio.wrap_future(
-                engine.submit(["probe"], ["a probe passage"], max_length=self.reranker.max_length)
-            )
-        except Exception as exc:
-            logger.warning("readiness probe failed: %s", type(exc).__name__)
+        return self.probe.healthy
 
     @property
     def ready(self) -> bool:
@@ -177,17 +150,13 @@ class RerankService:
                 f"{field}: {len(texts)} documents, the limit is {limit} per request",
                 field=field,
             )
-        check_documents(texts, field)  # texts the tokenizer cannot take: 422 naming the item
-        windows = estimated_windows(texts, self.reranker.max_length)
-        for most, what in ((self.max_request_windows, "per request"), (capacity, "in the queue")):
-            if most is not None and windows > most:
-                raise ServiceError(
-                    413,
-                    "too_much_text",
-                    f"{field}: about {windows} windows of text, the limit is {most} {what} "
-                    "(max_request_windows)",
-                    field=field,
-                )
+        check_request_work(
+            texts,
+            field,
+            max_length=self.reranker.max_length,
+            max_request_windows=self.max_request_windows,
+            max_queue_pairs=capacity,
+        )
         reranker = self._truncating if truncate else self.reranker
         try:
             results = await _unless_disconnected(

@@ -106,7 +106,7 @@ async def test_huge_one_document_requests_are_413_while_small_ones_are_served(
     for big in answers[:4]:
         assert big.status_code == 413
         assert big.json()["error_type"] == "too_much_text"
-        assert "the limit is 200 per request" in big.json()["error"]
+        assert "the limit is 200 (max_request_windows" in big.json()["error"]
     assert answers[4].status_code == 200
     assert rr.stats().queued_pairs == 0
 
