@@ -187,7 +187,7 @@ async def test_a_worker_killed_mid_round_answers_503_json(bert_dir: str) -> None
     reranker.engine.model.forward = dying_forward
     try:
         async with client_for(create_app(reranker)) as client:
-            docs = [long_text(1500, seed=i) for i in range(32)]
+            docs = [f"{i} {long_text(1500, seed=i)}" for i in range(32)]
             response = await client.post("/rerank", json={"query": "q", "texts": docs})
             assert response.status_code == 503
             assert response.json()["error_type"] == "unavailable"
@@ -310,7 +310,7 @@ def _serve(bert_dir: str, drain_timeout: int) -> tuple[subprocess.Popen, str]:
 
 
 def _send_endless_request(base: str) -> None:
-    docs = [long_text(3000, seed=i) for i in range(200)]  # minutes of work on a CPU
+    docs = [f"{i} {long_text(3000, seed=i)}" for i in range(200)]  # minutes of work on a CPU
 
     def send() -> None:
         with suppress(httpx.TransportError):

@@ -16,7 +16,8 @@ WORDS = "river bank money loan water stream fish boat interest account".split()
 
 
 def text(words: int, seed: int = 0) -> str:
-    return " ".join(WORDS[(i * 7 + seed) % len(WORDS)] for i in range(words))
+    """About ``words`` words; distinct for each seed (repeated pairs would be scored once)."""
+    return f"{seed} " + " ".join(WORDS[(i * 7 + seed) % len(WORDS)] for i in range(words))
 
 
 def wait_until(condition, message: str, timeout: float = 30.0) -> None:
@@ -45,8 +46,9 @@ def _occupy(rr: Reranker, docs: int = 64, words: int = 1500) -> concurrent.futur
 
 
 def test_one_long_document_counts_as_its_windows_in_the_queue(bert_dir: str) -> None:
-    with Reranker(bert_dir, show_progress=False, cache=None, max_queue_pairs=100) as rr:
+    with Reranker(bert_dir, show_progress=False, cache=None) as rr:
         occupier = _occupy(rr)
+        rr.engine.max_queue_pairs = 100  # bounded from now on
         huge = text(40_000)  # ~240 KB: one pair, but ~120 windows of work
         assert estimated_windows([huge], rr.max_length) > 100
         with pytest.raises(OverloadedError, match="limit 100"):
@@ -69,18 +71,17 @@ def test_cancelling_a_running_job_drops_its_remaining_batches(rr: Reranker) -> N
     assert rr.score("q", ["still serving"])  # and the engine goes on
 
 
-async def test_a_cancelled_task_leaves_the_queue_at_once(bert_dir: str) -> None:
+async def test_a_cancelled_task_leaves_the_queue_at_once(rr: Reranker) -> None:
     import asyncio
 
-    with Reranker(bert_dir, show_progress=False, cache=None, max_queue_pairs=50) as rr:
-        occupier = _occupy(rr)
-        task = asyncio.ensure_future(rr.ascore("q", [f"doc {i}" for i in range(40)]))
-        await asyncio.sleep(0.05)
-        assert rr.stats().queued_pairs == 40
-        task.cancel()
-        await asyncio.sleep(0.05)
-        assert rr.stats().queued_pairs == 0  # not at the worker's next round
-        occupier.cancel()
+    occupier = _occupy(rr)
+    task = asyncio.ensure_future(rr.ascore("q", [f"doc {i}" for i in range(40)]))
+    await asyncio.sleep(0.05)
+    assert rr.stats().queued_pairs == 40
+    task.cancel()
+    await asyncio.sleep(0.05)
+    assert rr.stats().queued_pairs == 0  # not at the worker's next round
+    occupier.cancel()
 
 
 # 4. A worker that dies mid-round resolves its callers.
