@@ -83,7 +83,7 @@ class Metrics:
             lines += self._scores.render()
         gauges = [
             ("rag_rerank_requests_in_flight", "HTTP requests being served.", in_flight),
-            ("rag_rerank_queue_pairs", "Pairs queued and not yet started.", stats.queued_pairs),
+            ("rag_rerank_queue_pairs", "Work queued, not yet started (windows).", stats.queued_pairs),
             ("rag_rerank_worker_alive", "1 while the engine worker runs.", int(health.alive)),
             ("rag_rerank_ready", "1 while /ready answers 200.", int(ready)),
             ("rag_rerank_batch_tokens_budget", "Tokens per batch.", stats.batch_tokens),

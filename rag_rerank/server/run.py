@@ -110,6 +110,10 @@ def guarded_protocol(timeouts: Timeouts) -> type[H11Protocol]:
                 timer.cancel()
             super().connection_lost(exc)
 
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._phase_state = None  # the next request's headers get a fresh header_timeout
+
         def data_received(self, data: bytes) -> None:
             self._body_bytes += len(data)
             super().data_received(data)
