@@ -16,6 +16,7 @@ __all__ = [
     "NonFiniteScoreError",
     "OverloadedError",
     "RerankError",
+    "ScoringError",
 ]
 
 
@@ -61,6 +62,11 @@ class OverloadedError(RerankError, RuntimeError):
 
 class EngineStoppedError(RerankError, RuntimeError):
     """The engine was closed, or its worker died; ``__cause__`` holds the worker's error."""
+
+
+class ScoringError(RerankError, RuntimeError):
+    """The model failed on a batch that held this request's pairs (the engine still runs);
+    ``__cause__`` holds the model's error."""
 
 
 class CalibrationError(RerankError, ValueError):

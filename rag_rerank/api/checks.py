@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 from ..errors import InvalidInputError, InvalidInputTypeError
@@ -16,6 +17,16 @@ __all__ = [
     "check_selection",
     "check_selection_field",
 ]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_encodable(text: str, field: str) -> None:
+    # A lone surrogate cannot be encoded as UTF-8, so the tokenizer would fail with an untyped
+    # TypeError. ASCII (most text) is known good without a scan.
+    if not text.isascii() and _SURROGATE.search(text) is not None:
+        raise InvalidInputError(field, "contains a lone surrogate (not valid Unicode text)")
 
 
 def check_positive_int(value: object, field: str, *, optional: bool = False) -> None:
@@ -33,12 +44,14 @@ def check_query(query: object, field: str = "query") -> str:
         raise InvalidInputError(field, f"must be a string, got {type(query).__name__}")
     if not query.strip():
         raise InvalidInputError(field, "must not be empty")
+    _check_encodable(query, field)
     return query
 
 
 def check_documents(documents: object, field: str = "documents") -> list[str]:
     """The documents as a new list of strings, or :class:`InvalidInputTypeError` naming the
-    field (``documents[3]`` for one bad item)."""
+    field (``documents[3]`` for one bad item); :class:`InvalidInputError` for a text that is not
+    valid Unicode (a lone surrogate)."""
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
         raise InvalidInputTypeError(
             field, f"must be a list of strings, got {type(documents).__name__}"
@@ -48,6 +61,7 @@ def check_documents(documents: object, field: str = "documents") -> list[str]:
             raise InvalidInputTypeError(
                 f"{field}[{i}]", f"must be a string, got {type(document).__name__}"
             )
+        _check_encodable(document, f"{field}[{i}]")
     return list(documents)
 
 
@@ -66,6 +80,7 @@ def check_pairs(pairs: object) -> tuple[list[str], list[str]]:
             raise InvalidInputTypeError(
                 f"pairs[{i}][1]", f"must be a string, got {type(document).__name__}"
             )
+        _check_encodable(document, f"pairs[{i}][1]")
         documents.append(document)
     return queries, documents
 

@@ -82,7 +82,9 @@ class RerankerOptions:
         None, "Tokens per forward pass; default per device (65536 on CUDA, 2048 on CPU)."
     )
     max_queue_pairs: int | None = _option(
-        None, "Refuse work (OverloadedError) while this many pairs wait; default unbounded."
+        None,
+        "Refuse work (OverloadedError) while this many pairs wait, a long document counting "
+        "once per ~2,000 characters (its windows); default unbounded.",
     )
     max_length: int = _option(
         512, "Tokens per (query, document) window, capped by the model.", view=True

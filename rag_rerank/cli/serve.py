@@ -31,6 +31,23 @@ API_KEY_ENV = "RAG_RERANK_API_KEY"
 _QUEUE_PER_REQUEST = 16
 """Default queue bound, in requests of ``--max-documents`` each."""
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""Host names served by default when bound to a loopback address (``--allowed-hosts``)."""
+
+
+def _positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _host_list(text: str) -> list[str] | None:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected host names separated by commas, or '*'")
+    return None if names == ["*"] else names
+
 
 def add_serve(subparsers: Subparsers) -> None:
     """Register ``serve``."""
@@ -49,8 +66,8 @@ def add_serve(subparsers: Subparsers) -> None:
         "--api-key",
         type=non_empty,
         default=os.environ.get(API_KEY_ENV) or None,
-        help=f"require 'Authorization: Bearer KEY' on every route but /health "
-        f"(default: ${API_KEY_ENV}; none)",
+        help=f"require 'Authorization: Bearer KEY' on every route but /health; prefer "
+        f"${API_KEY_ENV}, which other users cannot read in the process list (default: none)",
     )
     parser.add_argument(
         "--max-documents",
@@ -78,6 +95,46 @@ def add_serve(subparsers: Subparsers) -> None:
         help="on SIGTERM, seconds to let requests in flight finish (default: 30)",
     )
     parser.add_argument(
+        "--max-request-windows",
+        type=positive_int,
+        default=2048,
+        help="most text per request, in windows of --max-length tokens (about 2,000 characters "
+        "each; an ordinary document is one): 413 above it (default: 2048)",
+    )
+    parser.add_argument(
+        "--allowed-hosts",
+        type=_host_list,
+        default=(),
+        metavar="HOSTS",
+        help="comma-separated Host header names to serve, or '*' for any (default: "
+        "localhost,127.0.0.1,::1 when --host is a loopback address, else any)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds a client has to send a request's headers (default: 10)",
+    )
+    parser.add_argument(
+        "--body-min-rate",
+        type=_positive_float,
+        default=10_000.0,
+        help="slowest request body upload accepted, in bytes per second (default: 10000)",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout",
+        type=_positive_float,
+        default=5.0,
+        help="seconds an idle keep-alive connection stays open (default: 5)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=None,
+        help="open connections; past it new ones get 503 (default: below the process's "
+        "file-descriptor limit, at most 4096)",
+    )
+    parser.add_argument(
         "--log-level",
         type=str.lower,
         choices=("debug", "info", "warning", "error"),
@@ -87,7 +144,8 @@ def add_serve(subparsers: Subparsers) -> None:
     group = add_model_options(
         parser,
         help_overrides={
-            "max_queue_pairs": "Pairs waiting before new requests get 429 (per model); "
+            "max_queue_pairs": "Pairs waiting before new requests get 429 (per model), a long "
+            "document counting once per window of text; "
             f"default {_QUEUE_PER_REQUEST} x --max-documents.",
             "show_progress": "Progress bars in the server's log; default off.",
         },
@@ -147,7 +205,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         from ..server import create_app
         from ..server.models import ModelRouter, parse_split
-        from ..server.run import run_server
+        from ..server.run import Timeouts, run_server
     except ImportError as exc:
         error(str(exc))
         return 2
@@ -180,6 +238,15 @@ def serve(args: argparse.Namespace) -> int:
         log.warning(
             "listening on %s without --api-key: anyone who can reach it can use it", args.host
         )
+    allowed_hosts = args.allowed_hosts
+    if allowed_hosts == ():  # not given: loopback names on loopback, any host elsewhere
+        allowed_hosts = list(LOOPBACK_HOSTS) if args.host in LOOPBACK_HOSTS else None
+    timeouts = Timeouts(
+        header_timeout=args.header_timeout,
+        body_min_rate=args.body_min_rate,
+        keep_alive_timeout=args.keep_alive_timeout,
+        max_connections=args.max_connections,
+    )
     _check_memory(options, args.memory_limit)
     rerankers: dict[str, Reranker] = {}
     try:
@@ -195,10 +262,12 @@ def serve(args: argparse.Namespace) -> int:
             )
         app = create_app(
             rerankers,
-            api_key=args.api_key,
+            api_key=args.api_key and args.api_key.strip(),
             max_documents=args.max_documents,
             max_body_bytes=args.max_body_bytes,
             cors_origins=args.cors_origin,
+            max_request_windows=args.max_request_windows,
+            allowed_hosts=allowed_hosts,
             split=split,
             shadow=args.shadow,
             shadow_queue=args.shadow_queue,
@@ -210,9 +279,12 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             drain_timeout=args.drain_timeout,
             log_level=args.log_level.lower(),
+            timeouts=timeouts,
         )
     finally:
+        # Requests are over by now; work they left behind is dropped, not waited for.
         for reranker in rerankers.values():
+            reranker.engine.close(timeout=1.0)
             reranker.close()
 
 

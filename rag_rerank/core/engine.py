@@ -4,7 +4,13 @@ Callers (threads, asyncio tasks, the HTTP server) submit jobs and get a
 :class:`concurrent.futures.Future`. The worker takes every job that is queued, tokenizes them (it is
 the only thread that touches the fast tokenizer, so "Already borrowed" cannot happen), sorts all
 windows of all jobs by length, runs token-budget batches and resolves each job with its own logits.
-A job's scores never depend on which other jobs shared its batches, beyond floating-point noise.
+A job's scores never depend on which other jobs shared its batches, beyond floating-point noise
+(last-bit differences from other batch shapes); identical pairs within one job are scored once.
+
+Admission counts work, not items: a document costs one unit per window of text it may fill
+(:func:`estimated_windows`), so one huge document cannot pass as "one pair". A job whose future is
+cancelled while it runs has its remaining batches dropped; a dying worker resolves every job it
+holds with :class:`~rag_rerank.errors.EngineStoppedError`.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,12 +28,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..api import LongDocuments, RerankerStats
-from ..errors import EngineStoppedError, NonFiniteScoreError, OverloadedError
+from ..errors import EngineStoppedError, NonFiniteScoreError, OverloadedError, ScoringError
 from .batching import packed_batches, split_batch, token_budget_batches
 from .model import CrossEncoderModel
 from .windows import max_per_document, query_token_limit, truncate_at_token, window_overlap
 
-__all__ = ["MAX_PADDING", "Engine", "EngineStats"]
+__all__ = ["CHARS_PER_TOKEN", "MAX_PADDING", "Engine", "EngineStats", "estimated_windows"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +47,35 @@ pays a launch overhead per pass and keeps larger batches; on a CPU most models r
 (:attr:`CrossEncoderModel.packed`) and never pad, and the others pad at most 64 tokens a batch
 (measured: benchmarks/RESULTS.md)."""
 
+CHARS_PER_TOKEN = 4
+"""Characters per token assumed when admission estimates a document's windows before
+tokenizing it (English text averages about 4 with WordPiece and SentencePiece vocabularies)."""
+
 _MIN_BATCH_TOKENS = 512
 _STOP = object()
+
+
+def estimated_windows(documents: Sequence[str], max_length: int) -> int:
+    """The work ``documents`` cost at admission, in windows of ``max_length`` tokens: one per
+    document, plus one for each further ``max_length * CHARS_PER_TOKEN`` characters it holds.
+    Counted before tokenizing (cheap), so a 1 MB document counts as the ~500 windows it may fill
+    rather than as one pair."""
+    span = max(1, max_length * CHARS_PER_TOKEN)
+    return sum(1 + len(document) // span for document in documents)
+
+
+class _JobFuture(Future[np.ndarray]):
+    """A future whose :meth:`cancel` also reaches a job that already runs: the worker then drops
+    the job's remaining batches (``Future.cancel`` alone refuses once a job started)."""
+
+    abandoned = False
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        if not self.done():
+            self.abandoned = True
+        return False
 
 
 @dataclass(eq=False)
@@ -52,7 +85,10 @@ class _Job:
     max_length: int
     windows: bool
     show_progress: bool | None
-    future: Future[np.ndarray] = field(default_factory=Future)
+    cost: int = 0
+    inverse: np.ndarray | None = None  # caller's pair -> distinct pair, when pairs repeat
+    queued: bool = True  # its cost still counts against the queue
+    future: _JobFuture = field(default_factory=_JobFuture)
 
 
 @dataclass(eq=False)
@@ -76,6 +112,7 @@ class EngineStats:
     oom_splits: int = 0
     last_forward_ok: bool | None = None
     last_batch_at: float | None = None
+    failed_rounds_in_a_row: int = 0
 
 
 class Engine:
@@ -85,8 +122,9 @@ class Engine:
         model: The loaded cross-encoder.
         batch_tokens: Padded-token budget per forward pass. Lowered for good after a CUDA
             out-of-memory error.
-        max_queue_pairs: Refuse new work with :class:`OverloadedError` while this many pairs are
-            queued and not yet started. ``None`` means unbounded.
+        max_queue_pairs: Refuse new work with :class:`OverloadedError` while this much work is
+            queued and not yet started, counted in windows (:func:`estimated_windows`: one per
+            ordinary document). ``None`` means unbounded.
         max_padding: Padding tokens a padded batch may carry before it is better split (see
             :func:`~rag_rerank.batching.token_budget_batches`); ``None`` picks the device's
             default from :data:`MAX_PADDING`.
@@ -112,12 +150,14 @@ class Engine:
         self._lock = threading.Lock()
         self._closed = False
         self._error: BaseException | None = None
+        self._round: list[_Job] = []  # the jobs the worker holds now
         self._thread = threading.Thread(target=self._run, name="rag-rerank-engine", daemon=True)
         self._thread.start()
 
     @property
     def queued_pairs(self) -> int:
-        """Pairs submitted and not yet picked up by the worker."""
+        """Work submitted and not yet picked up by the worker, in windows
+        (:func:`estimated_windows`); cancelled jobs leave it at once."""
         return self._queued_pairs
 
     def snapshot(self) -> RerankerStats:
@@ -159,18 +199,36 @@ class Engine:
             OverloadedError: the queue already holds ``max_queue_pairs`` pairs.
             EngineStoppedError: the engine was closed or its worker died.
         """
+        distinct: dict[tuple[str, str], int] = {}
+        inverse = [
+            distinct.setdefault(pair, len(distinct))
+            for pair in zip(queries, documents, strict=True)
+        ]
         job = _Job(queries, documents, max_length, long_documents == "windows", show_progress)
+        if len(distinct) < len(inverse):  # score each repeated pair once: one forward, one score
+            job.queries = [query for query, _ in distinct]
+            job.documents = [document for _, document in distinct]
+            job.inverse = np.asarray(inverse, dtype=np.int64)
+        job.cost = estimated_windows(job.documents, max_length)
         with self._lock:
             if self._closed or self._error is not None:
                 raise EngineStoppedError("the reranker engine is not running") from self._error
             limit = self.max_queue_pairs
-            if limit is not None and self._queued_pairs + len(documents) > limit:
+            if limit is not None and self._queued_pairs + job.cost > limit:
                 raise OverloadedError(
-                    f"queue full: {self._queued_pairs} pairs waiting, limit {limit}; retry later"
+                    f"queue full: {self._queued_pairs} windows of work waiting, this request "
+                    f"{job.cost}, limit {limit}; retry later"
                 )
-            self._queued_pairs += len(documents)
+            self._queued_pairs += job.cost
+        job.future.add_done_callback(lambda _: self._dequeue(job))  # cancelled while queued
         self._queue.put(job)
         return job.future
+
+    def _dequeue(self, job: _Job) -> None:
+        with self._lock:
+            if job.queued:
+                job.queued = False
+                self._queued_pairs -= job.cost
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Stop accepting work, finish what is queued, and stop the worker."""
@@ -206,25 +264,33 @@ class Engine:
             logger.exception("rag-rerank engine worker died")
             with self._lock:
                 self._error = exc
-            self._fail_queued(exc)
+            self._fail_held(exc)
 
-    def _fail_queued(self, exc: BaseException) -> None:
+    def _fail_held(self, exc: BaseException) -> None:
+        """Resolve every job of the round in progress and of the queue: no caller may hang."""
+        held = list(self._round)
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return
+                break
             if isinstance(item, _Job) and item.future.set_running_or_notify_cancel():
+                held.append(item)
+        for job in held:
+            self._dequeue(job)
+            if not job.future.done():
                 error = EngineStoppedError("the reranker engine worker died")
                 error.__cause__ = exc
-                item.future.set_exception(error)
+                job.future.set_exception(error)
 
     def _process(self, jobs: list[_Job]) -> None:
-        with self._lock:
-            self._queued_pairs -= sum(len(job.documents) for job in jobs)
+        for job in jobs:
+            self._dequeue(job)
         live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        self._round = live
         windows = self._tokenize(live)
         if not windows.job_slices:
+            self._round = []
             return
         lengths = np.fromiter((len(ids) for ids in windows.input_ids), dtype=np.int64)
         logits = np.empty(len(lengths), dtype=np.float32)
@@ -236,11 +302,15 @@ class Engine:
             batches = packed_batches(lengths, self.batch_tokens)
         else:
             batches = token_budget_batches(lengths, self.batch_tokens, max_padding=self.max_padding)
+        owners = np.repeat(
+            np.arange(len(windows.job_slices)), [len(owner) for _, owner in windows.job_slices]
+        )
         try:
             with tqdm(total=len(lengths), unit="pair", desc="Reranking", disable=not show) as bar:
                 pending: list[tuple[np.ndarray, torch.Tensor]] = []
                 for batch in batches:
-                    self._score_batch(batch, windows, lengths, pending)
+                    if not self._abandoned(windows, owners[batch]):
+                        self._score_batch(batch, windows, lengths, pending)
                     bar.update(len(batch))
                 # Results stay on the device until every batch is queued: no sync per batch, so
                 # the host collates the next batch while the GPU runs this one.
@@ -248,15 +318,33 @@ class Engine:
                     logits[batch] = result.cpu().numpy()
         except Exception as exc:
             self.stats.last_forward_ok = False
+            self.stats.failed_rounds_in_a_row += 1
+            logger.error("the model failed on a batch: %s: %s", type(exc).__name__, exc)
             for job, _ in windows.job_slices:
-                job.future.set_exception(exc)
+                error = ScoringError(f"the model failed on a batch ({type(exc).__name__})")
+                error.__cause__ = exc
+                job.future.set_exception(error)
+            self._round = []
             return
         self.stats.last_forward_ok = True
+        self.stats.failed_rounds_in_a_row = 0
         offset = 0
         for job, owner in windows.job_slices:
             job_logits = logits[offset : offset + len(owner)]
             offset += len(owner)
+            if job.future.abandoned:
+                job.future.set_exception(CancelledError())
+                continue
             self._resolve(job, max_per_document(job_logits, owner, len(job.documents)))
+        self._round = []
+
+    @staticmethod
+    def _abandoned(windows: _Windows, owners: np.ndarray) -> bool:
+        """Every window of this batch belongs to a job whose caller cancelled it."""
+        slices = windows.job_slices
+        if not any(job.future.abandoned for job, _ in slices):
+            return False
+        return all(slices[i][0].future.abandoned for i in np.unique(owners).tolist())
 
     def _tokenize(self, jobs: list[_Job]) -> _Windows:
         tokenizer = self.model.tokenizer
@@ -326,6 +414,10 @@ class Engine:
         self.stats.last_batch_at = time.monotonic()
 
     def _resolve(self, job: _Job, logits: np.ndarray) -> None:
+        if job.inverse is not None:  # back to the caller's pairs, repeats sharing one score
+            logits = logits[job.inverse]
+            job.queries = [job.queries[i] for i in job.inverse.tolist()]
+            job.documents = [job.documents[i] for i in job.inverse.tolist()]
         bad = np.flatnonzero(~np.isfinite(logits))
         if len(bad):
             i = int(bad[0])

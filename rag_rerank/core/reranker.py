@@ -339,12 +339,13 @@ class Reranker(BaseReranker):
         texts = clean_documents(documents, self._options.clean)
         cache = self._cache
         if cache is None:
-            return self._submit(queries, texts).result()
+            return _wait(self._submit(queries, texts))
         self._check_running()
         lookup = _Lookup(queries, texts, self._max_length, self._options.long_documents)
         lookup.found(cache.get_many(lookup.keys))
         if lookup.missing:
-            lookup.scored(self._checked(self._submit(*lookup.to_score()).result, lookup))
+            future = self._submit(*lookup.to_score())
+            lookup.scored(self._checked(lambda: _wait(future), lookup))
         return lookup.finish(cache)
 
     async def _ascores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
@@ -427,6 +428,15 @@ class _Lookup:
             cache.put_many(self._new)
         cache.count(hits=hits, misses=len(self.keys) - hits)
         return self.logits
+
+
+def _wait(future: Future[np.ndarray]) -> np.ndarray:
+    """The future's logits; interrupted (Ctrl-C, a timeout), the engine drops the job's work."""
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        raise
 
 
 def _identity(model: CrossEncoderModel) -> str | None:

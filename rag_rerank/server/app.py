@@ -22,8 +22,16 @@ from ..api import RerankResult, check_positive_int, resolve_threshold
 from ..core import Reranker
 from ..errors import InvalidInputError, NonFiniteScoreError
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError, install_error_handlers
+from .guards import DEFAULT_MAX_REQUEST_WINDOWS, ReadinessProbe, check_request_work
 from .metrics import CONTENT_TYPE, Metrics
-from .middleware import ARRIVED_KEY, AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from .middleware import (
+    ARRIVED_KEY,
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    HostMiddleware,
+    MetricsMiddleware,
+    page_headers,
+)
 from .models import MODEL_HEADER, ModelRouter
 from .registry import ServiceRegistry
 from .schemas import (
@@ -41,7 +49,13 @@ from .schemas import (
 )
 from .shadow import DEFAULT_SHADOW_QUEUE, ShadowScorer
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_DOCUMENTS", "RerankService", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_DOCUMENTS",
+    "DEFAULT_MAX_REQUEST_WINDOWS",
+    "RerankService",
+    "create_app",
+]
 
 logger = logging.getLogger("rag_rerank.server")
 
@@ -52,11 +66,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         401: "Missing or wrong API key.",
+        400: "Host header not in the allowed hosts.",
         404: "The request names a model the server does not serve (the message lists them).",
-        413: "Body over the byte limit, or more documents than allowed.",
+        413: "Body over the byte limit, more documents or more windows of text than allowed.",
         422: "Bad JSON, empty query or document list, non-string items, unknown fields.",
         429: "Queue full; retry after Retry-After seconds.",
-        500: "The model returned a non-finite score for a document of this request.",
+        500: "The model failed on this request's batch or returned a non-finite score.",
         503: "The worker is not running, or the server is shutting down.",
     }.items()
 }
@@ -76,6 +91,7 @@ class RerankService:
         *,
         max_documents: int,
         max_body_bytes: int,
+        max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
         name: str | None = None,
         metrics: Metrics | None = None,
         shadow: ShadowScorer | None = None,
@@ -84,18 +100,20 @@ class RerankService:
         self.name = reranker.model_name if name is None else name
         self.max_documents = max_documents
         self.max_body_bytes = max_body_bytes
+        self.max_request_windows = max_request_windows
         self.metrics = Metrics() if metrics is None else metrics
         self.shadow = shadow
         self.draining = False
         self._drain_started = float("inf")
+        self.probe = ReadinessProbe(reranker)  # awaited by /ready
         # TEI's truncate=true: a view on the same model that scores only the first window.
         self._truncating = reranker.with_options(long_documents="truncate", show_progress=False)
         self._windows: dict[int, Reranker] = {}  # v2's max_tokens_per_doc, one view per size
 
     @property
     def alive(self) -> bool:
-        """The reranker's worker runs."""
-        return self.reranker.health().alive
+        """The reranker's worker runs and its recent forward passes did not all fail."""
+        return self.probe.healthy
 
     @property
     def ready(self) -> bool:
@@ -151,13 +169,13 @@ class RerankService:
                 f"{field}: {len(texts)} documents, the limit is {limit} per request",
                 field=field,
             )
-        if capacity is not None and len(texts) > capacity:
-            raise ServiceError(
-                413,
-                "too_many_documents",
-                f"{field}: {len(texts)} documents, the queue holds at most {capacity} pairs",
-                field=field,
-            )
+        check_request_work(
+            texts,
+            field,
+            max_length=self.reranker.max_length,
+            max_request_windows=self.max_request_windows,
+            max_queue_pairs=capacity,
+        )
         reranker = self._view(truncate)
         start = time.perf_counter()
         try:
@@ -248,6 +266,8 @@ def create_app(
     max_documents: int = DEFAULT_MAX_DOCUMENTS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     cors_origins: Sequence[str] | None = None,
+    max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
+    allowed_hosts: Sequence[str] | None = None,
     split: Mapping[str, float] | None = None,
     shadow: str | None = None,
     shadow_queue: int = DEFAULT_SHADOW_QUEUE,
@@ -264,6 +284,12 @@ def create_app(
         max_documents: Most documents in one request (413 above it).
         max_body_bytes: Largest request body in bytes (413 before parsing above it).
         cors_origins: Origins allowed to call the API from browsers; ``None`` disables CORS.
+        max_request_windows: Most text one request may send, in windows of the model's
+            length (one per ordinary document, one per ~2,000 characters of a long one; 413
+            above it, before any tokenizing).
+        allowed_hosts: ``Host`` header names served (any port), e.g. ``["localhost",
+            "127.0.0.1"]``; others get 400 (guards a key-less server against DNS rebinding).
+            ``None`` serves any host.
         split: Weights by model name for requests that name no model (``{"default": 90,
             "candidate": 10}``): sticky per ``X-Rerank-Key`` header, random without one.
         shadow: A model name: it also scores every request another model serves, off the
@@ -292,8 +318,13 @@ def create_app(
     check_positive_int(shadow_queue, "shadow_queue")
     check_positive_int(max_documents, "max_documents")
     check_positive_int(max_body_bytes, "max_body_bytes")
+    check_positive_int(max_request_windows, "max_request_windows")
     if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
         raise InvalidInputError("api_key", "must be a non-empty string or None")
+    if allowed_hosts is not None and (
+        isinstance(allowed_hosts, str) or not all(isinstance(h, str) and h for h in allowed_hosts)
+    ):
+        raise InvalidInputError("allowed_hosts", "must be a list of host names or None")
     if cors_origins is not None and (
         isinstance(cors_origins, str) or not all(isinstance(o, str) for o in cors_origins)
     ):
@@ -309,6 +340,7 @@ def create_app(
             served,
             max_documents=max_documents,
             max_body_bytes=max_body_bytes,
+            max_request_windows=max_request_windows,
             name=name,
             metrics=shared_metrics,
             shadow=None if name == shadow else scorer,
@@ -317,6 +349,7 @@ def create_app(
     }
     service = ServiceRegistry(services, router, shared_metrics, scorer)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+    security = page_headers(page)
     app = FastAPI(
         title="rag-rerank",
         version=__version__,
@@ -424,17 +457,23 @@ def create_app(
 
     @app.get("/health", response_model=StatusResponse, responses={503: {"model": ErrorResponse}})
     async def health() -> JSONResponse:
-        """200 while the engine's worker runs; 503 once it stopped or died."""
+        """200 while the engine's worker runs; 503 once it stopped or died, or when its last
+        few rounds of forward passes all failed."""
         if service.alive:
             return JSONResponse({"status": "ok"})
         return JSONResponse(
-            {"error": "the reranker worker is not running", "error_type": "unavailable"},
+            {
+                "error": "the reranker worker is not running or keeps failing",
+                "error_type": "unavailable",
+            },
             status_code=503,
         )
 
     @app.get("/ready", response_model=StatusResponse, responses={503: {"model": ErrorResponse}})
     async def ready() -> JSONResponse:
-        """200 when the model is loaded, its last forward pass succeeded and no shutdown began."""
+        """200 when the model is loaded, its last forward pass succeeded and no shutdown began.
+        After a failure it probes the model itself, so it recovers without user traffic."""
+        await service.probe()
         reason = service.not_ready_reason()
         if reason is None:
             return JSONResponse({"status": "ready"})
@@ -475,7 +514,7 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def console() -> HTMLResponse:
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers=security)
 
     # add_middleware wraps: the last one added runs first.
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
@@ -488,6 +527,8 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    if allowed_hosts is not None:
+        app.add_middleware(HostMiddleware, allowed_hosts=list(allowed_hosts))
     known = frozenset(getattr(route, "path", "") for route in app.routes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics, known_paths=known)
     return app

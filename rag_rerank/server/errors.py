@@ -1,13 +1,18 @@
 """Error responses: every failure is ``{"error", "error_type", "field"?}`` with its status code.
 
 =====  ====================================================================================
+400    the ``Host`` header is not one of the allowed hosts
 401    missing or wrong API key (every route but ``/health``)
-413    request body over ``max_body_bytes`` (refused before parsing) or too many documents
-422    bad JSON, empty query, empty document list, non-string items, unknown fields
+413    request body over ``max_body_bytes`` (refused before parsing), too many documents, or
+       more windows of text than ``max_request_windows``
+422    bad JSON (also undecodable or too deeply nested), empty query, empty document list,
+       non-string items, texts that are not valid Unicode, unknown fields
 429    the engine's queue is full (``Retry-After`` says when to come back)
 499    the client disconnected before its answer was ready (never seen by that client)
-500    the model returned NaN or infinity for a pair of this request
-503    the worker is not running, or the server is shutting down (``Retry-After``)
+500    the model failed on the request's batch or returned NaN or infinity for one of its pairs;
+       any other failure (``internal``): never plain text
+503    the worker is not running, the server is shutting down, or too many connections
+       (``Retry-After``)
 =====  ====================================================================================
 """
 
@@ -28,6 +33,7 @@ from ..errors import (
     InvalidInputTypeError,
     NonFiniteScoreError,
     OverloadedError,
+    ScoringError,
 )
 
 __all__ = ["RETRY_AFTER_SECONDS", "ClientDisconnected", "ServiceError", "error_response"]
@@ -95,6 +101,15 @@ def field_name(loc: Sequence[Any]) -> str:
     return name or "body"
 
 
+def _unparsable(cause: BaseException) -> str:
+    """Why a body could not be read as JSON, for the cases FastAPI answers with a bare 400."""
+    if isinstance(cause, UnicodeDecodeError):
+        return "body: not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "body: JSON nested too deeply"
+    return f"body: invalid JSON ({type(cause).__name__})"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map validation errors, the core's typed errors and HTTP errors to JSON error bodies."""
 
@@ -150,11 +165,22 @@ def install_error_handlers(app: FastAPI) -> None:
             500, "non_finite_score", message, field=f"documents[{exc.pair_index}]"
         )
 
+    @app.exception_handler(ScoringError)
+    async def _scoring(request: Request, exc: ScoringError) -> JSONResponse:
+        return error_response(500, "model_error", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unexpected %s answering %s", type(exc).__name__, request.url.path)
+        return error_response(500, "internal", "internal server error")
+
     @app.exception_handler(ClientDisconnected)
     async def _disconnected(request: Request, exc: ClientDisconnected) -> JSONResponse:
         return error_response(499, "client_closed_request", "the client disconnected")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:  # the body did not parse
+            return error_response(422, "validation", _unparsable(exc.__cause__), field="body")
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
         return error_response(exc.status_code, kind, str(exc.detail), headers=exc.headers)

@@ -113,7 +113,7 @@ def _model_label(model: str) -> str:
 def _engine_lines(engines: Mapping[str, EngineState]) -> list[str]:
     """Each engine's gauges and counters, keyed by its labels ("" for a single model)."""
     gauges = [
-        ("rag_rerank_queue_pairs", "Pairs queued and not yet started.", "queued_pairs"),
+        ("rag_rerank_queue_pairs", "Work queued, not yet started (windows).", "queued_pairs"),
         ("rag_rerank_batch_tokens_budget", "Tokens per batch.", "batch_tokens"),
         ("rag_rerank_queue_capacity_pairs", "Queue limit.", "max_queue_pairs"),
     ]

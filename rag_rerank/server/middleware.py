@@ -1,24 +1,35 @@
-"""Pure ASGI middleware: request metrics, API-key auth and the request-body limit.
+"""Pure ASGI middleware: request metrics, allowed hosts, API-key auth and the request-body limit.
 
-Order, outermost first: metrics (counts every answer, 401 and 413 included), CORS (only when
-asked for; preflights carry no key), auth (before any body is read), body limit (before parsing).
+Order, outermost first: metrics (counts every answer, 400, 401 and 413 included), allowed hosts
+(only when asked for), CORS (only when asked for; preflights carry no key), auth (before any body
+is read), body limit (before parsing).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import logging
+import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import Metrics
 
-__all__ = ["ARRIVED_KEY", "AuthMiddleware", "BodyLimitMiddleware", "MetricsMiddleware"]
+__all__ = [
+    "ARRIVED_KEY",
+    "AuthMiddleware",
+    "BodyLimitMiddleware",
+    "HostMiddleware",
+    "MetricsMiddleware",
+    "page_headers",
+]
 
 logger = logging.getLogger("rag_rerank.server")
 
@@ -109,7 +120,7 @@ class AuthMiddleware:
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
-        self._key = api_key.encode()
+        self._key = api_key.strip().encode()  # a pasted key's spaces could never match
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
@@ -210,3 +221,64 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+class HostMiddleware:
+    """Answers 400 unless the ``Host`` header names an allowed host (any port).
+
+    A browser page on another site can reach a server on localhost by rebinding its own DNS name
+    to 127.0.0.1; its requests then carry that name as ``Host``, which is refused here.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(_bare_host(h.encode()) for h in allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+                break
+        if _bare_host(host) in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        await _send_error(
+            send, 400, "invalid_host", "Host header not allowed (--allowed-hosts)", []
+        )
+
+
+def _bare_host(host: bytes) -> str:
+    """``b"LocalHost:8080"`` -> ``"localhost"``; ``b"[::1]:80"`` -> ``"::1"``."""
+    text = host.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    if text.count(":") == 1:
+        return text.partition(":")[0]
+    return text
+
+
+def page_headers(page: str) -> dict[str, str]:
+    """Security headers for the web page: a CSP that runs only the page's own inline scripts
+    (by hash) and lets it call only this server, and no framing or MIME sniffing."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(code.encode()).digest()).decode() + "'"
+        for code in re.findall(r"<script[^>]*>(.*?)</script>", page, flags=re.DOTALL)
+    )
+    script_src = hashes or "'none'"
+    policy = (
+        "default-src 'none'; "
+        f"script-src {script_src}; "
+        "style-src 'unsafe-inline'; "  # the result bars are sized with style attributes
+        "img-src data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }

@@ -74,6 +74,11 @@ class ServiceRegistry:
         """Every model's worker runs."""
         return all(s.alive for s in self.services.values())
 
+    async def probe(self) -> None:
+        """Let each model that failed probe itself (see :class:`~.guards.ReadinessProbe`)."""
+        for service in self.services.values():
+            await service.probe()
+
     @property
     def ready(self) -> bool:
         """Every model is ready."""

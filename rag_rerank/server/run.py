@@ -1,31 +1,154 @@
-"""Run the app under uvicorn with a draining shutdown.
+"""Run the app under uvicorn with connection timeouts and a draining shutdown.
 
 On SIGTERM (or the first Ctrl-C): ``/ready`` turns 503 at once and new rerank requests get 503
 with ``Retry-After`` (a load balancer moves them elsewhere); requests in flight finish, waiting
-at most ``drain_timeout`` seconds; then uvicorn shuts down and the process exits 0. A second
-signal stops waiting.
+at most ``drain_timeout`` seconds in all; then the process exits 0. A second signal exits at once.
+
+Connections are guarded (:class:`Timeouts`): request headers must arrive within
+``header_timeout`` seconds, a body at ``body_min_rate`` bytes per second at least, an idle
+keep-alive connection closes after ``keep_alive_timeout``, and past ``max_connections`` open
+connections a new one gets an immediate JSON 503 and is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import resource
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
+import h11
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..errors import InvalidInputError
+from .errors import RETRY_AFTER_SECONDS
 from .registry import ServiceRegistry
 
-__all__ = ["DrainingServer", "run_server"]
+__all__ = ["DrainingServer", "Timeouts", "default_max_connections", "run_server"]
 
 logger = logging.getLogger("rag_rerank.server")
 
+_CHECK_EVERY = 0.5  # seconds between a connection's timeout checks
+
+
+def default_max_connections() -> int:
+    """Open connections allowed: the file-descriptor limit less room for the model's files and
+    logs (at least 16, at most 4,096)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return max(16, min(4096, soft - 128))
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Limits on what one connection may hold (seconds, bytes per second, connections).
+
+    Attributes:
+        header_timeout: Seconds from a connection's opening (or its previous response) until
+            the request's headers are complete. Default 10.
+        body_min_rate: Slowest body upload accepted, in bytes per second, after the first
+            ``header_timeout`` seconds of the body. Default 10,000.
+        keep_alive_timeout: Seconds an idle keep-alive connection stays open. Default 5.
+        max_connections: Open connections; past it a new one gets 503. ``None``: below the
+            file-descriptor limit (:func:`default_max_connections`).
+    """
+
+    header_timeout: float = 10.0
+    body_min_rate: float = 10_000.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("header_timeout", "body_min_rate", "keep_alive_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise InvalidInputError(name, f"must be a positive number, got {value!r}")
+        most = self.max_connections
+        if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1):
+            raise InvalidInputError("max_connections", f"must be a positive integer, got {most!r}")
+
+
+_BUSY = json.dumps(
+    {"error": "too many connections; retry later", "error_type": "unavailable"}
+).encode()
+_BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    + f"retry-after: {RETRY_AFTER_SECONDS}\r\ncontent-length: {len(_BUSY)}\r\n".encode()
+    + b"connection: close\r\n\r\n"
+    + _BUSY
+)
+
+
+def guarded_protocol(timeouts: Timeouts) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with :class:`Timeouts` enforced per connection."""
+    max_connections = timeouts.max_connections or default_max_connections()
+
+    class GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                transport.write(_BUSY_RESPONSE)  # fast and cheap: no headers read, no app
+                transport.close()
+                return
+            self._phase_start = time.monotonic()
+            self._phase_state: Any = None
+            self._body_bytes = 0
+            self._timer = self.loop.call_later(_CHECK_EVERY, self._check)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            timer = getattr(self, "_timer", None)
+            if timer is not None:
+                timer.cancel()
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._phase_state = None  # the next request's headers get a fresh header_timeout
+
+        def data_received(self, data: bytes) -> None:
+            self._body_bytes += len(data)
+            super().data_received(data)
+
+        def _check(self) -> None:
+            if self.transport.is_closing():
+                return
+            state = self.conn.their_state
+            now = time.monotonic()
+            if state is not self._phase_state:  # a new phase: headers, body, or waiting on us
+                self._phase_state, self._phase_start, self._body_bytes = state, now, 0
+            elapsed = now - self._phase_start
+            # IDLE: (part of) the request line and headers. An idle keep-alive connection is
+            # IDLE too, and uvicorn's own timer closes it sooner.
+            too_slow = state is h11.IDLE and elapsed > timeouts.header_timeout
+            if state is h11.SEND_BODY and not self.flow.read_paused:
+                grace = timeouts.header_timeout
+                too_slow = elapsed > grace and self._body_bytes < timeouts.body_min_rate * (
+                    elapsed - grace
+                )
+            if too_slow:
+                logger.info("closed a connection that sent its request too slowly")
+                if self.cycle is not None and not self.cycle.response_complete:
+                    self.cycle.disconnected = True
+                    self.cycle.message_event.set()
+                self.transport.close()
+                return
+            self._timer = self.loop.call_later(_CHECK_EVERY, self._check)
+
+    return GuardedH11Protocol
+
 
 class DrainingServer(uvicorn.Server):
-    """A uvicorn server whose first SIGTERM/SIGINT drains the service before shutting down."""
+    """A uvicorn server whose first SIGTERM/SIGINT drains the service before shutting down,
+    within one ``drain_timeout`` budget; a second signal exits at once."""
 
     def __init__(self, config: uvicorn.Config, service: ServiceRegistry, drain_timeout: float):
         super().__init__(config)
@@ -44,11 +167,10 @@ class DrainingServer(uvicorn.Server):
                 self.drain_timeout,
             )
             threading.Thread(target=self._drain, name="rag-rerank-drain", daemon=True).start()
-        elif self.should_exit:
-            self.force_exit = True
         else:
-            logger.info("second signal: shutting down without waiting")
+            logger.info("second signal: exiting without waiting")
             self.should_exit = True
+            self.force_exit = True
 
     def _drain(self) -> None:
         assert self._drain_started is not None
@@ -57,6 +179,9 @@ class DrainingServer(uvicorn.Server):
             time.sleep(0.02)
         if self.service.busy:
             logger.warning("drain timeout: shutting down with requests still in flight")
+            self.force_exit = True  # the budget is spent: no second wait for connections
+        # What is left of the budget bounds uvicorn's own wait for connections to close.
+        self.config.timeout_graceful_shutdown = max(0.1, deadline - time.monotonic())  # type: ignore[assignment]
         self.should_exit = True
 
 
@@ -67,8 +192,10 @@ def run_server(
     port: int = 8080,
     drain_timeout: float = 30.0,
     log_level: str = "info",
+    timeouts: Timeouts | None = None,
 ) -> int:
     """Serve ``app`` (from :func:`create_app`) until SIGTERM or Ctrl-C; return the exit code."""
+    timeouts = timeouts or Timeouts()
     config = uvicorn.Config(
         app,
         host=host,
@@ -76,6 +203,8 @@ def run_server(
         log_level=log_level,
         access_log=False,  # the app logs each request itself, with sizes and timings only
         timeout_graceful_shutdown=max(1, int(drain_timeout)),
+        timeout_keep_alive=timeouts.keep_alive_timeout,  # type: ignore[arg-type]
+        http=guarded_protocol(timeouts),
         lifespan="off",
     )
     server = DrainingServer(config, app.state.service, drain_timeout)

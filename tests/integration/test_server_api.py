@@ -396,7 +396,7 @@ async def test_burst_at_twice_the_queue_gets_fast_429s(bert_dir: str) -> None:
         # Keep the worker busy with a long job so the burst meets a full queue.
         occupier = reranker.engine.submit(
             ["occupy"] * capacity,
-            [long_text(600, seed=i) for i in range(capacity)],
+            [f"{i} {long_text(300, seed=i)}" for i in range(capacity)],  # one window each
             max_length=reranker.max_length,
             long_documents="windows",
         )

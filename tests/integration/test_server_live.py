@@ -70,7 +70,7 @@ def _occupy(reranker: Reranker, pairs: int, words: int = 600):
     """Give the worker a long job and wait until it runs (the queue is then empty again)."""
     future = reranker.engine.submit(
         ["occupy"] * pairs,
-        [long_text(words, seed=i) for i in range(pairs)],
+        [f"{i} {long_text(words, seed=i)}" for i in range(pairs)],  # distinct: none deduplicated
         max_length=reranker.max_length,
         long_documents="windows",
     )
@@ -203,14 +203,19 @@ def test_remote_reranker_retries_when_the_queue_is_full(url: str, http, rr: Rera
     expected = rr.score(QUERY, DOCS)
     occupier = _occupy(rr, CAPACITY, words=300)
     filler = rr.engine.submit(
-        ["fill"] * CAPACITY, ["x"] * CAPACITY, max_length=64, long_documents="truncate"
+        ["fill"] * CAPACITY,
+        [f"x{i}" for i in range(CAPACITY)],
+        max_length=64,
+        long_documents="truncate",
     )
     with (
         RemoteReranker(url, api_key=KEY, max_retries=0) as impatient,
         pytest.raises(OverloadedError),
     ):
         impatient.score(QUERY, DOCS)
-    with RemoteReranker(url, api_key=KEY, max_retries=50, backoff=0.02, max_backoff=0.1) as patient:
+    with RemoteReranker(
+        url, api_key=KEY, max_retries=300, backoff=0.02, max_backoff=0.1
+    ) as patient:
         assert patient.score(QUERY, DOCS) == pytest.approx(expected, abs=1e-6)
     occupier.result(timeout=60)
     filler.result(timeout=60)

@@ -79,7 +79,7 @@ def test_console_ranks_colours_and_highlights(url: str, rr: Reranker, browser) -
     page.on("request", lambda request: hosts.add(urlparse(request.url).hostname or ""))
     try:
         page.goto(f"{url}/")
-        page.wait_for_function("document.querySelector('#model').textContent.includes('cpu')")
+        sync_api.expect(page.locator("#model")).to_contain_text("cpu", timeout=30_000)
         page.fill("#query", QUERY)
         page.fill("#candidates", "\n".join(CANDIDATES[:3]) + "\n\n" + "\n".join(CANDIDATES[3:]))
         page.locator("#threshold").fill(f"{threshold:.2f}")
@@ -161,9 +161,8 @@ def test_console_shows_the_cleaned_text_on_request(bert_dir: str, browser) -> No
             page = context.new_page()
             try:
                 page.goto(f"{base_url}/")
-                page.wait_for_function(
-                    "document.querySelector('#model').textContent.includes('html')"
-                )
+                # The page's CSP forbids eval, so waits are locator assertions, not JS strings.
+                sync_api.expect(page.locator("#model")).to_contain_text("html", timeout=30_000)
                 assert page.locator("#cleaned-toggle").is_visible()
                 page.fill("#query", QUERY)
                 page.fill("#candidates", html)
@@ -171,8 +170,8 @@ def test_console_shows_the_cleaned_text_on_request(bert_dir: str, browser) -> No
                 page.wait_for_selector(".rr-card")
                 assert page.locator(".rr-text").inner_text() == html  # what was sent
                 page.check("#show-cleaned")
-                page.wait_for_function(
-                    "document.querySelector('.rr-text').textContent === 'A boat loan & a bank'"
+                sync_api.expect(page.locator(".rr-text")).to_have_text(
+                    "A boat loan & a bank", timeout=30_000
                 )
                 page.uncheck("#show-cleaned")
                 assert page.locator(".rr-text").inner_text() == html
@@ -187,7 +186,7 @@ def test_console_hides_the_toggle_without_cleaning(url: str, browser) -> None:
     page = context.new_page()
     try:
         page.goto(f"{url}/")
-        page.wait_for_function("document.querySelector('#model').textContent.includes('cpu')")
+        sync_api.expect(page.locator("#model")).to_contain_text("cpu", timeout=30_000)
         assert not page.locator("#cleaned-toggle").is_visible()
     finally:
         context.close()

@@ -164,5 +164,5 @@ def test_nan_logits_raise_and_name_the_pair(tmp_path, bert_dir):
 def test_a_full_queue_refuses_at_once(bert_dir):
     rr = Reranker(bert_dir, max_queue_pairs=4, cache=None)
     with pytest.raises(OverloadedError, match="queue full"):
-        rr.score("q", ["d"] * 5)
-    assert len(rr.score("q", ["d"] * 4)) == 4
+        rr.score("q", [f"d{i}" for i in range(5)])  # distinct: repeated pairs count once
+    assert len(rr.score("q", [f"d{i}" for i in range(4)])) == 4

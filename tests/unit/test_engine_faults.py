@@ -1,0 +1,160 @@
+"""The engine under faults and abuse: work-based admission, cancelling a running job, a worker
+that dies mid-round, model failures, texts the tokenizer cannot take, repeated pairs."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+import pytest
+
+from rag_rerank import EngineStoppedError, InvalidInputError, OverloadedError, Reranker
+from rag_rerank.core.engine import estimated_windows
+from rag_rerank.errors import ScoringError
+
+WORDS = "river bank money loan water stream fish boat interest account".split()
+
+
+def text(words: int, seed: int = 0) -> str:
+    """About ``words`` words; distinct for each seed (repeated pairs would be scored once)."""
+    return f"{seed} " + " ".join(WORDS[(i * 7 + seed) % len(WORDS)] for i in range(words))
+
+
+def wait_until(condition, message: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def rr(bert_dir: str):
+    reranker = Reranker(bert_dir, show_progress=False, cache=None)
+    yield reranker
+    reranker.close()
+
+
+def _occupy(rr: Reranker, docs: int = 64, words: int = 1500) -> concurrent.futures.Future:
+    future = rr.engine.submit(
+        ["occupy"] * docs, [text(words, seed=i) for i in range(docs)], max_length=rr.max_length
+    )
+    wait_until(future.running, "the worker did not start the long job")
+    return future
+
+
+# 2. Admission by work, not items; cancellation of running work.
+
+
+def test_one_long_document_counts_as_its_windows_in_the_queue(bert_dir: str) -> None:
+    with Reranker(bert_dir, show_progress=False, cache=None) as rr:
+        occupier = _occupy(rr)
+        rr.engine.max_queue_pairs = 100  # bounded from now on
+        huge = text(40_000)  # ~240 KB: one pair, but ~120 windows of work
+        assert estimated_windows([huge], rr.max_length) > 100
+        with pytest.raises(OverloadedError, match="limit 100"):
+            rr.engine.submit(["q"], [huge], max_length=rr.max_length)
+        small = rr.engine.submit(["q"], ["a short one"], max_length=rr.max_length)
+        assert rr.stats().queued_pairs == 1
+        occupier.cancel()
+        assert small.result(timeout=60).shape == (1,)
+
+
+def test_cancelling_a_running_job_drops_its_remaining_batches(rr: Reranker) -> None:
+    occupier = _occupy(rr, docs=200, words=1500)
+    before = rr.stats().windows
+    assert not occupier.cancel()  # already running: it cannot be unqueued, only abandoned
+    with pytest.raises(concurrent.futures.CancelledError):
+        occupier.result(timeout=60)
+    scored = rr.stats().windows - before
+    total = sum(estimated_windows([text(1500, seed=i)], rr.max_length) for i in range(200))
+    assert scored < total / 2  # the rest was dropped
+    assert rr.score("q", ["still serving"])  # and the engine goes on
+
+
+async def test_a_cancelled_task_leaves_the_queue_at_once(rr: Reranker) -> None:
+    import asyncio
+
+    occupier = _occupy(rr)
+    task = asyncio.ensure_future(rr.ascore("q", [f"doc {i}" for i in range(40)]))
+    await asyncio.sleep(0.05)
+    assert rr.stats().queued_pairs == 40
+    task.cancel()
+    await asyncio.sleep(0.05)
+    assert rr.stats().queued_pairs == 0  # not at the worker's next round
+    occupier.cancel()
+
+
+# 4. A worker that dies mid-round resolves its callers.
+
+
+def test_a_worker_killed_mid_round_resolves_every_caller(rr: Reranker) -> None:
+    model = rr.engine.model
+    forward = model.forward
+    calls = 0
+
+    def dying_forward(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise SystemExit("the model pulled the plug")
+        return forward(*args, **kwargs)
+
+    model.forward = dying_forward
+    in_round = rr.engine.submit(
+        ["q"] * 64, [text(1500, seed=i) for i in range(64)], max_length=rr.max_length
+    )
+    with pytest.raises(EngineStoppedError) as caught:
+        in_round.result(timeout=60)  # before the fix: never resolved
+    assert isinstance(caught.value.__cause__, SystemExit)
+    with pytest.raises(EngineStoppedError):
+        rr.score("q", ["after the death"])
+    assert not rr.health().alive
+
+
+def test_a_failing_forward_is_a_typed_error_and_the_engine_goes_on(rr: Reranker) -> None:
+    model = rr.engine.model
+    forward = model.forward
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("device lost")
+
+    model.forward = broken
+    with pytest.raises(ScoringError) as caught:
+        rr.score("q", ["a", "b"])
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert rr.health().reason == "the last forward pass failed"
+    model.forward = forward
+    assert len(rr.score("q", ["a", "b"])) == 2
+    assert rr.health().ready
+
+
+# 6. Texts the tokenizer cannot take are typed errors naming the item.
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda rr: rr.rerank("q", ["fine", "bad \ud800 text"]), "documents[1]"),
+        (lambda rr: rr.score("q \udfff", ["fine"]), "query"),
+        (lambda rr: rr.score_pairs([("q", "ok"), ("q", "\ud83d")]), "pairs[1][1]"),
+    ],
+)
+def test_lone_surrogates_are_invalid_input_naming_the_item(rr: Reranker, call, field) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        call(rr)
+    assert caught.value.field == field
+    assert rr.score("q", ["😀 emoji are fine"])
+
+
+# 7. Identical pairs in one call: one forward, one score, input order.
+
+
+def test_identical_documents_share_one_score_and_keep_input_order(rr: Reranker) -> None:
+    docs = [text(30, seed=1)] * 200 + [text(30, seed=2)] + [text(30, seed=1)] * 5
+    before = rr.stats().windows
+    results = rr.rerank("which bank?", docs)
+    assert rr.stats().windows - before == 2  # two distinct pairs scored
+    same = [r for r in results if r.document == docs[0]]
+    assert len({r.raw_score for r in same}) == 1
+    assert [r.index for r in same] == sorted(r.index for r in same)
+    assert len(results) == len(docs)
