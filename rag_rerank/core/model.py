@@ -1,7 +1,10 @@
-"""Load a Hugging Face cross-encoder and run its forward pass.
+"""Load a reranker and run its forward pass: the interface the engine drives.
 
-The model is any ``AutoModelForSequenceClassification`` with one or two labels. This module knows
-nothing about batching or queues: it turns lists of token ids into fp32 relevance logits.
+:func:`load_model` picks the kind: an LLM reranker (Qwen3-Reranker, bge-reranker-v2-gemma; see
+:mod:`rag_rerank.core.llm`) when the model is recognised as one, else a :class:`CrossEncoderModel`,
+any ``AutoModelForSequenceClassification`` with one or two labels. Both turn (query, document)
+pairs into token rows (:meth:`~PairModel.encode`), rows into tensors (``collate``) and tensors into
+fp32 relevance logits (``forward``); neither knows anything about batching or queues.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import itertools
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -32,12 +36,137 @@ from ..api.references import (
     unreachable_message,
 )
 from ..errors import InvalidInputError, ModelLoadError
+from .windows import query_token_limit, truncate_at_token, window_overlap
 
 __all__ = [
     "CrossEncoderModel",
+    "EncodedPairs",
+    "PairModel",
     "check_quantize",
+    "load_model",
     "quantize_int8",
+    "truncate_queries",
 ]
+
+DEFAULT_WINDOW = 512
+"""Tokens per window of a cross-encoder when ``max_length`` is not given."""
+
+
+@dataclass(eq=False)
+class EncodedPairs:
+    """One job's pairs as token rows (a long document gives several rows, its windows)."""
+
+    input_ids: list[list[int]]
+    extra: list[Any] | None
+    """Per-row data ``collate`` takes back beside the ids: segment ids (BERT), the length of the
+    prefix a row shares with the other rows of its query (LLM rerankers), or ``None``."""
+    owner: np.ndarray
+    """Index of the pair each row belongs to."""
+    lengths: np.ndarray
+    """Tokens each row costs a forward pass (what the engine's token budgets count)."""
+
+
+class PairModel(Protocol):
+    """What the engine and :class:`~rag_rerank.Reranker` need of a loaded model."""
+
+    name: str
+    model: PreTrainedModel
+    device: torch.device
+    dtype: torch.dtype
+    quantize: str | None
+    packed: bool
+    max_length: int
+    default_max_length: int
+    template: str | None
+
+    def encode(
+        self, queries: Sequence[str], documents: Sequence[str], *, max_length: int, windows: bool
+    ) -> EncodedPairs: ...
+
+    def collate(self, input_ids: Sequence[Sequence[int]], extra: Sequence[Any] | None) -> Any: ...
+
+    def forward(self, inputs: Any) -> torch.Tensor: ...
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    quantize: str | None = None,
+    prompt_format: str | None = None,
+    instruction: str | None = None,
+) -> PairModel:
+    """Load ``name_or_path`` as an LLM reranker when it is one (by ``prompt_format``, its config
+    or its id), else as a :class:`CrossEncoderModel`.
+
+    Raises:
+        InvalidInputError: ``prompt_format`` does not fit the model, ``instruction`` without an
+            LLM reranker, or a bad ``quantize``.
+        ModelLoadError: the model cannot be loaded (see :meth:`CrossEncoderModel.load`).
+    """
+    from .llm import LLMRerankerModel, recognise
+
+    check_model_reference(name_or_path)
+    common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    config = _load_config(name_or_path, common)
+    prompt = recognise(name_or_path, config, prompt_format)
+    if prompt is None:
+        if instruction is not None:
+            raise InvalidInputError(
+                "instruction",
+                f"is for LLM rerankers (prompt_format='qwen3' or 'bge-gemma'); {name_or_path!r} "
+                "is a cross-encoder without a prompt",
+            )
+        return CrossEncoderModel.load(
+            name_or_path,
+            device=device,
+            dtype=dtype,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            quantize=quantize,
+        )
+    if quantize is not None:
+        raise InvalidInputError("quantize", "int8 is for encoder cross-encoders, not LLM rerankers")
+    return LLMRerankerModel.load(
+        name_or_path, config, prompt, instruction, device=device, dtype=dtype, common=common
+    )
+
+
+def _load_config(name_or_path: str, common: dict[str, Any]) -> PretrainedConfig:
+    """The model's config; ``common`` gains ``local_files_only`` when the hub is unreachable."""
+    offline = None if looks_like_path(name_or_path) else hub_unreachable()
+    if offline:  # the local cache only: no retries against a hub that is not there
+        common["local_files_only"] = True
+    try:
+        with _quiet_hub():
+            return AutoConfig.from_pretrained(name_or_path, **common)
+    except Exception as exc:  # hub, network and file errors come in many classes
+        if offline:
+            raise ModelLoadError(unreachable_message(name_or_path, offline)) from None
+        raise ModelLoadError(_unreachable_message(name_or_path, exc)) from exc
+
+
+def load_tokenizer(name_or_path: str, common: dict[str, Any]) -> Any:
+    """The model's fast tokenizer.
+
+    Raises:
+        ModelLoadError: it cannot be loaded or is not a fast (Rust) tokenizer.
+    """
+    try:
+        with _quiet_hub():
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"could not load the tokenizer of {name_or_path!r}: {_first_line(exc)}"
+        ) from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(
+            f"{name_or_path!r} has no fast (Rust) tokenizer; rag-rerank needs tokenizer.json"
+        )
+    return tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +196,8 @@ class CrossEncoderModel:
         self.dtype: torch.dtype = model.dtype
         self.num_labels = int(model.config.num_labels or 1)
         self.max_length: int = _window_limit(model.config, tokenizer)
+        self.default_max_length = min(DEFAULT_WINDOW, self.max_length)
+        self.template: str | None = None  # no prompt: the tokenizer's own pair template
         self.uses_token_type_ids = "token_type_ids" in tokenizer.model_input_names
         pad_id = tokenizer.pad_token_id
         self.pad_token_id: int = 0 if pad_id is None else int(pad_id)
@@ -98,28 +229,9 @@ class CrossEncoderModel:
         check_quantize(quantize, device, dtype)
         check_model_reference(name_or_path)  # a missing folder never becomes a hub request
         common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
-        offline = None if looks_like_path(name_or_path) else hub_unreachable()
-        if offline:  # the local cache only: no retries against a hub that is not there
-            common["local_files_only"] = True
-        try:
-            with _quiet_hub():
-                config = AutoConfig.from_pretrained(name_or_path, **common)
-        except Exception as exc:  # hub, network and file errors come in many classes
-            if offline:
-                raise ModelLoadError(unreachable_message(name_or_path, offline)) from None
-            raise ModelLoadError(_unreachable_message(name_or_path, exc)) from exc
+        config = _load_config(name_or_path, common)
         _check_config(name_or_path, config)
-        try:
-            with _quiet_hub():
-                tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
-        except Exception as exc:
-            raise ModelLoadError(
-                f"could not load the tokenizer of {name_or_path!r}: {_first_line(exc)}"
-            ) from exc
-        if not getattr(tokenizer, "is_fast", False):
-            raise ModelLoadError(
-                f"{name_or_path!r} has no fast (Rust) tokenizer; rag-rerank needs tokenizer.json"
-            )
+        tokenizer = load_tokenizer(name_or_path, common)
         try:
             with _quiet_hub():
                 model = _load_weights(name_or_path, dtype, common)
@@ -133,6 +245,35 @@ class CrossEncoderModel:
         if quantize == "int8":
             quantize_int8(model)
         return cls(name_or_path, model, tokenizer, device, quantize)
+
+    def encode(
+        self, queries: Sequence[str], documents: Sequence[str], *, max_length: int, windows: bool
+    ) -> EncodedPairs:
+        """Token rows of the pairs through the tokenizer's pair template: queries cut to a
+        quarter of ``max_length``, documents truncated to fit, or with ``windows`` cut into
+        overlapping windows (the tokenizer's overflow with a stride). ``extra`` holds the
+        segment ids where the model takes them."""
+        tokenizer = self.tokenizer
+        cut = truncate_queries(tokenizer, queries, query_token_limit(max_length))
+        overlap = window_overlap(max_length, tokenizer.num_special_tokens_to_add(True))
+        encoded = tokenizer(
+            cut,
+            list(documents),
+            truncation="only_second",
+            max_length=max_length,
+            stride=overlap if windows else 0,
+            return_overflowing_tokens=windows,
+            return_attention_mask=False,
+            return_token_type_ids=self.uses_token_type_ids,
+        )
+        if windows:
+            owner = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
+        else:
+            owner = np.arange(len(documents), dtype=np.int64)
+        ids = encoded["input_ids"]
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+        types = encoded["token_type_ids"] if self.uses_token_type_ids else None
+        return EncodedPairs(ids, types, owner, lengths)
 
     def collate(
         self, input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]] | None
@@ -328,6 +469,12 @@ def _load_weights(name_or_path: str, dtype: torch.dtype, common: dict[str, Any])
 
 def _check_config(name: str, config: PretrainedConfig) -> None:
     architectures = getattr(config, "architectures", None) or []
+    if any(a.endswith("ForCausalLM") for a in architectures):
+        raise ModelLoadError(
+            f"{name!r} is a {architectures[0]} without a known reranker prompt; for an LLM "
+            "reranker say which template it was trained with: prompt_format='qwen3' "
+            "(Qwen3-Reranker) or 'bge-gemma' (bge-reranker-v2-gemma)"
+        )
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise ModelLoadError(
             f"{name!r} is a {architectures[0]}, not a sequence-classification cross-encoder; "
@@ -383,3 +530,20 @@ def _quiet_hub() -> Iterator[None]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300].rstrip(".")
+
+
+def truncate_queries(tokenizer: Any, queries: Sequence[str], limit: int) -> list[str]:
+    """Cut queries longer than ``limit`` tokens at a token boundary (each distinct query once)."""
+    distinct = list(dict.fromkeys(queries))
+    encoded = tokenizer(
+        distinct,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    cut = {
+        query: truncate_at_token(query, offsets, limit)
+        for query, offsets in zip(distinct, encoded["offset_mapping"], strict=True)
+    }
+    return [cut[query] for query in queries]
