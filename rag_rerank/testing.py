@@ -288,7 +288,12 @@ def _save_llm(model: Any, tokenizer: Any, path: str | Path, prompt_format: str |
 
 
 def build_qwen3(
-    path: str | Path, seed: int = 0, *, prompt_format: str | None = "qwen3", seq_cls: bool = False
+    path: str | Path,
+    seed: int = 0,
+    *,
+    prompt_format: str | None = "qwen3",
+    seq_cls: bool = False,
+    **config: Any,
 ) -> Path:
     """Write a tiny Qwen3 causal LM in Qwen3-Reranker's shape and template to ``path``.
 
@@ -296,7 +301,8 @@ def build_qwen3(
     the chat tokens (``<|im_start|>``, ``<|im_end|>``, ``<think>``) are single tokens, as in
     Qwen's. Args: ``seed`` for the weights; ``prompt_format`` written to config.json (``None``:
     the folder must be recognised by name or told); ``seq_cls``: save the one-label
-    ``Qwen3ForSequenceClassification`` conversion instead (score row = yes row - no row).
+    ``Qwen3ForSequenceClassification`` conversion instead (score row = yes row - no row);
+    ``**config``: Qwen3Config fields over the tiny ones (e.g. the 0.6B shape for benchmarks).
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -318,18 +324,20 @@ def build_qwen3(
         pad_token="<|endoftext|>",
         model_max_length=32768,
     )
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        head_dim=16,
-        num_key_value_heads=1,
-        max_position_embeddings=32768,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+    fields = {
         **TINY,
+        "vocab_size": len(tokenizer),
+        "head_dim": 16,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 32768,
+        "tie_word_embeddings": True,
+        **config,
+    }
+    qwen3 = Qwen3Config(
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **fields
     )
     torch.manual_seed(seed)
-    model: Any = Qwen3ForCausalLM(config)
+    model: Any = Qwen3ForCausalLM(qwen3)
     if seq_cls:
         model = _seq_cls_conversion(model, tokenizer)
     return _save_llm(model, tokenizer, path, prompt_format)

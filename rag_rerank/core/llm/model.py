@@ -65,6 +65,7 @@ class _Part:
     input_ids: torch.Tensor  # [rows, longest own part], right-padded
     attention_mask: torch.Tensor  # [rows, shared + longest own part]
     last: torch.Tensor  # index of each row's last real token in input_ids
+    tokens: int  # real tokens run: the prefix once, each row's own tokens
 
 
 class LLMRerankerModel:
@@ -94,6 +95,7 @@ class LLMRerankerModel:
         self.device = device
         self.dtype: torch.dtype = model.dtype
         self.share_prefix = True
+        self.tokens_run = 0  # real tokens through the decoder, shared prefixes once (a counter)
         config = model.config
         self.max_length = int(getattr(config, "max_position_embeddings", prompt.card_max_length))
         self.default_max_length = min(prompt.card_max_length, self.max_length)
@@ -203,6 +205,7 @@ class LLMRerankerModel:
             input_ids=torch.from_numpy(ids).to(device),
             attention_mask=torch.from_numpy(mask).to(device),
             last=torch.from_numpy(last).to(device),
+            tokens=len(prefix) + sum(len(seq) for seq in own),
         )
 
     @torch.inference_mode()
@@ -217,6 +220,7 @@ class LLMRerankerModel:
 
     def _last_hidden(self, part: _Part) -> torch.Tensor:
         rows = len(part.rows)
+        self.tokens_run += part.tokens
         if part.prefix is None:
             hidden = self.base(
                 input_ids=part.input_ids, attention_mask=part.attention_mask, use_cache=False
