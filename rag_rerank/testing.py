@@ -273,7 +273,6 @@ def build_xlmr(path: str | Path, seed: int = 0) -> Path:
     return _save(model, tokenizer, path)
 
 
-
 def _llm_corpus() -> list[str]:
     from .core.llm import FORMATS
 
@@ -361,7 +360,9 @@ def _seq_cls_conversion(causal: Any, tokenizer: Any) -> Any:
     return model
 
 
-def build_gemma(path: str | Path, seed: int = 0, *, prompt_format: str | None = "bge-gemma") -> Path:
+def build_gemma(
+    path: str | Path, seed: int = 0, *, prompt_format: str | None = "bge-gemma"
+) -> Path:
     """Write a tiny Gemma causal LM in bge-reranker-v2-gemma's shape and template to ``path``.
 
     Gemma (the architecture of bge-reranker-v2-gemma, a gemma-2b fine-tune) with a Metaspace BPE

@@ -77,7 +77,7 @@ def bge_gemma_reference(
         # The card's tokenizer.prepare_for_model(first, second, truncation="only_second",
         # max_length=max_length, add_special_tokens=False), which transformers 5 no longer has:
         # the second sequence loses its tail until both fit.
-        first = [tokenizer.bos_token_id] + query_ids
+        first = [tokenizer.bos_token_id, *query_ids]
         second = (sep + passage_ids)[: max(0, max_length - len(first))]
         input_ids = first + second + sep + prompt_ids
         items.append({"input_ids": input_ids, "attention_mask": [1] * len(input_ids)})

@@ -132,7 +132,7 @@ class RerankerOptions:
         "(results still carry the original documents).",
         view=True,
     )
-    prompt_format: PromptFormatName | None = _option(
+    prompt_format: PromptFormatName | None = _option(  # noqa: RUF009 (a dataclasses.field)
         None,
         "LLM reranker template: 'qwen3' (Qwen3-Reranker) or 'bge-gemma' "
         "(bge-reranker-v2-gemma); default recognised from the model id or its config.",

@@ -3,8 +3,8 @@
 Callers (threads, asyncio tasks, the HTTP server) submit jobs and get a
 :class:`concurrent.futures.Future`. The worker takes every job that is queued, has the model
 tokenize them (it is the only thread that touches the fast tokenizer, so "Already borrowed" cannot
-happen), sorts all
-windows of all jobs by length, runs token-budget batches and resolves each job with its own logits.
+happen), sorts all windows of all jobs by length, runs token-budget batches and resolves each job
+with its own logits.
 A job's scores never depend on which other jobs shared its batches, beyond floating-point noise.
 """
 
@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..api import LongDocuments, RerankerStats
 from ..errors import EngineStoppedError, NonFiniteScoreError, OverloadedError
 from .batching import packed_batches, split_batch, token_budget_batches
-from .model import PairModel
+from .loading import PairModel
 from .windows import max_per_document
 
 __all__ = ["MAX_PADDING", "Engine", "EngineStats"]
@@ -325,4 +325,3 @@ class Engine:
             return
         self.stats.pairs += len(logits)
         job.future.set_result(logits)
-

@@ -1,176 +1,46 @@
-"""Load a reranker and run its forward pass: the interface the engine drives.
+"""Load a Hugging Face cross-encoder and run its forward pass.
 
-:func:`load_model` picks the kind: an LLM reranker (Qwen3-Reranker, bge-reranker-v2-gemma; see
-:mod:`rag_rerank.core.llm`) when the model is recognised as one, else a :class:`CrossEncoderModel`,
-any ``AutoModelForSequenceClassification`` with one or two labels. Both turn (query, document)
-pairs into token rows (:meth:`~PairModel.encode`), rows into tensors (``collate``) and tensors into
-fp32 relevance logits (``forward``); neither knows anything about batching or queues.
+The model is any ``AutoModelForSequenceClassification`` with one or two labels. This module knows
+nothing about batching or queues: it turns (query, document) pairs into token rows and rows into
+fp32 relevance logits, through the interface the engine drives (:mod:`.loading`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PretrainedConfig,
-    PreTrainedModel,
-)
+from transformers import AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
-from ..api.references import (
-    check_model_reference,
-    hub_unreachable,
-    local_copy_hint,
-    looks_like_path,
-    unreachable_message,
-)
+from ..api.references import check_model_reference
 from ..errors import InvalidInputError, ModelLoadError
-from .windows import query_token_limit, truncate_at_token, window_overlap
+from .loading import (
+    EncodedPairs,
+    first_line,
+    load_config,
+    load_tokenizer,
+    quiet_hub,
+    truncate_queries,
+)
+from .windows import query_token_limit, window_overlap
 
 __all__ = [
+    "DEFAULT_WINDOW",
     "CrossEncoderModel",
-    "EncodedPairs",
-    "PairModel",
     "check_quantize",
-    "load_model",
     "quantize_int8",
-    "truncate_queries",
 ]
 
 DEFAULT_WINDOW = 512
 """Tokens per window of a cross-encoder when ``max_length`` is not given."""
 
-
-@dataclass(eq=False)
-class EncodedPairs:
-    """One job's pairs as token rows (a long document gives several rows, its windows)."""
-
-    input_ids: list[list[int]]
-    extra: list[Any] | None
-    """Per-row data ``collate`` takes back beside the ids: segment ids (BERT), the length of the
-    prefix a row shares with the other rows of its query (LLM rerankers), or ``None``."""
-    owner: np.ndarray
-    """Index of the pair each row belongs to."""
-    lengths: np.ndarray
-    """Tokens each row costs a forward pass (what the engine's token budgets count)."""
-
-
-class PairModel(Protocol):
-    """What the engine and :class:`~rag_rerank.Reranker` need of a loaded model."""
-
-    name: str
-    model: PreTrainedModel
-    device: torch.device
-    dtype: torch.dtype
-    quantize: str | None
-    packed: bool
-    max_length: int
-    default_max_length: int
-    template: str | None
-
-    def encode(
-        self, queries: Sequence[str], documents: Sequence[str], *, max_length: int, windows: bool
-    ) -> EncodedPairs: ...
-
-    def collate(self, input_ids: Sequence[Sequence[int]], extra: Sequence[Any] | None) -> Any: ...
-
-    def forward(self, inputs: Any) -> torch.Tensor: ...
-
-
-def load_model(
-    name_or_path: str,
-    *,
-    device: torch.device,
-    dtype: torch.dtype,
-    revision: str | None = None,
-    trust_remote_code: bool = False,
-    quantize: str | None = None,
-    prompt_format: str | None = None,
-    instruction: str | None = None,
-) -> PairModel:
-    """Load ``name_or_path`` as an LLM reranker when it is one (by ``prompt_format``, its config
-    or its id), else as a :class:`CrossEncoderModel`.
-
-    Raises:
-        InvalidInputError: ``prompt_format`` does not fit the model, ``instruction`` without an
-            LLM reranker, or a bad ``quantize``.
-        ModelLoadError: the model cannot be loaded (see :meth:`CrossEncoderModel.load`).
-    """
-    from .llm import LLMRerankerModel, recognise
-
-    check_model_reference(name_or_path)
-    common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
-    config = _load_config(name_or_path, common)
-    prompt = recognise(name_or_path, config, prompt_format)
-    if prompt is None:
-        if instruction is not None:
-            raise InvalidInputError(
-                "instruction",
-                f"is for LLM rerankers (prompt_format='qwen3' or 'bge-gemma'); {name_or_path!r} "
-                "is a cross-encoder without a prompt",
-            )
-        return CrossEncoderModel.load(
-            name_or_path,
-            device=device,
-            dtype=dtype,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            quantize=quantize,
-        )
-    if quantize is not None:
-        raise InvalidInputError("quantize", "int8 is for encoder cross-encoders, not LLM rerankers")
-    return LLMRerankerModel.load(
-        name_or_path, config, prompt, instruction, device=device, dtype=dtype, common=common
-    )
-
-
-def _load_config(name_or_path: str, common: dict[str, Any]) -> PretrainedConfig:
-    """The model's config; ``common`` gains ``local_files_only`` when the hub is unreachable."""
-    offline = None if looks_like_path(name_or_path) else hub_unreachable()
-    if offline:  # the local cache only: no retries against a hub that is not there
-        common["local_files_only"] = True
-    try:
-        with _quiet_hub():
-            return AutoConfig.from_pretrained(name_or_path, **common)
-    except Exception as exc:  # hub, network and file errors come in many classes
-        if offline:
-            raise ModelLoadError(unreachable_message(name_or_path, offline)) from None
-        raise ModelLoadError(_unreachable_message(name_or_path, exc)) from exc
-
-
-def load_tokenizer(name_or_path: str, common: dict[str, Any]) -> Any:
-    """The model's fast tokenizer.
-
-    Raises:
-        ModelLoadError: it cannot be loaded or is not a fast (Rust) tokenizer.
-    """
-    try:
-        with _quiet_hub():
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
-    except Exception as exc:
-        raise ModelLoadError(
-            f"could not load the tokenizer of {name_or_path!r}: {_first_line(exc)}"
-        ) from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError(
-            f"{name_or_path!r} has no fast (Rust) tokenizer; rag-rerank needs tokenizer.json"
-        )
-    return tokenizer
-
 logger = logging.getLogger(__name__)
 
-# Models whose position ids start at padding_idx + 1, so the window is that much shorter.
 _OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "xmod"}
 
 
@@ -229,15 +99,15 @@ class CrossEncoderModel:
         check_quantize(quantize, device, dtype)
         check_model_reference(name_or_path)  # a missing folder never becomes a hub request
         common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
-        config = _load_config(name_or_path, common)
+        config = load_config(name_or_path, common)
         _check_config(name_or_path, config)
         tokenizer = load_tokenizer(name_or_path, common)
         try:
-            with _quiet_hub():
+            with quiet_hub():
                 model = _load_weights(name_or_path, dtype, common)
         except Exception as exc:
             raise ModelLoadError(
-                f"could not load the weights of {name_or_path!r}: {_first_line(exc)} "
+                f"could not load the weights of {name_or_path!r}: {first_line(exc)} "
                 "(rag-rerank reads safetensors weights only)"
             ) from exc
         model.to(device)  # type: ignore[arg-type]  # transformers' stubs miss torch.device
@@ -497,53 +367,3 @@ def _window_limit(config: PretrainedConfig, tokenizer: Any) -> int:
     if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 1_000_000:
         limit = min(limit, tokenizer_limit)
     return limit
-
-
-def _unreachable_message(name: str, exc: Exception) -> str:
-    if Path(name).expanduser().exists():
-        return f"could not read the model folder {name!r}: {_first_line(exc)}"
-    return f"could not load the model {name!r}: {_first_line(exc)}. {local_copy_hint(name)}"
-
-
-@contextlib.contextmanager
-def _quiet_hub() -> Iterator[None]:
-    """Unless the ``transformers`` logger is at INFO or below (``--verbose``), no "Loading
-    weights" progress bars and no hub retry warnings while a model loads."""
-    from transformers.utils import logging as hf_logging
-
-    if hf_logging.get_verbosity() <= logging.INFO:
-        yield
-        return
-    bars = hf_logging.is_progress_bar_enabled()
-    hub_logger = logging.getLogger("huggingface_hub")
-    level = hub_logger.level
-    hf_logging.disable_progress_bar()
-    hub_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        hub_logger.setLevel(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300].rstrip(".")
-
-
-def truncate_queries(tokenizer: Any, queries: Sequence[str], limit: int) -> list[str]:
-    """Cut queries longer than ``limit`` tokens at a token boundary (each distinct query once)."""
-    distinct = list(dict.fromkeys(queries))
-    encoded = tokenizer(
-        distinct,
-        add_special_tokens=False,
-        return_offsets_mapping=True,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )
-    cut = {
-        query: truncate_at_token(query, offsets, limit)
-        for query, offsets in zip(distinct, encoded["offset_mapping"], strict=True)
-    }
-    return [cut[query] for query in queries]

@@ -43,7 +43,7 @@ from .cache import ScoreCache, model_identity, open_cache, score_key
 from .cleaning import clean_documents
 from .device import resolve_device, resolve_dtype
 from .engine import Engine
-from .model import PairModel, load_model
+from .loading import PairModel, load_model
 
 __all__ = ["Reranker"]
 

@@ -160,7 +160,9 @@ def test_an_instruction_for_a_cross_encoder_is_refused(bert_dir):
 
 
 def test_a_window_too_small_for_the_prompt_says_so(qwen3_dir):
-    with Reranker(qwen3_dir, device="cpu", cache=None, max_length=32) as rr:
-        with pytest.raises(InvalidInputError, match="no room for the document") as info:
-            rr.score(QUERY, DOCS)
+    with (
+        Reranker(qwen3_dir, device="cpu", cache=None, max_length=32) as rr,
+        pytest.raises(InvalidInputError, match="no room for the document") as info,
+    ):
+        rr.score(QUERY, DOCS)
     assert info.value.field == "max_length"

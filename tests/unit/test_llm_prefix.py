@@ -42,10 +42,7 @@ def test_shared_prefix_equals_the_plain_path_for_several_queries(request, fixtur
 
 def test_jobs_queued_together_share_rounds_and_keep_their_scores(qwen3_dir):
     plain, shared = _plain_and_shared(qwen3_dir)
-    futures = [
-        shared.engine.submit([q] * len(DOCS), DOCS, max_length=512)
-        for q in QUERIES * 2
-    ]
+    futures = [shared.engine.submit([q] * len(DOCS), DOCS, max_length=512) for q in QUERIES * 2]
     expected = [plain.engine.submit([q] * len(DOCS), DOCS, max_length=512) for q in QUERIES * 2]
     for have, want in zip(futures, expected, strict=True):
         assert have.result() == pytest.approx(want.result(), abs=1e-4)

@@ -99,7 +99,7 @@ class LLMRerankerModel:
         config = model.config
         self.max_length = int(getattr(config, "max_position_embeddings", prompt.card_max_length))
         self.default_max_length = min(prompt.card_max_length, self.max_length)
-        self.template = f"{prompt.name}\0{instruction}"
+        self.template: str | None = f"{prompt.name}\0{instruction}"
         pad = tokenizer.pad_token_id
         self.pad_token_id = int(0 if pad is None else pad)
         self.base: Any = model.base_model
@@ -132,7 +132,7 @@ class LLMRerankerModel:
             ModelLoadError: the weights cannot be read, or do not fit the GPU's free memory
                 (the message gives the size needed).
         """
-        from ..model import _first_line, _quiet_hub, load_tokenizer
+        from ..loading import first_line, load_tokenizer, quiet_hub
 
         tokenizer = load_tokenizer(name_or_path, common)
         architectures = getattr(config, "architectures", None) or []
@@ -141,13 +141,13 @@ class LLMRerankerModel:
             auto = AutoModelForSequenceClassification
         check_fits(name_or_path, weight_bytes(auto, config, dtype), device)
         try:
-            with _quiet_hub():
+            with quiet_hub():
                 model = auto.from_pretrained(
                     name_or_path, dtype=dtype, use_safetensors=True, **common
                 )
         except Exception as exc:
             raise ModelLoadError(
-                f"could not load the weights of {name_or_path!r}: {_first_line(exc)} "
+                f"could not load the weights of {name_or_path!r}: {first_line(exc)} "
                 "(rag-rerank reads safetensors weights only)"
             ) from exc
         model.to(device)
@@ -159,7 +159,7 @@ class LLMRerankerModel:
     ) -> Any:
         """Template rows of the pairs (see :mod:`.templates`); ``extra`` holds each row's shared
         prefix length and ``lengths`` the tokens it runs itself."""
-        from ..model import EncodedPairs
+        from ..loading import EncodedPairs
 
         rows = self.prompt.rows(self.tokenizer, self.instruction, queries, documents, max_length)
         input_ids, owner = split_windows(rows, windows)

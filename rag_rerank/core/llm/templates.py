@@ -11,7 +11,6 @@ Torch-free: the tokenizer is any Hugging Face fast tokenizer.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,7 +65,8 @@ class PromptFormat:
             ids = [tokenizer.convert_tokens_to_ids(token) for token in self.read]
             if any(i is None or i == tokenizer.unk_token_id for i in ids):
                 raise InvalidInputError(
-                    "prompt_format", "'qwen3' reads the tokens 'yes' and 'no'; this tokenizer lacks them"
+                    "prompt_format",
+                    "'qwen3' reads the tokens 'yes' and 'no'; the tokenizer lacks them",
                 )
             return [int(i) for i in ids]
         # tokenizer("Yes", add_special_tokens=False)["input_ids"][0]
@@ -123,7 +123,7 @@ class Rows:
     room: int
 
 
-def _split_at(ids: list[int], offsets: Sequence[tuple[int, int]], start: int) -> int:
+def _split_at(offsets: Sequence[tuple[int, int]], start: int) -> int:
     """Tokens that begin before character ``start`` (a token across it stays in the head)."""
     return sum(1 for begin, _ in offsets if begin < start)
 
@@ -139,7 +139,7 @@ def _qwen3_rows(
     # truncated to max_length - prefix - suffix) + suffix tokens.
     prefix = tokenizer.encode(_QWEN3_SYSTEM, add_special_tokens=False)
     suffix = tokenizer.encode(_QWEN3_ASSISTANT, add_special_tokens=False)
-    from ..model import truncate_queries
+    from ..loading import truncate_queries
 
     cut = truncate_queries(tokenizer, queries, query_token_limit(max_length))
     texts = [
@@ -153,7 +153,7 @@ def _qwen3_rows(
     for ids, offsets, text, document in zip(
         encoded["input_ids"], encoded["offset_mapping"], texts, documents, strict=True
     ):
-        split = _split_at(ids, offsets, len(text) - len(document))
+        split = _split_at(offsets, len(text) - len(document))
         head = prefix + ids[:split]
         rows.append(Rows(head, ids[split:], suffix, max_length - len(head) - len(suffix)))
     return _checked(rows, max_length)
@@ -185,7 +185,7 @@ def _bge_gemma_rows(
     for query, ids, offsets, passage, document in zip(
         query_ids, encoded["input_ids"], encoded["offset_mapping"], passages, documents, strict=True
     ):
-        split = _split_at(ids, offsets, len(passage) - len(document))
+        split = _split_at(offsets, len(passage) - len(document))
         head = [tokenizer.bos_token_id, *query, *sep, *ids[:split]]
         rows.append(Rows(head, ids[split:], tail, max_length - len(head)))
     return _checked(rows, max_length)
@@ -232,8 +232,10 @@ def shared_prefixes(input_ids: Sequence[list[int]], groups: Sequence[object]) ->
         if len(rows) < 2:
             continue
         members = [input_ids[row] for row in rows]
-        common = len(os.path.commonprefix(members))
-        common = min(common, min(len(ids) for ids in members) - 1)
+        common = min(len(ids) for ids in members) - 1  # each row keeps its last token
+        first = members[0]
+        for ids in members[1:]:
+            common = next((i for i in range(common) if ids[i] != first[i]), common)
         for row in rows:
             shared[row] = common
     return shared
