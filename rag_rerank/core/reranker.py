@@ -65,13 +65,16 @@ class Reranker(BaseReranker):
 
     Args:
         model: Hugging Face hub id or local folder (``str`` or ``os.PathLike``) of a
-            sequence-classification cross-encoder, or a whole :class:`~rag_rerank.RerankerOptions`.
+            sequence-classification cross-encoder or an LLM reranker (Qwen3-Reranker,
+            bge-reranker-v2-gemma), or a whole :class:`~rag_rerank.RerankerOptions`.
         **options: Any field of :class:`~rag_rerank.RerankerOptions` (they override those of an
             options object): ``device``, ``dtype``, ``max_length`` (tokens per window, default
-            512), ``batch_tokens``, ``long_documents`` (``"windows"`` or ``"truncate"``),
-            ``show_progress``, ``revision``, ``trust_remote_code``, ``max_queue_pairs``,
+            512, or the model card's for an LLM reranker), ``batch_tokens``, ``long_documents``
+            (``"windows"`` or ``"truncate"``), ``show_progress``, ``revision``,
+            ``trust_remote_code``, ``max_queue_pairs``,
             ``quantize``, ``calibration`` (a file from ``rag-rerank calibrate``: ``score`` becomes
-            the calibrated probability). Each is documented there.
+            the calibrated probability), ``prompt_format`` and ``instruction`` (LLM rerankers).
+            Each is documented there.
 
     Raises:
         InvalidInputError: A bad option value (``field`` names it).
