@@ -159,9 +159,6 @@ def load_tokenizer(name_or_path: str, common: dict[str, Any]) -> Any:
     return tokenizer
 
 
-# Models whose position ids start at padding_idx + 1, so the window is that much shorter.
-
-
 def _unreachable_message(name: str, exc: Exception) -> str:
     if Path(name).expanduser().exists():
         return f"could not read the model folder {name!r}: {first_line(exc)}"

@@ -41,6 +41,7 @@ DEFAULT_WINDOW = 512
 
 logger = logging.getLogger(__name__)
 
+# Models whose position ids start at padding_idx + 1, so the window is that much shorter.
 _OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "xmod"}
 
 
