@@ -4,11 +4,13 @@ The forward pass runs the decoder (without its output head) and reads the last r
 each row; only the vocabulary rows the template reads (``yes``/``no``, or ``Yes``) are multiplied,
 not the whole vocabulary. Rows of one query share their leading tokens (system prompt,
 instruction, query): within a batch that prefix runs once and its key/value cache is reused by
-every row, which then runs only its own tokens (document and answer suffix).
+every row, which then runs only its own tokens (document and answer suffix). The last few
+prefixes' caches are kept, so the next batches of the same query (and repeated queries) skip it.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,7 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
+    DynamicCache,
     PretrainedConfig,
     PreTrainedModel,
 )
@@ -61,11 +64,12 @@ class _Part:
     """Rows of a batch that run together: with ``prefix``, after it, reusing its cache."""
 
     rows: torch.Tensor  # positions in the batch
+    key: tuple[int, ...]  # the shared prefix's token ids (empty: none)
     prefix: torch.Tensor | None  # [1, shared tokens]
     input_ids: torch.Tensor  # [rows, longest own part], right-padded
     attention_mask: torch.Tensor  # [rows, shared + longest own part]
     last: torch.Tensor  # index of each row's last real token in input_ids
-    tokens: int  # real tokens run: the prefix once, each row's own tokens
+    tokens: int  # each row's own real tokens
 
 
 class LLMRerankerModel:
@@ -96,6 +100,9 @@ class LLMRerankerModel:
         self.dtype: torch.dtype = model.dtype
         self.share_prefix = True
         self.tokens_run = 0  # real tokens through the decoder, shared prefixes once (a counter)
+        self.prefix_cache_size = 8
+        self._prefixes: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]]
+        self._prefixes = OrderedDict()  # the worker thread's alone: no lock
         config = model.config
         self.max_length = int(getattr(config, "max_position_embeddings", prompt.card_max_length))
         self.default_max_length = min(prompt.card_max_length, self.max_length)
@@ -201,11 +208,12 @@ class LLMRerankerModel:
         device = self.device
         return _Part(
             rows=torch.as_tensor(rows, device=device),
+            key=prefix,
             prefix=torch.as_tensor([prefix], device=device) if prefix else None,
             input_ids=torch.from_numpy(ids).to(device),
             attention_mask=torch.from_numpy(mask).to(device),
             last=torch.from_numpy(last).to(device),
-            tokens=len(prefix) + sum(len(seq) for seq in own),
+            tokens=sum(len(seq) for seq in own),
         )
 
     @torch.inference_mode()
@@ -226,8 +234,9 @@ class LLMRerankerModel:
                 input_ids=part.input_ids, attention_mask=part.attention_mask, use_cache=False
             ).last_hidden_state
         else:
-            cache = self.base(input_ids=part.prefix, use_cache=True).past_key_values
-            cache.batch_repeat_interleave(rows)
+            cache = DynamicCache(config=self.model.config)
+            for layer, (keys, values) in enumerate(self._prefix_cache(part.key, part.prefix)):
+                cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), layer)
             start = part.prefix.shape[1]
             positions = torch.arange(start, start + part.input_ids.shape[1], device=self.device)
             hidden = self.base(
@@ -238,6 +247,21 @@ class LLMRerankerModel:
                 use_cache=True,
             ).last_hidden_state
         return hidden[torch.arange(rows, device=self.device), part.last]
+
+    def _prefix_cache(
+        self, key: tuple[int, ...], prefix: torch.Tensor
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each layer's keys and values for ``prefix`` (one row): kept from an earlier batch, or
+        computed now; the last :attr:`prefix_cache_size` prefixes are kept."""
+        cached = self._prefixes.pop(key, None)
+        if cached is None:
+            self.tokens_run += len(key)
+            cache = self.base(input_ids=prefix, use_cache=True).past_key_values
+            cached = [(layer.keys, layer.values) for layer in cache.layers]
+        self._prefixes[key] = cached
+        while len(self._prefixes) > self.prefix_cache_size:
+            self._prefixes.popitem(last=False)
+        return cached
 
     def _score(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = hidden.float() @ self.head.T  # only the rows read: [rows, 1 or 2]
