@@ -248,6 +248,10 @@ class LLMRerankerModel:
             ).last_hidden_state
         return hidden[torch.arange(rows, device=self.device), part.last]
 
+    def clear_prefix_cache(self) -> None:
+        """Forget the kept prefix caches (the next batch of every query runs its prefix)."""
+        self._prefixes.clear()
+
     def _prefix_cache(
         self, key: tuple[int, ...], prefix: torch.Tensor
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
