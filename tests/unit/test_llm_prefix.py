@@ -72,3 +72,18 @@ def test_one_document_needs_no_prefix_and_async_scores_the_same(qwen3_dir):
         assert alone[0] == pytest.approx(together[1], abs=1e-5)
         results = asyncio.run(rr.arerank(QUERIES[0], DOCS, top_n=2, threshold=0.0))
         assert [r.score for r in results] == pytest.approx(sorted(together)[::-1][:2], abs=1e-5)
+
+
+def test_a_kept_prefix_is_reused_by_later_batches_and_repeated_queries(qwen3_dir):
+    with Reranker(qwen3_dir, device="cpu", cache=None, batch_tokens=300) as rr:
+        model = rr.engine.model
+        model.clear_prefix_cache()
+        before = model.tokens_run
+        first = rr.score(QUERIES[0], DOCS)
+        cold = model.tokens_run - before
+        again = rr.score(QUERIES[0], DOCS)  # the prefix's keys and values are kept
+        warm = model.tokens_run - before - cold
+        prefix = model.encode(QUERIES[:1] * 2, DOCS[:2], max_length=512, windows=True).extra[0]
+        assert rr.stats().batches > 2  # several batches, one prefix run
+        assert cold - warm == prefix
+        assert again == pytest.approx(first, abs=1e-6)
