@@ -166,3 +166,17 @@ def test_a_window_too_small_for_the_prompt_says_so(qwen3_dir):
     ):
         rr.score(QUERY, DOCS)
     assert info.value.field == "max_length"
+
+
+def test_the_score_cache_keeps_instructions_apart(qwen3_dir):
+    task = "Given a question about animals, find the passage that answers it"
+    pairs = _pairs()
+    with (
+        Reranker(qwen3_dir, device="cpu") as default,
+        Reranker(qwen3_dir, device="cpu", instruction=task) as instructed,
+    ):
+        assert default.cache is not None and instructed.cache is not None
+        default.score_pairs(pairs)  # fills the default instruction's entries
+        assert instructed.score_pairs(pairs) == pytest.approx(
+            qwen3_reference(qwen3_dir, pairs, instruction=task), abs=1e-4
+        )
