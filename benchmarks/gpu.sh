@@ -5,6 +5,8 @@
 #                                             # imports that such a machine lacks, into .whl/
 #   bash benchmarks/gpu.sh run [WORKLOAD...]  # there: install .whl/, run tests/gpu, then the
 #                                             # bge-reranker-v2-m3-shape benchmark (bf16)
+#   bash benchmarks/gpu.sh llm                # there: the LLM reranker benchmark, Qwen3-Reranker-
+#                                             # 0.6B shape, all 28 layers, bf16 (needs no .whl/)
 #
 # The device tool sends the working tree; name .whl in its `carry`. WORKLOAD is latency,
 # throughput or scaling (default: all three; one command may only run 10 minutes, so split them
@@ -41,8 +43,16 @@ run)
             --workload "$workload" --workdir /tmp/rr-bench 2>&1 | tee "$out/gpu-$workload.md"
     done
     ;;
+llm)
+    export PYTHONPATH="$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+    out="${OUT:-gpu-out}"
+    mkdir -p "$out"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+    python3 benchmarks/bench_llm.py --layers 28 --device cuda --repeats 10 \
+        --workdir /tmp/rr-bench-llm 2>&1 | tee "$out/gpu-llm.md"
+    ;;
 *)
-    sed -n '2,11p' "$0"
+    sed -n '2,13p' "$0"
     exit 2
     ;;
 esac

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_rerank.testing import build_all
+from rag_rerank.testing import build_all, build_gemma, build_qwen3
 
 # No test may reach a model hub: loading a hub id must fail fast and clearly.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,3 +33,15 @@ def xlmr_dir(tiny_models: dict[str, Path]) -> str:
 @pytest.fixture(scope="session")
 def bert2_dir(tiny_models: dict[str, Path]) -> str:
     return str(tiny_models["bert2"])
+
+
+@pytest.fixture(scope="session")
+def qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Qwen3-Reranker (its config names prompt_format "qwen3")."""
+    return str(build_qwen3(tmp_path_factory.mktemp("llm") / "qwen3"))
+
+
+@pytest.fixture(scope="session")
+def gemma_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random bge-reranker-v2-gemma (its config names prompt_format "bge-gemma")."""
+    return str(build_gemma(tmp_path_factory.mktemp("llm") / "gemma"))

@@ -16,8 +16,10 @@ __all__ = [
     "CLEAN_MODES",
     "DEFAULT_MODEL",
     "LONG_DOCUMENTS",
+    "PROMPT_FORMATS",
     "CleanMode",
     "LongDocuments",
+    "PromptFormatName",
     "RerankerOptions",
     "options_from",
     "split_options",
@@ -35,6 +37,11 @@ CleanMode = Literal["html"]
 CLEAN_MODES: tuple[CleanMode, ...] = ("html",)
 """How documents are cleaned before scoring: ``"html"`` drops tags, scripts, styles and comments
 and keeps the text (the caller still gets its original document back)."""
+
+PromptFormatName = Literal["qwen3", "bge-gemma"]
+PROMPT_FORMATS: tuple[PromptFormatName, ...] = ("qwen3", "bge-gemma")
+"""LLM reranker templates: ``"qwen3"`` (Qwen3-Reranker) and ``"bge-gemma"``
+(bge-reranker-v2-gemma)."""
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -86,8 +93,12 @@ class RerankerOptions:
         "Refuse work (OverloadedError) while this many pairs wait, a long document counting "
         "once per ~2,000 characters (its windows); default unbounded.",
     )
-    max_length: int = _option(
-        512, "Tokens per (query, document) window, capped by the model.", view=True
+    max_length: int | None = _option(
+        None,
+        "Tokens per (query, document) window, capped by the model; default 512 for "
+        "cross-encoders, the model card's for LLM rerankers (Qwen3-Reranker 8192, "
+        "bge-reranker-v2-gemma 1024).",
+        view=True,
     )
     long_documents: LongDocuments = _option(  # noqa: RUF009 (a dataclasses.field)
         "windows",
@@ -123,6 +134,16 @@ class RerankerOptions:
         "(results still carry the original documents).",
         view=True,
     )
+    prompt_format: PromptFormatName | None = _option(  # noqa: RUF009 (a dataclasses.field)
+        None,
+        "LLM reranker template: 'qwen3' (Qwen3-Reranker) or 'bge-gemma' "
+        "(bge-reranker-v2-gemma); default recognised from the model id or its config.",
+    )
+    instruction: str | None = _option(
+        None,
+        "Task instruction of an LLM reranker's prompt; default the model card's (Qwen3: web "
+        "search; bge-gemma: its Yes/No prompt).",
+    )
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once, at construction
@@ -151,8 +172,8 @@ class RerankerOptions:
             raise InvalidInputError("quantize", f"must be None or 'int8', got {self.quantize!r}")
         check_positive_int(self.batch_tokens, "batch_tokens", optional=True)
         check_positive_int(self.max_queue_pairs, "max_queue_pairs", optional=True)
-        check_positive_int(self.max_length, "max_length")
-        if self.max_length < 16:
+        check_positive_int(self.max_length, "max_length", optional=True)
+        if self.max_length is not None and self.max_length < 16:
             raise InvalidInputError(
                 "max_length", f"must be at least 16 tokens, got {self.max_length}"
             )
@@ -170,6 +191,17 @@ class RerankerOptions:
                 "calibration", f"must be a calibration file path or None, got {self.calibration!r}"
             )
         self._check_cache()
+        if self.prompt_format is not None and self.prompt_format not in PROMPT_FORMATS:
+            raise InvalidInputError(
+                "prompt_format",
+                f"must be None or one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}",
+            )
+        if self.instruction is not None and (
+            not isinstance(self.instruction, str) or not self.instruction.strip()
+        ):
+            raise InvalidInputError(
+                "instruction", f"must be a non-empty string or None, got {self.instruction!r}"
+            )
 
     def _check_cache(self) -> None:
         # A size given as ``cache`` is stored as cache="memory" with that cache_size: one

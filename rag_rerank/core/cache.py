@@ -87,7 +87,13 @@ def folder_digest(folder: str | os.PathLike[str]) -> str:
 
 
 def model_identity(
-    name: str, commit: str | None, *, dtype: str, quantize: str | None, device_type: str
+    name: str,
+    commit: str | None,
+    *,
+    dtype: str,
+    quantize: str | None,
+    device_type: str,
+    template: str | None = None,
 ) -> str | None:
     """What a cached logit is valid for: 24 hex digits, or ``None`` when the weights cannot be
     identified (then the model runs uncached).
@@ -99,6 +105,7 @@ def model_identity(
         dtype: Precision of the weights (``"float32"``, ``"bfloat16"``, ...): logits differ.
         quantize: ``"int8"`` or ``None``: logits differ.
         device_type: ``"cpu"``, ``"cuda"``, ...: kernels differ in the last bits.
+        template: An LLM reranker's prompt format and instruction: logits differ.
     """
     if Path(name).is_dir():
         weights = "folder:" + folder_digest(name)
@@ -107,6 +114,8 @@ def model_identity(
     else:
         return None
     text = f"{weights}\0{dtype}\0{quantize}\0{device_type}"
+    if template is not None:
+        text += f"\0{template}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

@@ -1,11 +1,12 @@
 """The micro-batching engine: one worker thread owns the tokenizer and the model.
 
 Callers (threads, asyncio tasks, the HTTP server) submit jobs and get a
-:class:`concurrent.futures.Future`. The worker takes every job that is queued, tokenizes them (it is
-the only thread that touches the fast tokenizer, so "Already borrowed" cannot happen), sorts all
-windows of all jobs by length, runs token-budget batches and resolves each job with its own logits.
-A job's scores never depend on which other jobs shared its batches, beyond floating-point noise
-(last-bit differences from other batch shapes); identical pairs within one job are scored once.
+:class:`concurrent.futures.Future`. The worker takes every job that is queued, has the model
+tokenize them (it is the only thread that touches the fast tokenizer, so "Already borrowed" cannot
+happen), sorts all windows of all jobs by length, runs token-budget batches and resolves each job
+with its own logits. A job's scores never depend on which other jobs shared its batches, beyond
+floating-point noise (last-bit differences from other batch shapes); identical pairs within one
+job are scored once.
 
 Admission counts work, not items: a document costs one unit per window of text it may fill
 (:func:`estimated_windows`), so one huge document cannot pass as "one pair". A job whose future is
@@ -22,6 +23,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,8 +32,8 @@ from tqdm.auto import tqdm
 from ..api import LongDocuments, RerankerStats
 from ..errors import EngineStoppedError, NonFiniteScoreError, OverloadedError, ScoringError
 from .batching import packed_batches, split_batch, token_budget_batches
-from .model import CrossEncoderModel
-from .windows import max_per_document, query_token_limit, truncate_at_token, window_overlap
+from .loading import PairModel
+from .windows import max_per_document
 
 __all__ = ["CHARS_PER_TOKEN", "MAX_PADDING", "Engine", "EngineStats", "estimated_windows"]
 
@@ -96,7 +98,8 @@ class _Windows:
     """Tokenized windows of all jobs in one round, flattened."""
 
     input_ids: list[list[int]]
-    token_type_ids: list[list[int]] | None
+    extra: list[Any] | None  # the model's per-row data beside the ids (segment ids, ...)
+    lengths: list[np.ndarray]  # tokens each window costs, per job
     job_slices: list[tuple[_Job, np.ndarray]]  # job, owner pair index of each of its windows
 
 
@@ -116,10 +119,10 @@ class EngineStats:
 
 
 class Engine:
-    """Runs a :class:`CrossEncoderModel` for many concurrent callers.
+    """Runs a loaded model (:class:`~rag_rerank.core.model.PairModel`) for many concurrent callers.
 
     Args:
-        model: The loaded cross-encoder.
+        model: The loaded model: a cross-encoder or an LLM reranker.
         batch_tokens: Padded-token budget per forward pass. Lowered for good after a CUDA
             out-of-memory error.
         max_queue_pairs: Refuse new work with :class:`OverloadedError` while this much work is
@@ -132,7 +135,7 @@ class Engine:
 
     def __init__(
         self,
-        model: CrossEncoderModel,
+        model: PairModel,
         *,
         batch_tokens: int,
         max_queue_pairs: int | None = None,
@@ -292,7 +295,7 @@ class Engine:
         if not windows.job_slices:
             self._round = []
             return
-        lengths = np.fromiter((len(ids) for ids in windows.input_ids), dtype=np.int64)
+        lengths = np.concatenate(windows.lengths)
         logits = np.empty(len(lengths), dtype=np.float32)
         show = any(job.show_progress for job, _ in windows.job_slices) or (
             len(lengths) >= PROGRESS_MIN_WINDOWS
@@ -347,34 +350,21 @@ class Engine:
         return all(slices[i][0].future.abandoned for i in np.unique(owners).tolist())
 
     def _tokenize(self, jobs: list[_Job]) -> _Windows:
-        tokenizer = self.model.tokenizer
-        windows = _Windows([], [] if self.model.uses_token_type_ids else None, [])
+        windows = _Windows([], None, [], [])
         for job in jobs:
             try:
-                limit = query_token_limit(job.max_length)
-                queries = _truncate_queries(tokenizer, job.queries, limit)
-                overlap = window_overlap(job.max_length, tokenizer.num_special_tokens_to_add(True))
-                encoded = tokenizer(
-                    queries,
-                    list(job.documents),
-                    truncation="only_second",
-                    max_length=job.max_length,
-                    stride=overlap if job.windows else 0,
-                    return_overflowing_tokens=job.windows,
-                    return_attention_mask=False,
-                    return_token_type_ids=self.model.uses_token_type_ids,
+                encoded = self.model.encode(
+                    job.queries, job.documents, max_length=job.max_length, windows=job.windows
                 )
             except Exception as exc:
                 job.future.set_exception(exc)
                 continue
-            if job.windows:
-                owner = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
-            else:
-                owner = np.arange(len(job.documents), dtype=np.int64)
-            windows.input_ids.extend(encoded["input_ids"])
-            if windows.token_type_ids is not None:
-                windows.token_type_ids.extend(encoded["token_type_ids"])
-            windows.job_slices.append((job, owner))
+            if encoded.extra is not None:  # one model: every job has extra data, or none
+                windows.extra = windows.extra or []
+                windows.extra.extend(encoded.extra)
+            windows.input_ids.extend(encoded.input_ids)
+            windows.lengths.append(encoded.lengths)
+            windows.job_slices.append((job, encoded.owner))
         return windows
 
     def _score_batch(
@@ -386,8 +376,8 @@ class Engine:
     ) -> None:
         ids = [windows.input_ids[i] for i in batch]
         types = None
-        if windows.token_type_ids is not None:
-            types = [windows.token_type_ids[i] for i in batch]
+        if windows.extra is not None:
+            types = [windows.extra[i] for i in batch]
         if self.model.packed:
             padded = int(lengths[batch].sum())
         else:
@@ -427,20 +417,3 @@ class Engine:
             return
         self.stats.pairs += len(logits)
         job.future.set_result(logits)
-
-
-def _truncate_queries(tokenizer: object, queries: Sequence[str], limit: int) -> list[str]:
-    """Cut queries longer than ``limit`` tokens at a token boundary (each distinct query once)."""
-    distinct = list(dict.fromkeys(queries))
-    encoded = tokenizer(  # type: ignore[operator]
-        distinct,
-        add_special_tokens=False,
-        return_offsets_mapping=True,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )
-    cut = {
-        query: truncate_at_token(query, offsets, limit)
-        for query, offsets in zip(distinct, encoded["offset_mapping"], strict=True)
-    }
-    return [cut[query] for query in queries]

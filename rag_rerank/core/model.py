@@ -1,43 +1,43 @@
 """Load a Hugging Face cross-encoder and run its forward pass.
 
 The model is any ``AutoModelForSequenceClassification`` with one or two labels. This module knows
-nothing about batching or queues: it turns lists of token ids into fp32 relevance logits.
+nothing about batching or queues: it turns (query, document) pairs into token rows and rows into
+fp32 relevance logits, through the interface the engine drives (:mod:`.loading`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PretrainedConfig,
-    PreTrainedModel,
-)
+from transformers import AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
-from ..api.references import (
-    check_model_reference,
-    hub_unreachable,
-    local_copy_hint,
-    looks_like_path,
-    unreachable_message,
-)
+from ..api.references import check_model_reference
 from ..errors import InvalidInputError, ModelLoadError
+from .loading import (
+    EncodedPairs,
+    first_line,
+    load_config,
+    load_tokenizer,
+    quiet_hub,
+    truncate_queries,
+)
+from .windows import query_token_limit, window_overlap
 
 __all__ = [
+    "DEFAULT_WINDOW",
     "CrossEncoderModel",
     "check_quantize",
     "quantize_int8",
 ]
+
+DEFAULT_WINDOW = 512
+"""Tokens per window of a cross-encoder when ``max_length`` is not given."""
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class CrossEncoderModel:
         self.dtype: torch.dtype = model.dtype
         self.num_labels = int(model.config.num_labels or 1)
         self.max_length: int = _window_limit(model.config, tokenizer)
+        self.default_max_length = min(DEFAULT_WINDOW, self.max_length)
+        self.template: str | None = None  # no prompt: the tokenizer's own pair template
         self.uses_token_type_ids = "token_type_ids" in tokenizer.model_input_names
         pad_id = tokenizer.pad_token_id
         self.pad_token_id: int = 0 if pad_id is None else int(pad_id)
@@ -98,34 +100,15 @@ class CrossEncoderModel:
         check_quantize(quantize, device, dtype)
         check_model_reference(name_or_path)  # a missing folder never becomes a hub request
         common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
-        offline = None if looks_like_path(name_or_path) else hub_unreachable()
-        if offline:  # the local cache only: no retries against a hub that is not there
-            common["local_files_only"] = True
-        try:
-            with _quiet_hub():
-                config = AutoConfig.from_pretrained(name_or_path, **common)
-        except Exception as exc:  # hub, network and file errors come in many classes
-            if offline:
-                raise ModelLoadError(unreachable_message(name_or_path, offline)) from None
-            raise ModelLoadError(_unreachable_message(name_or_path, exc)) from exc
+        config = load_config(name_or_path, common)
         _check_config(name_or_path, config)
+        tokenizer = load_tokenizer(name_or_path, common)
         try:
-            with _quiet_hub():
-                tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
-        except Exception as exc:
-            raise ModelLoadError(
-                f"could not load the tokenizer of {name_or_path!r}: {_first_line(exc)}"
-            ) from exc
-        if not getattr(tokenizer, "is_fast", False):
-            raise ModelLoadError(
-                f"{name_or_path!r} has no fast (Rust) tokenizer; rag-rerank needs tokenizer.json"
-            )
-        try:
-            with _quiet_hub():
+            with quiet_hub():
                 model = _load_weights(name_or_path, dtype, common)
         except Exception as exc:
             raise ModelLoadError(
-                f"could not load the weights of {name_or_path!r}: {_first_line(exc)} "
+                f"could not load the weights of {name_or_path!r}: {first_line(exc)} "
                 "(rag-rerank reads safetensors weights only)"
             ) from exc
         model.to(device)  # type: ignore[arg-type]  # transformers' stubs miss torch.device
@@ -133,6 +116,35 @@ class CrossEncoderModel:
         if quantize == "int8":
             quantize_int8(model)
         return cls(name_or_path, model, tokenizer, device, quantize)
+
+    def encode(
+        self, queries: Sequence[str], documents: Sequence[str], *, max_length: int, windows: bool
+    ) -> EncodedPairs:
+        """Token rows of the pairs through the tokenizer's pair template: queries cut to a
+        quarter of ``max_length``, documents truncated to fit, or with ``windows`` cut into
+        overlapping windows (the tokenizer's overflow with a stride). ``extra`` holds the
+        segment ids where the model takes them."""
+        tokenizer = self.tokenizer
+        cut = truncate_queries(tokenizer, queries, query_token_limit(max_length))
+        overlap = window_overlap(max_length, tokenizer.num_special_tokens_to_add(True))
+        encoded = tokenizer(
+            cut,
+            list(documents),
+            truncation="only_second",
+            max_length=max_length,
+            stride=overlap if windows else 0,
+            return_overflowing_tokens=windows,
+            return_attention_mask=False,
+            return_token_type_ids=self.uses_token_type_ids,
+        )
+        if windows:
+            owner = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
+        else:
+            owner = np.arange(len(documents), dtype=np.int64)
+        ids = encoded["input_ids"]
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+        types = encoded["token_type_ids"] if self.uses_token_type_ids else None
+        return EncodedPairs(ids, types, owner, lengths)
 
     def collate(
         self, input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]] | None
@@ -328,6 +340,12 @@ def _load_weights(name_or_path: str, dtype: torch.dtype, common: dict[str, Any])
 
 def _check_config(name: str, config: PretrainedConfig) -> None:
     architectures = getattr(config, "architectures", None) or []
+    if any(a.endswith("ForCausalLM") for a in architectures):
+        raise ModelLoadError(
+            f"{name!r} is a {architectures[0]} without a known reranker prompt; for an LLM "
+            "reranker say which template it was trained with: prompt_format='qwen3' "
+            "(Qwen3-Reranker) or 'bge-gemma' (bge-reranker-v2-gemma)"
+        )
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise ModelLoadError(
             f"{name!r} is a {architectures[0]}, not a sequence-classification cross-encoder; "
@@ -350,36 +368,3 @@ def _window_limit(config: PretrainedConfig, tokenizer: Any) -> int:
     if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 1_000_000:
         limit = min(limit, tokenizer_limit)
     return limit
-
-
-def _unreachable_message(name: str, exc: Exception) -> str:
-    if Path(name).expanduser().exists():
-        return f"could not read the model folder {name!r}: {_first_line(exc)}"
-    return f"could not load the model {name!r}: {_first_line(exc)}. {local_copy_hint(name)}"
-
-
-@contextlib.contextmanager
-def _quiet_hub() -> Iterator[None]:
-    """Unless the ``transformers`` logger is at INFO or below (``--verbose``), no "Loading
-    weights" progress bars and no hub retry warnings while a model loads."""
-    from transformers.utils import logging as hf_logging
-
-    if hf_logging.get_verbosity() <= logging.INFO:
-        yield
-        return
-    bars = hf_logging.is_progress_bar_enabled()
-    hub_logger = logging.getLogger("huggingface_hub")
-    level = hub_logger.level
-    hf_logging.disable_progress_bar()
-    hub_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        hub_logger.setLevel(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300].rstrip(".")

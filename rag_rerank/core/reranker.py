@@ -43,7 +43,7 @@ from .cache import ScoreCache, model_identity, open_cache, score_key
 from .cleaning import clean_documents
 from .device import resolve_device, resolve_dtype
 from .engine import Engine
-from .model import CrossEncoderModel
+from .loading import PairModel, load_model
 
 __all__ = ["Reranker"]
 
@@ -57,7 +57,7 @@ _shared_lock = threading.Lock()
 _shared_engines: dict[tuple[Any, ...], Engine] = {}
 _shared_rerankers: dict[tuple[Any, ...], Reranker] = {}
 _identity_lock = threading.Lock()  # not _shared_lock: shared() holds it while it loads
-_identities: weakref.WeakKeyDictionary[CrossEncoderModel, str | None] = weakref.WeakKeyDictionary()
+_identities: weakref.WeakKeyDictionary[PairModel, str | None] = weakref.WeakKeyDictionary()
 
 
 class Reranker(BaseReranker):
@@ -65,13 +65,16 @@ class Reranker(BaseReranker):
 
     Args:
         model: Hugging Face hub id or local folder (``str`` or ``os.PathLike``) of a
-            sequence-classification cross-encoder, or a whole :class:`~rag_rerank.RerankerOptions`.
+            sequence-classification cross-encoder or an LLM reranker (Qwen3-Reranker,
+            bge-reranker-v2-gemma), or a whole :class:`~rag_rerank.RerankerOptions`.
         **options: Any field of :class:`~rag_rerank.RerankerOptions` (they override those of an
             options object): ``device``, ``dtype``, ``max_length`` (tokens per window, default
-            512), ``batch_tokens``, ``long_documents`` (``"windows"`` or ``"truncate"``),
-            ``show_progress``, ``revision``, ``trust_remote_code``, ``max_queue_pairs``,
+            512, or the model card's for an LLM reranker), ``batch_tokens``, ``long_documents``
+            (``"windows"`` or ``"truncate"``), ``show_progress``, ``revision``,
+            ``trust_remote_code``, ``max_queue_pairs``,
             ``quantize``, ``calibration`` (a file from ``rag-rerank calibrate``: ``score`` becomes
-            the calibrated probability). Each is documented there.
+            the calibrated probability), ``prompt_format`` and ``instruction`` (LLM rerankers).
+            Each is documented there.
 
     Raises:
         InvalidInputError: A bad option value (``field`` names it).
@@ -94,13 +97,15 @@ class Reranker(BaseReranker):
     ) -> None:
         resolved = _resolve(_options(model, options))
         device = torch.device(str(resolved.device))
-        loaded = CrossEncoderModel.load(
+        loaded = load_model(
             resolved.model,
             device=device,
             dtype=resolve_dtype(device, resolved.dtype),
             revision=resolved.revision,
             trust_remote_code=resolved.trust_remote_code,
             quantize=resolved.quantize,
+            prompt_format=resolved.prompt_format,
+            instruction=resolved.instruction,
         )
         batch_tokens = resolved.batch_tokens or _DEFAULT_BATCH_TOKENS.get(device.type, 2048)
         engine = Engine(loaded, batch_tokens=batch_tokens, max_queue_pairs=resolved.max_queue_pairs)
@@ -109,7 +114,8 @@ class Reranker(BaseReranker):
     def _attach(self, engine: Engine, options: RerankerOptions) -> None:
         self._engine = engine
         self._options = options
-        self._max_length = min(options.max_length, engine.model.max_length)
+        requested = options.max_length or engine.model.default_max_length
+        self._max_length = min(requested, engine.model.max_length)
         self._calibration = _load_calibration(options, engine.model.name, self._max_length)
         self._cache: ScoreCache | None = None
         if options.cache is not None:
@@ -439,7 +445,7 @@ def _wait(future: Future[np.ndarray]) -> np.ndarray:
         raise
 
 
-def _identity(model: CrossEncoderModel) -> str | None:
+def _identity(model: PairModel) -> str | None:
     """The model's cache identity, computed once per loaded model."""
     with _identity_lock:
         if model not in _identities:
@@ -450,6 +456,7 @@ def _identity(model: CrossEncoderModel) -> str | None:
                 dtype=str(model.dtype).removeprefix("torch."),
                 quantize=model.quantize,
                 device_type=model.device.type,
+                template=model.template,
             )
             if _identities[model] is None:
                 logger.warning(

@@ -65,6 +65,8 @@ def _non_default_options(model: str) -> dict[str, object]:
         "cache_size": 10,
         "cache_ttl": 60,
         "clean": "html",
+        "prompt_format": "qwen3",
+        "instruction": "Find the passage that answers the question.",
     }
     # A new option must be added here, and so is checked to reach both frameworks.
     assert sorted(values) == sorted(RerankerOptions.names())
