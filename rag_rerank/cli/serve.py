@@ -93,6 +93,8 @@ def serve(args: argparse.Namespace) -> int:
     """Load the model, warm it up and serve until SIGTERM; returns the server's exit code."""
     import logging
 
+    from ..core.device import precision_note
+
     try:
         from ..server import create_app
         from ..server.run import run_server
@@ -130,7 +132,7 @@ def serve(args: argparse.Namespace) -> int:
             "serving %s on %s (%s) at http://%s:%d",
             reranker.model_name,
             reranker.device,
-            str(reranker.dtype).removeprefix("torch."),
+            precision_note(reranker.device, reranker.dtype),
             args.host,
             args.port,
         )

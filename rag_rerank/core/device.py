@@ -118,14 +118,16 @@ def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) 
 
 
 def precision_note(device: torch.device, dtype: torch.dtype) -> str:
-    """The precision a model runs in and, on a CPU, whether it has native bf16: for the model
-    line of the CLI, the server log and the benchmarks.
+    """The precision a model runs in and, on a CPU, whether the CPU multiplies bf16 natively: for
+    the model line of the CLI, the server's log and ``/info``, and the benchmarks.
 
-    Example: ``"bfloat16; CPU bf16: native (AMX)"``, ``"float32; CPU bf16: not native (no
-    AVX-512 BF16 or AMX)"``.
+    Example: ``"bfloat16; CPU bf16 native (AMX)"``, ``"float32; CPU bf16 not native"``.
     """
     name = str(dtype).removeprefix("torch.")
     if device.type != "cpu":
         return name
     check = cpu_bf16()
-    return f"{name}; CPU bf16: {'native' if check.native else 'not native'} ({check.source})"
+    if check.native:
+        return f"{name}; CPU bf16 native ({check.source})"
+    detail = f" ({check.source})" if check.source.startswith(CPU_BF16_ENV) else ""
+    return f"{name}; CPU bf16 not native{detail}"

@@ -172,6 +172,11 @@ class InfoResponse(BaseModel):
     model_type: str = "reranker"
     device: str
     model_dtype: str
+    precision: str = Field(
+        default="",
+        description="model_dtype and, on a CPU, whether it multiplies bf16 natively (which "
+        "decides what dtype=None picks there), e.g. 'float32; CPU bf16 not native'.",
+    )
     max_input_length: int
     max_batch_tokens: int
     max_client_batch_size: int
