@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,9 @@ class CrossEncoderModel:
         # Padding-free execution (see forward_packed): on the CPU, where padding is pure waste.
         self.position_offset = packed_position_offset(model)
         self.packed = device.type == "cpu" and self.position_offset is not None
-        self._packed_encoder = PackedEncoder(model) if self.packed else None
+        self.packed_encoder: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = (
+            PackedEncoder(model) if self.packed else None
+        )
 
     @classmethod
     def load(
@@ -192,9 +194,9 @@ class CrossEncoderModel:
 
     def forward_packed(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits of a :meth:`collate`-d packed batch (see :class:`~.packed.PackedEncoder`)."""
-        if self._packed_encoder is None:
-            self._packed_encoder = PackedEncoder(self.model)
-        return self._packed_encoder(inputs)
+        if self.packed_encoder is None:
+            self.packed_encoder = PackedEncoder(self.model)
+        return self.packed_encoder(inputs)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
