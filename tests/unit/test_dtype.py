@@ -136,3 +136,17 @@ def test_the_model_line_says_the_choice(bert_dir: str, monkeypatch: pytest.Monke
     monkeypatch.setenv(CPU_BF16_ENV, "0")
     rr = Reranker(bert_dir, device="cpu", cache=None)
     assert model_line(rr).endswith(f"on cpu (float32; CPU bf16 not native ({CPU_BF16_ENV}=0))")
+
+
+def test_info_says_the_choice(bert_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from rag_rerank.server import create_app
+
+    monkeypatch.setenv(CPU_BF16_ENV, "1")
+    rr = Reranker(bert_dir, device="cpu", cache=None)
+    with TestClient(create_app(rr)) as client:
+        info = client.get("/info").json()
+    assert info["model_dtype"] == "bfloat16"
+    assert info["precision"] == f"bfloat16; CPU bf16 native ({CPU_BF16_ENV}=1)"
