@@ -92,15 +92,20 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
-def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+def resolve_dtype(
+    device: torch.device, dtype: str | torch.dtype | None = None, *, quantize: str | None = None
+) -> torch.dtype:
     """Return the precision to run in.
 
     Auto (``None`` or ``"auto"``): bf16 on GPUs that support it (Ampere and newer), fp16 on older
     GPUs and MPS; on the CPU bf16 where it multiplies bf16 natively (:func:`cpu_bf16`), else
-    fp32. A string such as ``"bf16"``, ``"float16"`` or ``"fp32"`` or a ``torch.dtype`` picks one
-    explicitly. Logits, scores and ranking are fp32 in every precision.
+    fp32, and always fp32 with ``quantize`` (int8 layers take fp32 activations). A string such as
+    ``"bf16"``, ``"float16"`` or ``"fp32"`` or a ``torch.dtype`` picks one explicitly. Logits,
+    scores and ranking are fp32 in every precision.
     """
     if dtype is None or (isinstance(dtype, str) and dtype.strip().lower() == "auto"):
+        if quantize is not None and device.type == "cpu":
+            return torch.float32
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if device.type == "mps":

@@ -100,6 +100,15 @@ def test_explicit_dtype_wins_through_the_reranker(
     assert Reranker(bert_dir, device="cpu", dtype="bf16", cache=None).dtype == torch.bfloat16
 
 
+def test_auto_is_fp32_for_int8_even_with_native_bf16(
+    bert_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CPU_BF16_ENV, "1")
+    rr = Reranker(bert_dir, device="cpu", quantize="int8", cache=None)
+    assert rr.dtype == torch.float32
+    assert len(rr.rerank(QUERY, DOCS)) == len(DOCS)
+
+
 def test_auto_is_a_spelling_of_none() -> None:
     assert RerankerOptions(dtype="auto").dtype is None
     assert RerankerOptions(dtype="AUTO").dtype is None
