@@ -11,8 +11,10 @@ MiniLM-L6 shape (see benchmarks/harness/), one run with every row timed interlea
   that reference's top 6 (a drift larger than it can reorder the top 5);
 - scaling: pairs/s for 10 / 50 / 200 passages and 128 / 512 / 2048-token passages in fp32, bf16,
   int8;
-- with ``--before``: bf16 and fp32 with the padding-free forward as it was before this benchmark's
-  profiling (three Q/K/V matmuls, attention rows concatenated, a bf16 classifier), in the same run;
+- with ``--before``: fp32 and bf16 with the padding-free forward as it was before profiling (each
+  row's attention reshaped and concatenated, the classifier in the model's dtype), in the same
+  run; and the forward alone, before against after, in CPU seconds on one thread (steady on a
+  shared machine, where wall times are not);
 - with ``--profile``: torch.profiler's busiest operators of one fp32 and one bf16 forward.
 
 Examples:
@@ -27,6 +29,7 @@ import itertools
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -169,6 +172,8 @@ def main(args: argparse.Namespace) -> int:
         cells = [f"{n / statistics.median(sw_times[p.name]):.1f}" for p in scaling]
         print(f"| {label} | " + " | ".join(cells) + " |")
     print()
+    if args.before:
+        _before_after_cpu_seconds(folder, w, args.runs)
     if args.profile:
         _profile(folder, w, args.profile)
     for p in peers:
@@ -185,8 +190,8 @@ def _forward_before(reranker: Any) -> str:
 
 
 class _ForwardBefore:
-    """The padding-free forward before profiling: Q, K and V as three matmuls, each row's
-    attention output reshaped and concatenated, the pooler and classifier in the model's dtype."""
+    """The padding-free forward before profiling: each row's attention output reshaped and
+    concatenated, the pooler and classifier in the model's dtype."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -229,28 +234,67 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(x.shape[0], heads, -1).transpose(0, 1)[None]
 
 
+def _packed_inputs(rr: Any, w: Workload) -> list[dict[str, torch.Tensor]]:
+    """The engine's packed batches of the workload's first query, collated."""
+    from rag_rerank.core.batching import packed_batches
+
+    model = rr.engine.model
+    enc = model.tokenizer(
+        [w.queries[0]] * len(w.passages[0]),
+        w.passages[0],
+        truncation="only_second",
+        max_length=512,
+    )
+    ids, types = enc["input_ids"], enc.get("token_type_ids")
+    batches = packed_batches([len(x) for x in ids], rr.batch_tokens)
+    return [
+        model.collate([ids[i] for i in b], [types[i] for i in b] if types else None)
+        for b in batches
+    ]
+
+
+def _before_after_cpu_seconds(folder: str, w: Workload, runs: int) -> None:
+    """The forward alone, before and after profiling, alternated, in CPU seconds of one thread."""
+    from rag_rerank import Reranker
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # torch then runs in this thread: thread_time() counts all its work
+    print(f"#### forward before / after profiling: CPU seconds on 1 thread, median of {runs}")
+    print()
+    print("| precision | before | after | after / before |")
+    print("| --- | ---: | ---: | ---: |")
+    for dtype in (torch.float32, torch.bfloat16):
+        rr = Reranker(folder, device="cpu", dtype=dtype, cache=None, show_progress=False)
+        model = rr.engine.model
+        inputs = _packed_inputs(rr, w)
+        variants = {"before": _ForwardBefore(model.model), "after": model.packed_encoder}
+        seconds: dict[str, list[float]] = {"before": [], "after": []}
+        with torch.inference_mode():
+            for run in range(runs + 1):
+                for name in sorted(variants, reverse=run % 2 == 1):
+                    start = time.thread_time()
+                    for x in inputs:
+                        variants[name](x)  # type: ignore[misc]
+                    if run:  # the first round warms up
+                        seconds[name].append(time.thread_time() - start)
+        before, after = (statistics.median(seconds[k]) for k in ("before", "after"))
+        name = str(dtype).removeprefix("torch.")
+        print(f"| {name} | {before:.3f} | {after:.3f} | {after / before:.3f} |")
+        rr.close()
+    print()
+    torch.set_num_threads(threads)
+
+
 def _profile(folder: str, w: Workload, rows: int) -> None:
     """The busiest operators of the packed forward (in this thread, on the engine's batches)."""
     from torch.profiler import ProfilerActivity, profile
 
     from rag_rerank import Reranker
-    from rag_rerank.core.batching import packed_batches
 
     for dtype in (torch.float32, torch.bfloat16):
         rr = Reranker(folder, device="cpu", dtype=dtype, cache=None, show_progress=False)
         model = rr.engine.model
-        enc = model.tokenizer(
-            [w.queries[0]] * len(w.passages[0]),
-            w.passages[0],
-            truncation="only_second",
-            max_length=512,
-        )
-        ids, types = enc["input_ids"], enc.get("token_type_ids")
-        batches = packed_batches([len(x) for x in ids], rr.batch_tokens)
-        inputs = [
-            model.collate([ids[i] for i in b], [types[i] for i in b] if types else None)
-            for b in batches
-        ]
+        inputs = _packed_inputs(rr, w)
         for x in inputs:  # warm-up
             model.forward(x)
         with profile(activities=[ProfilerActivity.CPU]) as prof:

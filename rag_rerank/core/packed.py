@@ -45,15 +45,12 @@ def packed_position_offset(model: PreTrainedModel) -> int | None:
 class PackedEncoder:
     """Runs a model that :func:`packed_position_offset` accepts on packed batches.
 
-    Query, key and value come from one matmul per layer (see :func:`_fused_qkv`), attention runs
-    pair by pair into one context matrix (no concatenation), and the pooler and classifier run in
-    fp32, so a bf16 model's logits are not rounded to bf16 (1/128 at 1.0).
+    Attention runs pair by pair into one context matrix (no concatenation), and the pooler and
+    classifier run in fp32, so a bf16 model's logits are not rounded to bf16 (1/128 at 1.0).
     """
 
     def __init__(self, model: PreTrainedModel) -> None:
         self.model: Any = model
-        base: Any = model.base_model
-        self.qkv = [_fused_qkv(layer.attention.self) for layer in base.encoder.layer]
         self.head = _fp32_head(model)
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -66,13 +63,10 @@ class PackedEncoder:
             token_type_ids=inputs["token_type_ids"],
             position_ids=inputs["position_ids"],
         )[0]
-        for layer, qkv in zip(base.encoder.layer, self.qkv, strict=True):
+        for layer in base.encoder.layer:
             attention = layer.attention
             heads = attention.self.num_attention_heads
-            if qkv is None:  # int8 Linear layers: three calls
-                parts = [getattr(attention.self, n)(hidden) for n in ("query", "key", "value")]
-            else:
-                parts = list(torch.nn.functional.linear(hidden, *qkv).chunk(3, dim=1))
+            parts = [getattr(attention.self, n)(hidden) for n in ("query", "key", "value")]
             context = torch.empty_like(hidden)
             start = 0
             for length in lengths:
@@ -91,25 +85,6 @@ class PackedEncoder:
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """``[tokens, hidden]`` -> ``[1, heads, tokens, head_dim]`` (4-D: SDPA's fast CPU kernel)."""
     return x.view(x.shape[0], heads, -1).transpose(0, 1)[None]
-
-
-def _fused_qkv(attention: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """One ``[3 x hidden, hidden]`` weight and its bias for an attention's query, key and value
-    Linear layers: one matmul instead of three. The three layers' weights become views into the
-    fused tensors: no extra memory, and the modules still work on their own (the padded forward).
-    ``None`` where they are not plain biased ``nn.Linear`` layers (int8-quantized ones)."""
-    found = [getattr(attention, name, None) for name in ("query", "key", "value")]
-    linears = [x for x in found if type(x) is torch.nn.Linear and x.bias is not None]
-    if len(linears) != 3:
-        return None
-    with torch.no_grad():
-        weight = torch.cat([x.weight for x in linears])
-        bias = torch.cat([x.bias for x in linears])
-        rows = linears[0].weight.shape[0]
-        for i, x in enumerate(linears):
-            x.weight = torch.nn.Parameter(weight[i * rows : (i + 1) * rows], requires_grad=False)
-            x.bias = torch.nn.Parameter(bias[i * rows : (i + 1) * rows], requires_grad=False)
-    return weight, bias
 
 
 def _fp32_head(model: Any) -> torch.nn.Module:
