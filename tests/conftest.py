@@ -12,6 +12,10 @@ from rag_rerank.testing import build_all, build_gemma, build_qwen3
 # No test may reach a model hub: loading a hub id must fail fast and clearly.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# dtype=None (auto) stays fp32 even on a CPU with native bf16, so parity tests compare exact fp32
+# scores everywhere; an environment variable, so CLI runs, uvicorn servers and Ray workers started
+# by the tests inherit it. tests/unit/test_dtype.py sets it per test to check both choices.
+os.environ.setdefault("RAG_RERANK_CPU_BF16", "0")
 
 
 @pytest.fixture(scope="session")

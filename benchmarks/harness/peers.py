@@ -30,12 +30,14 @@ def rag_rerank_peer(
     dtype: torch.dtype,
     name: str,
     max_padding: int | str | None = "default",
+    prepare: Callable[[Any], str] | None = None,
     **options: Any,
 ) -> Peer:
     from rag_rerank import Reranker
 
     # cache=None: the timed runs repeat the same pairs, and a figure must measure the model.
     rr = Reranker(folder, device=device, dtype=dtype, show_progress=False, cache=None, **options)
+    prepared = prepare(rr) if prepare else ""  # a variant of the core: returns its note
     if max_padding != "default":
         # The settings before the speed work: padded batches, no padding allowance.
         rr.engine.max_padding = max_padding  # type: ignore[assignment]
@@ -59,6 +61,7 @@ def rag_rerank_peer(
     note = f"batch_tokens={rr.batch_tokens}, {layout}" + "".join(
         f", {k}={v}" for k, v in options.items() if k != "batch_tokens"
     )
+    note += f", {prepared}" if prepared else ""
     return Peer(name, score, note, rr.close)
 
 

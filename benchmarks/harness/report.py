@@ -87,7 +87,7 @@ def _device_text(device: str) -> str:
 
 def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
     """Run the benchmark; print and return its Markdown report."""
-    from rag_rerank.core.device import resolve_device, resolve_dtype
+    from rag_rerank.core.device import precision_note, resolve_device, resolve_dtype
 
     device = str(resolve_device(options.device))
     dtype = resolve_dtype(torch.device(device), options.dtype)
@@ -115,7 +115,10 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
     peers: list[Peer] = [rag_rerank_peer(folder, device, dtype, "rag-rerank Reranker")]
     if options.int8 and not on_gpu:
         peers.append(
-            rag_rerank_peer(folder, device, dtype, "rag-rerank Reranker int8", quantize="int8")
+            # int8 layers take fp32 activations, whatever the other rows run in.
+            rag_rerank_peer(
+                folder, device, torch.float32, "rag-rerank Reranker int8", quantize="int8"
+            )
         )
     if options.before:
         # The core's settings before the speed work: CPU budget 8192, no padding limit.
@@ -140,7 +143,7 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
     params = non_embedding_params(reference_model)
     peak = matmul_peak(device) if on_gpu else None
 
-    precision = str(dtype).removeprefix("torch.")
+    precision = precision_note(torch.device(device), dtype)
     out(f"### {label} on {_device_text(device)}, {precision}")
     out()
     out(f"- date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC")

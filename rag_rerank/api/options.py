@@ -77,7 +77,9 @@ class RerankerOptions:
         None, "Device: cuda, cuda:1, mps or cpu; default picks cuda > mps > cpu."
     )
     dtype: str | None = _option(
-        None, "Precision: bf16, fp16 or fp32; default picks bf16/fp16 on GPUs, fp32 on CPU."
+        None,
+        "Precision: auto (None), bf16, fp16 or fp32. Auto picks bf16/fp16 on GPUs, and on a CPU "
+        "bf16 where it multiplies bf16 natively (AMX, AVX-512 BF16), else fp32; scores stay fp32.",
     )
     trust_remote_code: bool = _option(
         False, "Allow the model's own Python code from the hub (off unless asked for)."
@@ -157,9 +159,11 @@ class RerankerOptions:
                 set_(self, name, value)
             if not isinstance(value, str) or not value.strip():
                 raise InvalidInputError(name, f"must be a non-empty string or None, got {value!r}")
+        if self.dtype is not None and self.dtype.strip().lower() == "auto":
+            set_(self, "dtype", None)  # one spelling of "pick for this machine"
         if self.dtype is not None and self.dtype.lower() not in DTYPE_NAMES:
             raise InvalidInputError(
-                "dtype", f"expected one of bf16, fp16, fp32, got {self.dtype!r}"
+                "dtype", f"expected one of auto, bf16, fp16, fp32, got {self.dtype!r}"
             )
         for name in ("trust_remote_code",):
             if not isinstance(getattr(self, name), bool):

@@ -202,6 +202,8 @@ def serve(args: argparse.Namespace) -> int:
     """Check the models fit, load and warm them up, serve until SIGTERM; returns the exit code."""
     import logging
 
+    from ..core.device import precision_note
+
     try:
         from ..server import create_app
         from ..server.models import ModelRouter, parse_split
@@ -258,7 +260,7 @@ def serve(args: argparse.Namespace) -> int:
                 reranker.model_name,
                 name,
                 reranker.device,
-                str(reranker.dtype).removeprefix("torch."),
+                precision_note(reranker.device, reranker.dtype),
             )
         app = create_app(
             rerankers,
@@ -298,7 +300,9 @@ def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> Non
     device = resolve_device(first.device)
     needs = {
         name: model_need(
-            o.model, o.revision, str(resolve_dtype(device, o.dtype)).removeprefix("torch.")
+            o.model,
+            o.revision,
+            str(resolve_dtype(device, o.dtype, quantize=o.quantize)).removeprefix("torch."),
         )
         for name, o in options.items()
     }

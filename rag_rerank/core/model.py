@@ -7,10 +7,9 @@ fp32 relevance logits, through the interface the engine drives (:mod:`.loading`)
 
 from __future__ import annotations
 
-import itertools
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from .loading import (
     quiet_hub,
     truncate_queries,
 )
+from .packed import PackedEncoder, packed_position_offset
 from .windows import query_token_limit, window_overlap
 
 __all__ = [
@@ -73,8 +73,11 @@ class CrossEncoderModel:
         pad_id = tokenizer.pad_token_id
         self.pad_token_id: int = 0 if pad_id is None else int(pad_id)
         # Padding-free execution (see forward_packed): on the CPU, where padding is pure waste.
-        self.position_offset = _packed_position_offset(model)
+        self.position_offset = packed_position_offset(model)
         self.packed = device.type == "cpu" and self.position_offset is not None
+        self.packed_encoder: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = (
+            PackedEncoder(model) if self.packed else None
+        )
 
     @classmethod
     def load(
@@ -202,79 +205,16 @@ class CrossEncoderModel:
         return logits[:, 1] - logits[:, 0]
 
     def forward_packed(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The model's own layers run on all rows' tokens as one ``[tokens, hidden]`` matrix.
-
-        Every Linear layer, layer norm and activation works per token, so it needs no padding;
-        only attention is per row, computed row by row. The math is the model's forward, in the
-        same modules, so scores match the padded forward to float rounding (parity tests).
-        """
-        model: Any = self.model  # BERT / RoBERTa / XLM-R, checked by _packed_position_offset
-        base = model.base_model
-        lengths = inputs["lengths"].tolist()
-        hidden = base.embeddings(
-            input_ids=inputs["input_ids"],
-            token_type_ids=inputs["token_type_ids"],
-            position_ids=inputs["position_ids"],
-        )[0]
-        for layer in base.encoder.layer:
-            attention = layer.attention
-            heads = attention.self.num_attention_heads
-            query = attention.self.query(hidden).split(lengths)
-            key = attention.self.key(hidden).split(lengths)
-            value = attention.self.value(hidden).split(lengths)
-            context = torch.cat(
-                [
-                    torch.nn.functional.scaled_dot_product_attention(
-                        _heads(q, heads), _heads(k, heads), _heads(v, heads)
-                    )[0]
-                    .transpose(0, 1)
-                    .reshape(q.shape)
-                    for q, k, v in zip(query, key, value, strict=True)
-                ]
-            )
-            hidden = attention.output(context, hidden)
-            hidden = layer.output(layer.intermediate(hidden), hidden)
-        starts = [0, *itertools.accumulate(lengths)][:-1]
-        first = hidden[starts][:, None, :]  # each row's [CLS] / <s> token
-        if model.config.model_type == "bert":
-            return model.classifier(model.dropout(base.pooler(first)))
-        return model.classifier(first)
+        """Logits of a :meth:`collate`-d packed batch (see :class:`~.packed.PackedEncoder`)."""
+        if self.packed_encoder is None:
+            self.packed_encoder = PackedEncoder(self.model)
+        return self.packed_encoder(inputs)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
         if self.device.type == "cuda":
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
-
-
-def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """``[tokens, hidden]`` -> ``[1, heads, tokens, head_dim]`` (4-D: SDPA's fast CPU kernel)."""
-    return x.view(x.shape[0], heads, -1).transpose(0, 1)[None]
-
-
-_PACKED_CLASSES = {
-    "BertForSequenceClassification",
-    "RobertaForSequenceClassification",
-    "XLMRobertaForSequenceClassification",
-}
-
-
-def _packed_position_offset(model: PreTrainedModel) -> int | None:
-    """First position id of a row if :meth:`CrossEncoderModel.forward_packed` can run ``model``
-    exactly (BERT, RoBERTa, XLM-R encoders with absolute positions), else ``None``."""
-    config = model.config
-    if type(model).__name__ not in _PACKED_CLASSES:
-        return None
-    if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
-        return None
-    if config.is_decoder or getattr(config, "add_cross_attention", False):
-        return None
-    if getattr(config, "chunk_size_feed_forward", 0):
-        return None
-    base = model.base_model
-    if config.model_type == "bert":
-        return 0 if getattr(base, "pooler", None) is not None else None
-    return int(config.pad_token_id) + 1
 
 
 def check_quantize(quantize: object, device: torch.device, dtype: torch.dtype) -> None:

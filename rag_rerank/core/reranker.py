@@ -498,7 +498,7 @@ def _resolve(options: RerankerOptions) -> RerankerOptions:
     """``options`` with the device and dtype that ``None`` stands for on this machine, by name,
     so that ``device=None`` and ``device="cpu"`` share one model on a CPU-only machine."""
     device = resolve_device(options.device)
-    dtype = resolve_dtype(device, options.dtype)
+    dtype = resolve_dtype(device, options.dtype, quantize=options.quantize)
     return options.replace(device=str(device), dtype=str(dtype).removeprefix("torch."))
 
 

@@ -20,6 +20,7 @@ from starlette.types import Receive
 from .. import __version__
 from ..api import RerankResult, check_positive_int, resolve_threshold
 from ..core import Reranker
+from ..core.device import precision_note
 from ..errors import InvalidInputError, NonFiniteScoreError
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError, install_error_handlers
 from .guards import DEFAULT_MAX_REQUEST_WINDOWS, ReadinessProbe, check_request_work
@@ -222,6 +223,7 @@ class RerankService:
             model_id=reranker.model_name,
             device=str(reranker.device),
             model_dtype=str(reranker.dtype).removeprefix("torch."),
+            precision=precision_note(reranker.device, reranker.dtype),
             max_input_length=reranker.max_length,
             max_batch_tokens=stats.batch_tokens,
             max_client_batch_size=min(self.max_documents, stats.max_queue_pairs or 1 << 62),

@@ -117,6 +117,7 @@ class ServiceRegistry:
                     model_id=info.model_id,
                     device=info.device,
                     model_dtype=info.model_dtype,
+                    precision=info.precision,
                     max_input_length=info.max_input_length,
                     max_batch_tokens=info.max_batch_tokens,
                     max_queue_pairs=info.max_queue_pairs,

@@ -254,6 +254,7 @@ class ModelInfo(BaseModel):
     model_id: str
     device: str
     model_dtype: str
+    precision: str = Field(default="", description="As in the top level of ``GET /info``.")
     max_input_length: int
     max_batch_tokens: int
     max_queue_pairs: int | None
@@ -287,6 +288,11 @@ class InfoResponse(BaseModel):
     model_type: str = "reranker"
     device: str
     model_dtype: str
+    precision: str = Field(
+        default="",
+        description="model_dtype and, on a CPU, whether it multiplies bf16 natively (which "
+        "decides what dtype=None picks there), e.g. 'float32; CPU bf16 not native'.",
+    )
     max_input_length: int
     max_batch_tokens: int
     max_client_batch_size: int

@@ -7,6 +7,7 @@ import asyncio
 import math
 import re
 import threading
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
@@ -128,12 +129,19 @@ async def test_metrics_exposition_with_caches(bert_dir: str, xlmr_dir: str) -> N
         Reranker(xlmr_dir, cache="memory", show_progress=False) as b,
     ):
         async with client_for(create_app({"a": a, "b": b})) as client:
-            await client.post("/rerank", json={"query": QUERY, "texts": DOCS, "model": "b"})
+            # The in-process cache is shared by the process's rerankers: count from here, with
+            # a query no other test scored.
+            before = _series((await client.get("/metrics")).text, "rag_rerank_cache_misses_total")
+            query = f"{QUERY} {uuid.uuid4().hex}"
+            await client.post("/rerank", json={"query": query, "texts": DOCS, "model": "b"})
             text = (await client.get("/metrics")).text
     types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
     assert len(types) == len(set(types))  # each family declared once, its series grouped
     misses = _series(text, "rag_rerank_cache_misses_total")
-    assert misses == {'{model="a",cache="memory"}': 0, '{model="b",cache="memory"}': len(DOCS)}
+    assert {k: v - before[k] for k, v in misses.items()} == {
+        '{model="a",cache="memory"}': 0,
+        '{model="b",cache="memory"}': len(DOCS),
+    }
     kept = _series(text, "rag_rerank_documents_kept_count")
     assert kept == {'{model="a"}': 0, '{model="b"}': 1}
 
