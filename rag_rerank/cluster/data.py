@@ -43,8 +43,8 @@ class _Scorer:
         queries = batch.column(self.query_column).to_pylist()
         if self.document_column is not None:
             documents = batch.column(self.document_column).to_pylist()
-            scores = self.reranker.score_pairs(list(zip(queries, documents, strict=True)))
-            return batch.append_column("score", pa.array(scores, pa.float64()))
+            pair_scores = self.reranker.score_pairs(list(zip(queries, documents, strict=True)))
+            return batch.append_column("score", pa.array(pair_scores, pa.float64()))
         assert self.documents_column is not None
         lists = [list(d or []) for d in batch.column(self.documents_column).to_pylist()]
         ranked = self.reranker.rerank_many(queries, lists)
