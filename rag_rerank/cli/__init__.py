@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..api.references import check_model_reference
 from ..errors import ModelLoadError, RerankError
+from .batch import add_batch
 from .calibrate import add_calibrate
 from .demo import add_demo
 from .evaluate import add_eval
@@ -41,6 +42,7 @@ _COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_eval,
     add_calibrate,
     add_serve,
+    add_batch,
 )
 
 

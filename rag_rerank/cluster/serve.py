@@ -11,7 +11,7 @@ from typing import Any
 from ..api import RerankerOptions, RerankResult
 from ..api.checks import check_positive_int
 from ..errors import InvalidInputError
-from .runtime import connect, ray  # ray first: its ImportError names the extra
+from .runtime import ray  # before ray.serve: its ImportError names the extra
 
 from ray import serve  # isort: skip
 from ray.serve import Application  # isort: skip
@@ -171,28 +171,24 @@ def run_until_stopped(
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
-    address: str | None = None,
     name: str = "rag-rerank",
-    num_cpus: int | None = None,
+    shutdown_ray: bool = False,
     ready: Callable[[str], None] | None = None,
 ) -> int:
-    """Run ``app`` on Ray Serve until SIGTERM or Ctrl-C, then stop what this call started.
-
-    Starts a local Ray instance unless ``address`` names a cluster to join. On the way out the
-    application is deleted; Serve and Ray are shut down too when this call started them.
+    """Run ``app`` on Ray Serve (this process must be connected to Ray: see
+    :func:`~rag_rerank.cluster.connect`) until SIGTERM or Ctrl-C, then delete it.
 
     Args:
         app: From :func:`serve_app`.
-        host, port: Where Serve's HTTP proxy listens (a running Serve keeps its own).
-        address: A Ray cluster to join (see :func:`~rag_rerank.cluster.connect`).
+        host, port: Where Serve's HTTP proxy listens (a Serve already running keeps its own).
         name: The Serve application's name.
-        num_cpus: CPUs of a local Ray instance (default: all).
+        shutdown_ray: Also shut Serve and Ray down on the way out (when the caller started
+            them: a local instance).
         ready: Called with the base URL once every replica is up.
 
     Returns:
         0 after a signal.
     """
-    started_ray = connect(address, num_cpus=num_cpus)
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
@@ -208,7 +204,7 @@ def run_until_stopped(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if started_ray:
+        if shutdown_ray:
             serve.shutdown()
             ray.shutdown()
         else:
