@@ -213,6 +213,18 @@ class ShardStore:
     def merge(self, count: int) -> None:
         """Join shards ``0 .. count-1`` into the output file and remove the parts folder."""
         tmp = self.output.with_name(self.output.name + ".tmp")
+        try:
+            self._join(count, tmp)
+            os.replace(tmp, self.output)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise BatchFileError(
+                self.output,
+                f"cannot write it ({exc.strerror or exc}); the shards stay in {self.parts}",
+            ) from None
+        shutil.rmtree(self.parts)
+
+    def _join(self, count: int, tmp: Path) -> None:
         if self.suffix == ".jsonl":
             with tmp.open("wb") as out:
                 for shard in range(count):
@@ -225,8 +237,6 @@ class ShardStore:
             tables = [pq.read_table(self.path(shard)) for shard in range(count)]
             table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
             pq.write_table(table, tmp)
-        os.replace(tmp, self.output)
-        shutil.rmtree(self.parts)
 
 
 def _encode(rows: Sequence[dict[str, Any]], suffix: str) -> bytes:
