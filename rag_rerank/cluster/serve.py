@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from ray.serve import Application  # isort: skip
 __all__ = ["RerankDeployment", "run_until_stopped", "serve_app"]
 
 DEPLOYMENT_NAME = "RerankDeployment"
+METRICS_INTERVAL = 5.0
+"""Seconds between two exports of a replica's engine counters to Ray's metrics."""
 
 
 @serve.ingress()
@@ -38,6 +41,9 @@ class RerankDeployment:
         self._reranker = Reranker(RerankerOptions(**options))
         self._reranker.score("warm-up", ["a warm-up passage"])  # fail here, not on a request
         self._app = app
+        threading.Thread(
+            target=self._export_metrics, name="rag-rerank-metrics", daemon=True
+        ).start()
 
     def __serve_build_asgi_app__(self) -> Any:
         from ..server import create_app
@@ -69,6 +75,24 @@ class RerankDeployment:
         return await self._reranker.arerank_many(
             queries, documents_per_query, top_n=top_n, threshold=threshold
         )
+
+    def _export_metrics(self) -> None:
+        # Ray's metrics export, tagged by Serve with application, deployment and replica: the
+        # fleet's queue depth and batch sizes (rate of pairs over rate of batches) in one place.
+        from ray.serve import metrics
+
+        names = ("queued_pairs", "batches", "pairs", "real_tokens", "padded_tokens", "oom_splits")
+        gauges = {
+            name: metrics.Gauge(
+                f"rag_rerank_replica_{name}", description=f"RerankerStats.{name} of the replica"
+            )
+            for name in names
+        }
+        while self._reranker.health().alive:
+            stats = self._reranker.stats()
+            for name, gauge in gauges.items():
+                gauge.set(getattr(stats, name))
+            time.sleep(METRICS_INTERVAL)
 
     def check_health(self) -> None:
         """Serve's health check: a replica whose engine stopped is replaced."""
