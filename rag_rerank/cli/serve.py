@@ -201,16 +201,17 @@ def _serve_on_ray(args: argparse.Namespace, options: RerankerOptions) -> int:
     import logging
 
     try:
-        from ..cluster.serve import ray, run_until_stopped, serve_app
+        from ..cluster.runtime import connect, ray
     except ImportError as exc:
         error(str(exc))
         return 2
-    from ..cluster.runtime import connect
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("rag_rerank.server")
-    started = connect(args.ray_address)
+    started = connect(args.ray_address)  # first: a bad address fails before Serve is imported
     try:
+        from ..cluster.serve import run_until_stopped, serve_app
+
         gpus = args.gpus_per_replica
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) else 0.0
