@@ -112,6 +112,7 @@ def serve_app(
     max_documents: int = 1000,
     max_body_bytes: int = 8 * 1024 * 1024,
     cors_origins: Sequence[str] | None = None,
+    max_ongoing_requests: int = 256,
     options: RerankerOptions | None = None,
     **reranker_options: Any,
 ) -> Application:
@@ -132,6 +133,10 @@ def serve_app(
         cpus_per_replica: CPUs each replica reserves (fractions allowed).
         api_key, max_documents, max_body_bytes, cors_origins: As for
             :func:`~rag_rerank.server.create_app`.
+        max_ongoing_requests: Requests Serve hands one replica at once. High on purpose: the
+            replica's engine batches concurrent requests together and answers 429 when its
+            queue (``max_queue_pairs``, default 16 x ``max_documents`` as for
+            ``rag-rerank serve``) is full.
         options: Reranker options (default: the defaults); ``model`` and ``reranker_options``
             keywords are applied over them.
         **reranker_options: Any :class:`~rag_rerank.RerankerOptions` field (``dtype="fp32"``).
@@ -147,7 +152,12 @@ def serve_app(
     if model is not None:
         reranker_options["model"] = model
     resolved = RerankerOptions.from_kwargs(options, **reranker_options)
-    config: dict[str, Any] = {"name": DEPLOYMENT_NAME}
+    check_positive_int(max_documents, "max_documents")
+    check_positive_int(max_body_bytes, "max_body_bytes")
+    check_positive_int(max_ongoing_requests, "max_ongoing_requests")
+    if resolved.max_queue_pairs is None:
+        resolved = resolved.replace(max_queue_pairs=16 * max_documents)
+    config: dict[str, Any] = {"name": DEPLOYMENT_NAME, "max_ongoing_requests": max_ongoing_requests}
     if replicas is not None and autoscaling is not None:
         raise InvalidInputError("replicas", "give replicas or autoscaling, not both")
     if autoscaling is None:
@@ -168,9 +178,6 @@ def serve_app(
         "max_body_bytes": max_body_bytes,
         "cors_origins": None if cors_origins is None else list(cors_origins),
     }
-    # Fail here on a bad limit, not in every replica.
-    check_positive_int(max_documents, "max_documents")
-    check_positive_int(max_body_bytes, "max_body_bytes")
     deployment: Any = serve.deployment(RerankDeployment)  # typed as a decorator factory
     return deployment.options(**config).bind(resolved.to_dict(), app)
 
@@ -187,7 +194,13 @@ def _autoscaling(value: tuple[int, int] | dict[str, Any]) -> dict[str, Any]:
         raise InvalidInputError(
             "autoscaling", f"max must be an integer >= max(min, 1), got {high!r}"
         )
-    return {"min_replicas": low, "max_replicas": high, "initial_replicas": max(low, 1)}
+    # Scale on requests in flight per replica; several at once is what micro-batching feeds on.
+    return {
+        "min_replicas": low,
+        "max_replicas": high,
+        "initial_replicas": max(low, 1),
+        "target_ongoing_requests": 16,
+    }
 
 
 def run_until_stopped(
