@@ -15,7 +15,7 @@ from rag_rerank import Reranker
 from rag_rerank.cli import main
 
 FLAGS = ["--dtype", "fp32", "--device", "cpu", "--cache", "none", "--workers", "2"]
-FLAGS += ["--cpus-per-worker", "0.5", "--shard-rows", "1000"]
+FLAGS += ["--cpus-per-worker", "0.5"]
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -66,12 +66,14 @@ def _read_jsonl(path: Path) -> list[dict]:
 def test_jsonl_lists_scored_and_a_rerun_after_a_crash_redoes_only_unfinished_shards(
     ray_up, bert_dir: str, local: Reranker, tmp_path: Path
 ) -> None:
-    rows = _lists()  # 1,000 rows x 10 documents: 10,000 pairs, 10 shards
+    rows = _lists()  # 1,000 rows x 10 documents: 10,000 pairs, 10 shards of 100 rows
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     _write_jsonl(source, rows)
     out.mkdir()  # the final merge cannot replace a folder: the job "crashes" at its very end
     (out / "keep").touch()
-    code, err = run("batch", str(source), str(out), "--model", bert_dir, *FLAGS)
+    code, err = run(
+        "batch", str(source), str(out), "--model", bert_dir, *FLAGS, "--shard-rows", "100"
+    )
     assert code == 1 and "cannot write it" in err and "out.jsonl.parts" in err
     parts = sorted((tmp_path / "out.jsonl.parts").glob("part-*.jsonl"))
     assert len(parts) == 10
@@ -89,7 +91,9 @@ def test_jsonl_lists_scored_and_a_rerun_after_a_crash_redoes_only_unfinished_sha
     _write_jsonl(parts[0], first)
     (out / "keep").unlink()
     out.rmdir()
-    code, err = run("batch", str(source), str(out), "--model", bert_dir, *FLAGS)
+    code, err = run(
+        "batch", str(source), str(out), "--model", bert_dir, *FLAGS, "--shard-rows", "100"
+    )
     assert code == 0, err
     assert "resuming: 7 of 10 shards finished before" in err
     final = _read_jsonl(out)
