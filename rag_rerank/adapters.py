@@ -31,7 +31,9 @@ class RerankFields(BaseModel):
     Without ``reranker``, the model is loaded once per process through
     :meth:`Reranker.shared <rag_rerank.Reranker.shared>` with ``options``, so every component
     naming the same model and load options shares one copy. With ``reranker``, options are
-    refused (it is loaded with its own), and ``model`` takes the reranker's ``model_name``.
+    refused (it is loaded with its own), and ``model`` takes the reranker's ``model_name``; a
+    ``RemoteReranker`` that chose no model is pointed at the server's model named by ``model``
+    (``rag-rerank serve --model NAME=PATH``).
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -101,6 +103,14 @@ class RerankFields(BaseModel):
             loaded = Reranker.shared(self.options or RerankerOptions(model=self.model))
             object.__setattr__(self, "reranker", loaded)
             return self
+        with_model = getattr(self.reranker, "with_model", None)
+        # A RemoteReranker that chose no model: ask its server for the one named here.
+        if (
+            "model" in self.model_fields_set
+            and callable(with_model)
+            and getattr(self.reranker, "model", None) is None
+        ):
+            object.__setattr__(self, "reranker", with_model(self.model))
         name = getattr(self.reranker, "model_name", None)
         if isinstance(name, str):
             if "model" in self.model_fields_set and self.model != name:

@@ -8,6 +8,7 @@ Needs ``httpx`` (``pip install "rag-rerank[server]"``).
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.utils
 import math
 import os
@@ -79,6 +80,8 @@ class RemoteReranker(BaseReranker):
             calibrated probability and ``threshold="calibrated"`` works, as with a calibrated
             ``Reranker``. The client scores the server's raw logits itself, so pass the file the
             server was started with (``--calibration``) to get the same scores.
+        model: The name of one of the server's models (``rag-rerank serve --model
+            NAME=PATH``); ``None`` lets the server choose (its split or default model).
 
     Example:
         >>> rr = RemoteReranker("http://127.0.0.1:8080", api_key="secret")  # doctest: +SKIP
@@ -99,6 +102,7 @@ class RemoteReranker(BaseReranker):
         batch_size: int | None = None,
         truncate: bool | None = None,
         calibration: str | os.PathLike[str] | Calibration | None = None,
+        model: str | None = None,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise InvalidInputError("url", f"must be an http:// or https:// URL, got {url!r}")
@@ -116,6 +120,9 @@ class RemoteReranker(BaseReranker):
         check_positive_int(batch_size, "batch_size", optional=True)
         if truncate is not None and not isinstance(truncate, bool):
             raise InvalidInputError("truncate", f"must be True, False or None, got {truncate!r}")
+        if model is not None and (not isinstance(model, str) or not model.strip()):
+            raise InvalidInputError("model", f"must be a non-empty string or None, got {model!r}")
+        self.model = model
         self.url = url.rstrip("/")
         self.timeout = float(timeout)
         self.max_retries = max_retries
@@ -136,9 +143,28 @@ class RemoteReranker(BaseReranker):
 
     @property
     def model_name(self) -> str:
-        """The server's model id (from ``/info``), or the URL when the server does not say."""
+        """The model asked for (``model``), else the server's model id (from ``/info``), else
+        the URL when the server does not say."""
+        if self.model is not None:
+            return self.model
         info = self.info()
         return str(info.get("model_id") or self.url)
+
+    def with_model(self, model: str | None) -> RemoteReranker:
+        """The same server and settings, with another of its models (``None``: the server's
+        choice). The two clients keep their own connections.
+
+        Example:
+            >>> candidate = RemoteReranker(url).with_model("candidate")  # doctest: +SKIP
+        """
+        if model is not None and (not isinstance(model, str) or not model.strip()):
+            raise InvalidInputError("model", f"must be a non-empty string or None, got {model!r}")
+        other = copy.copy(self)
+        other.model = model
+        other._lock = threading.Lock()
+        other._client = None
+        other._async_clients = {}
+        return other
 
     def info(self) -> dict[str, Any]:
         """The server's ``/info`` (``{}`` when it has none), fetched once."""
@@ -180,7 +206,8 @@ class RemoteReranker(BaseReranker):
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"RemoteReranker({self.url!r})"
+        model = "" if self.model is None else f", model={self.model!r}"
+        return f"RemoteReranker({self.url!r}{model})"
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -212,6 +239,8 @@ class RemoteReranker(BaseReranker):
 
     def _body(self, query: str, texts: Sequence[str]) -> dict[str, Any]:
         body: dict[str, Any] = {"query": query, "texts": list(texts), "raw_scores": True}
+        if self.model is not None:
+            body["model"] = self.model
         if self.truncate is not None:
             body["truncate"] = self.truncate
         return body

@@ -2,7 +2,8 @@
 
 One module per command group registers its commands (an ``add_<command>`` function that adds a
 parser and its handler): :mod:`.rerank` (``score``, ``rerank``), :mod:`.index` (``index``,
-``ask``), :mod:`.demo`, :mod:`.evaluate` (``eval``), :mod:`.calibrate` and :mod:`.serve`.
+``ask``), :mod:`.demo`, :mod:`.evaluate` (``eval``), :mod:`.calibrate`, :mod:`.serve` and
+:mod:`.compare`.
 Shared flags live in :mod:`.options`. Building the parser imports none of torch, transformers,
 chromadb or fastapi: handlers import what they need when they run, so ``--help`` answers at once.
 """
@@ -19,9 +20,11 @@ from ..api.references import check_model_reference
 from ..errors import ModelLoadError, RerankError
 from .batch import add_batch
 from .calibrate import add_calibrate
+from .compare import add_compare
 from .demo import add_demo
 from .evaluate import add_eval
 from .index import add_ask, add_index
+from .models import model_specs
 from .output import error
 from .rerank import add_rerank, add_score
 from .serve import add_serve
@@ -42,6 +45,7 @@ _COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_eval,
     add_calibrate,
     add_serve,
+    add_compare,
     add_batch,
 )
 
@@ -71,11 +75,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 and any other :class:`~rag_rerank.RerankError` returns 1, each as one line on stderr;
     Ctrl-C returns 130. A ``--model`` that names a folder is checked before anything runs.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     _set_verbosity(args.verbose)
+    model = getattr(args, "model", None)
     try:
-        if getattr(args, "model", None):
-            check_model_reference(args.model)  # "no such folder: ./x", before torch loads
+        references = model_specs(model).values() if isinstance(model, list) else [model]
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    try:
+        for reference in references:
+            if reference:
+                check_model_reference(reference)  # "no such folder: ./x", before torch loads
         return int(args.handler(args))
     except ModelLoadError as exc:
         error(str(exc))

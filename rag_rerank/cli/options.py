@@ -12,7 +12,7 @@ import dataclasses
 import os
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..api import RerankerOptions
@@ -107,8 +107,11 @@ def _int(text: str) -> int:
 
 
 def add_model_options(
-    parser: argparse.ArgumentParser, *, help_overrides: Mapping[str, str] | None = None
-) -> None:
+    parser: argparse.ArgumentParser,
+    *,
+    help_overrides: Mapping[str, str] | None = None,
+    exclude: Collection[str] = (),
+) -> argparse._ArgumentGroup:
     """One flag per :class:`RerankerOptions` field (``max_length`` -> ``--max-length``), in a
     "model options" group, with the field's type, default and help.
 
@@ -119,6 +122,11 @@ def add_model_options(
         parser: The command's parser.
         help_overrides: Help text by option name, for a command that gives an option another
             meaning by default (``serve`` bounds the queue where the library does not).
+        exclude: Options the command declares itself, in the returned group (``serve`` and
+            ``compare`` take ``--model`` several times).
+
+    Returns:
+        The "model options" group.
     """
     group = parser.add_argument_group(
         "model options", "how the cross-encoder is loaded and run (any command that loads it)"
@@ -127,6 +135,8 @@ def add_model_options(
     overrides = help_overrides or {}
     for field in dataclasses.fields(RerankerOptions):
         name = field.name
+        if name in exclude:
+            continue
         flag = "--" + name.replace("_", "-")
         text = overrides.get(name, RerankerOptions.help(name)).replace("%", "%%")
         default = field.default
@@ -162,6 +172,7 @@ def add_model_options(
             )
         else:  # a new option of a new type: say so here rather than guess a parser
             raise TypeError(f"no command-line flag for option {name} of type {kind!r}")
+    return group
 
 
 def _int_or_text(text: str) -> int | str | None:
@@ -199,9 +210,11 @@ def _option_value(name: str, convert: Callable[[str], Any]) -> Callable[[str], A
     return parse
 
 
-def reranker_options(args: argparse.Namespace) -> RerankerOptions:
-    """The :class:`RerankerOptions` of the parsed model flags."""
-    return RerankerOptions(**{name: getattr(args, name) for name in RerankerOptions.names()})
+def reranker_options(args: argparse.Namespace, **changes: Any) -> RerankerOptions:
+    """The :class:`RerankerOptions` of the parsed model flags, with ``changes`` (such as one
+    ``model`` of a command that takes several)."""
+    values = {name: getattr(args, name) for name in RerankerOptions.names()}
+    return RerankerOptions(**{**values, **changes})
 
 
 def load_reranker(options: RerankerOptions) -> Reranker:

@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
+from ..errors import InvalidInputError
+from .models import add_models_option, model_specs, parse_size
 from .options import (
     add_model_options,
     load_reranker,
@@ -18,6 +20,7 @@ from .output import error
 
 if TYPE_CHECKING:
     from ..api import RerankerOptions
+    from ..core import Reranker
     from . import Subparsers
 
 __all__ = ["API_KEY_ENV", "add_serve"]
@@ -34,8 +37,10 @@ def add_serve(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve the model over HTTP (TEI- and Cohere-compatible /rerank, web page at /)",
-        description="Serve the model over HTTP: POST /rerank (TEI shape), POST /v1/rerank "
-        "(Cohere/Jina shape), /health, /ready, /metrics, /info, a web console at / and /docs. "
+        description="Serve one model or several over HTTP: POST /rerank (TEI shape), POST "
+        "/v1/rerank and /v2/rerank (Cohere/Jina shape), /health, /ready, /metrics, /info, a web "
+        "console at / and /docs. With several models, requests pick one by name (the 'model' "
+        "field), by --split or by default, and --shadow compares a candidate on live traffic. "
         "Needs the 'server' extra.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
@@ -79,13 +84,51 @@ def add_serve(subparsers: Subparsers) -> None:
         default="info",
         help="server log level (default: info)",
     )
-    add_model_options(
+    group = add_model_options(
         parser,
         help_overrides={
-            "max_queue_pairs": "Pairs waiting before new requests get 429; "
+            "max_queue_pairs": "Pairs waiting before new requests get 429 (per model); "
             f"default {_QUEUE_PER_REQUEST} x --max-documents.",
             "show_progress": "Progress bars in the server's log; default off.",
         },
+        exclude=("model",),
+    )
+    add_models_option(
+        group,
+        "Model to serve: hub id or local folder; NAME=PATH_OR_ID names it. Give it several "
+        "times to serve several models (each with its own engine; requests pick one by "
+        "name); the first is the default.",
+    )
+    rollout = parser.add_argument_group("rolling out a new model")
+    rollout.add_argument(
+        "--split",
+        default=None,
+        metavar="NAME=WEIGHT,...",
+        help="route requests that name no model by weight, e.g. default=90,candidate=10; sticky "
+        "per X-Rerank-Key header, random without one (default: all to the first model)",
+    )
+    rollout.add_argument(
+        "--shadow",
+        default=None,
+        metavar="NAME",
+        help="also score every request served by another model with this one, off the request's "
+        "path; /metrics and /info compare the rankings (top-1, top-5 overlap, Kendall tau)",
+    )
+    rollout.add_argument(
+        "--shadow-queue",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="shadow requests waiting or running at once; more are dropped and counted "
+        "(default: 64)",
+    )
+    rollout.add_argument(
+        "--memory-limit",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="memory the models may use, e.g. 8GiB (default: the device's free memory); the "
+        "server refuses to start when the models' estimated needs exceed it",
     )
     _add_ray_options(parser)
     parser.set_defaults(handler=serve)
@@ -138,27 +181,50 @@ def _min_max(text: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def serve(args: argparse.Namespace) -> int:
-    """Load the model, warm it up and serve until SIGTERM; returns the server's exit code."""
+    """Check the models fit, load and warm them up, serve until SIGTERM; returns the exit code."""
     import logging
 
     try:
         from ..server import create_app
+        from ..server.models import ModelRouter, parse_split
         from ..server.run import run_server
     except ImportError as exc:
         error(str(exc))
         return 2
-    options = reranker_options(args)
-    queue_pairs = options.max_queue_pairs or _QUEUE_PER_REQUEST * args.max_documents
+    specs = model_specs(args.model)
+    try:
+        split = None if args.split is None else parse_split(args.split)
+        # Every name checked before any model loads.
+        ModelRouter(dict.fromkeys(specs), split=split, shadow=args.shadow)
+    except InvalidInputError as exc:
+        error(f"--{exc}")
+        return 2
+    queue_pairs = args.max_queue_pairs or _QUEUE_PER_REQUEST * args.max_documents
     if queue_pairs < args.max_documents:
         error("--max-queue-pairs must be at least --max-documents")
         return 2
-    options = options.replace(
-        max_queue_pairs=queue_pairs,
-        show_progress=bool(options.show_progress),  # a server's log is no place for bars
-    )
+    options = {
+        name: reranker_options(
+            args,
+            model=reference,
+            max_queue_pairs=queue_pairs,
+            show_progress=bool(args.show_progress),  # a server's log is no place for bars
+        )
+        for name, reference in specs.items()
+    }
     if args.ray:
-        return _serve_on_ray(args, options)
+        if len(options) != 1:
+            error("--ray serves one model; give --model once (several models: one app each)")
+            return 2
+        return _serve_on_ray(args, next(iter(options.values())))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -167,24 +233,30 @@ def serve(args: argparse.Namespace) -> int:
         log.warning(
             "listening on %s without --api-key: anyone who can reach it can use it", args.host
         )
-    reranker = load_reranker(options)
+    _check_memory(options, args.memory_limit)
+    rerankers: dict[str, Reranker] = {}
     try:
-        reranker.score("warm-up", ["a warm-up passage"])  # fail now, not on the first request
+        for name, model_options in options.items():
+            reranker = rerankers[name] = load_reranker(model_options)
+            reranker.score("warm-up", ["a warm-up passage"])  # fail now, not on a request
+            log.info(
+                "serving %s as %r on %s (%s)",
+                reranker.model_name,
+                name,
+                reranker.device,
+                str(reranker.dtype).removeprefix("torch."),
+            )
         app = create_app(
-            reranker,
+            rerankers,
             api_key=args.api_key,
             max_documents=args.max_documents,
             max_body_bytes=args.max_body_bytes,
             cors_origins=args.cors_origin,
+            split=split,
+            shadow=args.shadow,
+            shadow_queue=args.shadow_queue,
         )
-        log.info(
-            "serving %s on %s (%s) at http://%s:%d",
-            reranker.model_name,
-            reranker.device,
-            str(reranker.dtype).removeprefix("torch."),
-            args.host,
-            args.port,
-        )
+        log.info("listening at http://%s:%d", args.host, args.port)
         return run_server(
             app,
             host=args.host,
@@ -193,7 +265,28 @@ def serve(args: argparse.Namespace) -> int:
             log_level=args.log_level.lower(),
         )
     finally:
-        reranker.close()
+        for reranker in rerankers.values():
+            reranker.close()
+
+
+def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> None:
+    """Raise :class:`~rag_rerank.server.memory.InsufficientMemoryError` (a ModelLoadError: exit
+    2) when the models' estimated needs exceed ``limit`` or the device's free memory."""
+    from ..core.device import resolve_device, resolve_dtype
+    from ..server.memory import available_bytes, check_memory, model_need
+
+    first = next(iter(options.values()))
+    device = resolve_device(first.device)
+    needs = {
+        name: model_need(
+            o.model, o.revision, str(resolve_dtype(device, o.dtype)).removeprefix("torch.")
+        )
+        for name, o in options.items()
+    }
+    if limit is not None:
+        check_memory(needs, limit, f"--memory-limit {limit} bytes")
+    else:
+        check_memory(needs, available_bytes(str(device)), f"the free memory of {device}")
 
 
 def _serve_on_ray(args: argparse.Namespace, options: RerankerOptions) -> int:

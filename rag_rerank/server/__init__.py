@@ -1,8 +1,9 @@
 """The HTTP service (``pip install "rag-rerank[server]"``): ``create_app`` and ``rag-rerank serve``.
 
-Routes: ``POST /rerank`` (text-embeddings-inference shape), ``POST /v1/rerank`` (Cohere / Jina
-shape), ``GET /health``, ``GET /ready``, ``GET /metrics`` (Prometheus), ``GET /info``, ``GET /``
-(a reranking console page), ``/docs`` and ``/openapi.json``.
+Routes: ``POST /rerank`` (text-embeddings-inference shape), ``POST /v1/rerank`` and ``POST
+/v2/rerank`` (Cohere / Jina shapes), ``GET /health``, ``GET /ready``, ``GET /metrics``
+(Prometheus), ``GET /info``, ``GET /`` (a reranking console page), ``/docs`` and
+``/openapi.json``. One server may serve several models (``create_app({"name": reranker, ...})``).
 """
 
 from __future__ import annotations

@@ -11,11 +11,12 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from ..api import CacheStats, Health, RerankerStats
 
-__all__ = ["KEPT_BUCKETS", "LATENCY_BUCKETS", "SCORE_BUCKETS", "Metrics"]
+__all__ = ["KEPT_BUCKETS", "LATENCY_BUCKETS", "SCORE_BUCKETS", "EngineState", "Metrics"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Upper bounds (seconds) of the request latency histogram."""
@@ -38,7 +39,8 @@ class Metrics:
         self._latency_counts: dict[str, list[int]] = {}
         self._latency_sum: dict[str, float] = defaultdict(float)
         self.in_flight = 0
-        self._scores = _ScoreSeries()
+        self._scores: dict[str, _ScoreSeries] = {}
+        self._model_requests: dict[str, int] = defaultdict(int)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one finished request."""
@@ -48,21 +50,19 @@ class Metrics:
             counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
             self._latency_sum[route] += seconds
 
-    def observe_results(self, scores: Sequence[float], *, threshold: float | str | None) -> None:
-        """Record what one rerank request returned: its scores (best first) and its threshold."""
+    def observe_results(
+        self, scores: Sequence[float], *, threshold: float | str | None, model: str = ""
+    ) -> None:
+        """Record what one rerank request returned: its scores (best first) and its threshold,
+        and which model served it."""
         with self._lock:
-            self._scores.observe(scores, threshold=threshold)
+            self._scores.setdefault(model, _ScoreSeries()).observe(scores, threshold=threshold)
+            self._model_requests[model] += 1
 
-    def render(
-        self,
-        stats: RerankerStats,
-        health: Health,
-        *,
-        ready: bool,
-        cache: CacheStats | None = None,
-    ) -> str:
-        """All metrics as Prometheus text, from the reranker's ``stats()``, ``health()`` and
-        ``cache_stats()``."""
+    def render(self, engines: Mapping[str, EngineState], *, ready: bool) -> str:
+        """All metrics as Prometheus text, with each model's ``stats()``, ``health()`` and
+        ``cache_stats()``. With several models, their series carry a ``model`` label."""
+        labelled = len(engines) > 1
         lines: list[str] = []
         with self._lock:
             lines += _header("rag_rerank_requests_total", "counter", "HTTP requests by status.")
@@ -80,61 +80,107 @@ class Metrics:
                     self._latency_sum[route],
                 )
             in_flight = self.in_flight
-            lines += self._scores.render()
-        gauges = [
-            ("rag_rerank_requests_in_flight", "HTTP requests being served.", in_flight),
-            ("rag_rerank_queue_pairs", "Pairs queued and not yet started.", stats.queued_pairs),
-            ("rag_rerank_worker_alive", "1 while the engine worker runs.", int(health.alive)),
-            ("rag_rerank_ready", "1 while /ready answers 200.", int(ready)),
-            ("rag_rerank_batch_tokens_budget", "Tokens per batch.", stats.batch_tokens),
-        ]
-        if stats.max_queue_pairs is not None:
-            gauges.append(
-                ("rag_rerank_queue_capacity_pairs", "Queue limit.", stats.max_queue_pairs)
+            name = "rag_rerank_model_requests_total"
+            lines += _header(name, "counter", "Rerank requests answered, by the model that served.")
+            for model, count in sorted(self._model_requests.items()):
+                lines.append(f"{name}{{{_model_label(model)}}} {count}")
+            series = {m: self._scores.setdefault(m, _ScoreSeries()) for m in engines}
+            lines += _ScoreSeries.render_all(
+                {(_model_label(m) if labelled else ""): s for m, s in series.items()}
             )
-        for name, help_text, value in gauges:
-            lines += _header(name, "gauge", help_text)
-            lines.append(f"{name} {value}")
-        counters = [
-            ("rag_rerank_batches_total", "Forward passes run.", stats.batches),
-            ("rag_rerank_pairs_total", "Pairs scored.", stats.pairs),
-            ("rag_rerank_batch_pairs_total", "Windows (rows) in all batches.", stats.windows),
-            ("rag_rerank_batch_tokens_total", "Real tokens in all batches.", stats.real_tokens),
-            ("rag_rerank_batch_padded_tokens_total", "Padded tokens.", stats.padded_tokens),
-            ("rag_rerank_oom_splits_total", "Batches split after out of memory.", stats.oom_splits),
-        ]
-        for name, help_text, value in counters:
-            lines += _header(name, "counter", help_text)
-            lines.append(f"{name} {value}")
-        lines += _cache_lines(cache)
+        lines += _header("rag_rerank_requests_in_flight", "gauge", "HTTP requests being served.")
+        lines.append(f"rag_rerank_requests_in_flight {in_flight}")
+        lines += _header("rag_rerank_ready", "gauge", "1 while /ready answers 200.")
+        lines.append(f"rag_rerank_ready {int(ready)}")
+        by_labels = {(_model_label(m) if labelled else ""): state for m, state in engines.items()}
+        lines += _engine_lines(by_labels)
+        lines += _cache_lines({labels: state.cache for labels, state in by_labels.items()})
         return "\n".join(lines) + "\n"
+
+
+class EngineState(NamedTuple):
+    """One model's engine as :meth:`Metrics.render` reads it."""
+
+    stats: RerankerStats
+    health: Health
+    cache: CacheStats | None
+
+
+def _model_label(model: str) -> str:
+    return f'model="{_escape(model)}"'
+
+
+def _engine_lines(engines: Mapping[str, EngineState]) -> list[str]:
+    """Each engine's gauges and counters, keyed by its labels ("" for a single model)."""
+    gauges = [
+        ("rag_rerank_queue_pairs", "Pairs queued and not yet started.", "queued_pairs"),
+        ("rag_rerank_batch_tokens_budget", "Tokens per batch.", "batch_tokens"),
+        ("rag_rerank_queue_capacity_pairs", "Queue limit.", "max_queue_pairs"),
+    ]
+    counters = [
+        ("rag_rerank_batches_total", "Forward passes run.", "batches"),
+        ("rag_rerank_pairs_total", "Pairs scored.", "pairs"),
+        ("rag_rerank_batch_pairs_total", "Windows (rows) in all batches.", "windows"),
+        ("rag_rerank_batch_tokens_total", "Real tokens in all batches.", "real_tokens"),
+        ("rag_rerank_batch_padded_tokens_total", "Padded tokens.", "padded_tokens"),
+        ("rag_rerank_oom_splits_total", "Batches split after out of memory.", "oom_splits"),
+    ]
+    lines: list[str] = []
+    name = "rag_rerank_worker_alive"
+    lines += _header(name, "gauge", "1 while the engine worker runs.")
+    for labels, state in engines.items():
+        lines.append(f"{name}{_braces(labels)} {int(state.health.alive)}")
+    for kind, table in (("gauge", gauges), ("counter", counters)):
+        for name, help_text, attribute in table:
+            values = [
+                (labels, getattr(state.stats, attribute)) for labels, state in engines.items()
+            ]
+            values = [(labels, value) for labels, value in values if value is not None]
+            if values:
+                lines += _header(name, kind, help_text)
+                lines += [f"{name}{_braces(labels)} {value}" for labels, value in values]
+    return lines
+
+
+def _braces(labels: str) -> str:
+    return f"{{{labels}}}" if labels else ""
 
 
 # -- score cache (issue 17) ---------------------------------------------------------------------
 
 
-def _cache_lines(cache: CacheStats | None) -> list[str]:
+def _cache_lines(caches: Mapping[str, CacheStats | None]) -> list[str]:
     """Score-cache counters, labelled with the cache ("memory" or the Redis URL without its
-    password); nothing when the cache is off."""
-    if cache is None:
+    password) and, with several models, the model (``caches`` is keyed by those labels); nothing
+    for a model whose cache is off."""
+    labelled = {
+        ",".join(filter(None, [labels, f'cache="{_escape(cache.cache)}"'])): cache
+        for labels, cache in caches.items()
+        if cache is not None
+    }
+    if not labelled:
         return []
-    label = 'cache="{}"'.format(cache.cache.replace("\\", "\\\\").replace('"', '\\"'))
     lines: list[str] = []
-    for name, help_text, value in (
-        ("rag_rerank_cache_hits_total", "Pairs answered from the score cache.", cache.hits),
-        ("rag_rerank_cache_misses_total", "Pairs the model scored on a cache miss.", cache.misses),
+    for name, help_text, attribute in (
+        ("rag_rerank_cache_hits_total", "Pairs answered from the score cache.", "hits"),
+        ("rag_rerank_cache_misses_total", "Pairs the model scored on a cache miss.", "misses"),
         (
             "rag_rerank_cache_errors_total",
             "Cache operations failed or skipped while it was unreachable (served uncached).",
-            cache.errors,
+            "errors",
         ),
     ):
         lines += _header(name, "counter", help_text)
-        lines.append(f"{name}{{{label}}} {value}")
-    if cache.entries is not None:
+        lines += [f"{name}{{{label}}} {getattr(c, attribute)}" for label, c in labelled.items()]
+    entries = {label: c.entries for label, c in labelled.items() if c.entries is not None}
+    if entries:
         lines += _header("rag_rerank_cache_entries", "gauge", "Entries in the in-process cache.")
-        lines.append(f"rag_rerank_cache_entries{{{label}}} {cache.entries}")
+        lines += [f"rag_rerank_cache_entries{{{label}}} {n}" for label, n in entries.items()]
     return lines
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _header(name: str, kind: str, help_text: str) -> list[str]:
@@ -195,17 +241,25 @@ class _ScoreSeries:
         if not scores and threshold is not None:
             self.nothing_passed += 1
 
-    def render(self) -> list[str]:
+    @staticmethod
+    def render_all(series: Mapping[str, _ScoreSeries]) -> list[str]:
+        """Every series' histograms and counter, keyed by its labels ("" for a single model);
+        each metric's HELP and TYPE once, as the exposition format wants."""
         lines: list[str] = []
         histograms = (
-            ("rag_rerank_top_score", "Score of the best result of each request.", self.top),
-            ("rag_rerank_returned_score", "Score of every returned result.", self.returned),
-            ("rag_rerank_documents_kept", "Results returned per request.", self.kept),
+            ("rag_rerank_top_score", "Score of the best result of each request.", "top"),
+            ("rag_rerank_returned_score", "Score of every returned result.", "returned"),
+            ("rag_rerank_documents_kept", "Results returned per request.", "kept"),
         )
-        for name, help_text, histogram in histograms:
+        for name, help_text, attribute in histograms:
             lines += _header(name, "histogram", help_text)
-            lines += _histogram(name, "", histogram.counts, histogram.total, histogram.bounds)
+            for labels, one in series.items():
+                histogram = getattr(one, attribute)
+                lines += _histogram(
+                    name, labels, histogram.counts, histogram.total, histogram.bounds
+                )
         name = "rag_rerank_nothing_passed_total"
         lines += _header(name, "counter", "Requests where no result passed the threshold.")
-        lines.append(f"{name} {self.nothing_passed}")
+        for labels, one in series.items():
+            lines.append(f"{name}{_braces(labels)} {one.nothing_passed}")
         return lines

@@ -17,7 +17,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from .app import RerankService
+from .registry import ServiceRegistry
 
 __all__ = ["DrainingServer", "run_server"]
 
@@ -27,7 +27,7 @@ logger = logging.getLogger("rag_rerank.server")
 class DrainingServer(uvicorn.Server):
     """A uvicorn server whose first SIGTERM/SIGINT drains the service before shutting down."""
 
-    def __init__(self, config: uvicorn.Config, service: RerankService, drain_timeout: float):
+    def __init__(self, config: uvicorn.Config, service: ServiceRegistry, drain_timeout: float):
         super().__init__(config)
         self.service = service
         self.drain_timeout = drain_timeout

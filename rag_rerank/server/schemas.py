@@ -1,9 +1,13 @@
 """Request and response bodies of the HTTP service (pydantic v2).
 
-Two request shapes reach the same reranker:
+Three request shapes reach the same rerankers:
 
-- ``POST /rerank``: Hugging Face text-embeddings-inference (TEI).
+- ``POST /rerank``: Hugging Face text-embeddings-inference (TEI), plus an optional ``model``.
 - ``POST /v1/rerank``: Cohere's and Jina's rerank API.
+- ``POST /v2/rerank``: Cohere's current API version (``cohere.ClientV2``).
+
+A ``model`` field picks a served model by name; without one, the server's split or its default
+model answers.
 
 Both accept an extra ``score_threshold`` (compared with the [0, 1] score; ``"calibrated"``: the
 recommended threshold of the server's ``--calibration`` file). Unknown fields are
@@ -23,8 +27,13 @@ __all__ = [
     "CohereRerankRequest",
     "CohereRerankResponse",
     "CohereResult",
+    "CohereV2RerankRequest",
+    "CohereV2RerankResponse",
+    "CohereV2Result",
     "ErrorResponse",
     "InfoResponse",
+    "ModelInfo",
+    "ShadowSummary",
     "StatusResponse",
     "TEIRank",
     "TEIRerankRequest",
@@ -60,6 +69,11 @@ class TEIRerankRequest(BaseModel):
 
     query: StrictStr = Field(description="The question the texts are ranked against.")
     texts: list[StrictStr] = Field(min_length=1, description="Candidate passages (strings).")
+    model: StrictStr | None = Field(
+        default=None,
+        description="A served model's name (an extension; TEI clients do not send it). Absent: "
+        "the server's split or default model.",
+    )
     truncate: StrictBool | None = Field(
         default=None,
         description="True scores only the first window of a long text; false or absent uses the "
@@ -102,7 +116,9 @@ class CohereRerankRequest(BaseModel):
 
     model: StrictStr | None = Field(
         default=None,
-        description="Accepted for compatibility; the server always uses its loaded model.",
+        description="A served model's name (404 for an unknown one when the server serves "
+        "several; a one-model server answers with its model whatever the name). Absent: the "
+        "server's split or default model.",
     )
     query: StrictStr = Field(description="The question the documents are ranked against.")
     documents: list[StrictStr | CohereDocument] = Field(
@@ -151,6 +167,47 @@ class CohereRerankResponse(BaseModel):
     meta: dict[str, object] = Field(default_factory=dict)
 
 
+class CohereV2RerankRequest(BaseModel):
+    """``POST /v2/rerank`` body, as Cohere's ``ClientV2.rerank`` sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: StrictStr | None = Field(
+        default=None, description="A served model's name, as in /v1/rerank."
+    )
+    query: StrictStr = Field(description="The question the documents are ranked against.")
+    documents: list[StrictStr] = Field(min_length=1, description="Candidate passages (strings).")
+    top_n: StrictInt | None = Field(default=None, ge=1, description="Keep the best n results.")
+    max_tokens_per_doc: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="Score only the first window of each document, of at most this many tokens "
+        "(query and special tokens included; 16 at the least); absent: the server's mode for "
+        "long documents.",
+    )
+    priority: StrictInt | None = Field(
+        default=None, description="Accepted for compatibility; requests are served in order."
+    )
+
+    _check_query = field_validator("query")(_non_blank)
+
+
+class CohereV2Result(BaseModel):
+    """One ranked document of ``/v2/rerank``."""
+
+    index: int
+    relevance_score: float = Field(description="Relevance in [0, 1].")
+
+
+class CohereV2RerankResponse(BaseModel):
+    """``POST /v2/rerank`` response."""
+
+    id: str
+    results: list[CohereV2Result]
+    model: str = Field(description="The model that served the request (an extension).")
+    meta: dict[str, object] = Field(default_factory=dict)
+
+
 class ErrorResponse(BaseModel):
     """Every error response: a message, its kind and, for bad input, the field."""
 
@@ -165,8 +222,41 @@ class StatusResponse(BaseModel):
     status: str
 
 
+class ModelInfo(BaseModel):
+    """One served model in ``GET /info``."""
+
+    name: str = Field(description="The name requests pick it by.")
+    model_id: str
+    device: str
+    model_dtype: str
+    max_input_length: int
+    max_batch_tokens: int
+    max_queue_pairs: int | None
+    long_documents: str
+    default: bool = Field(description="Serves requests that name no model (without a split).")
+    weight: float | None = Field(
+        default=None, description="Its share of the requests that name no model, under a split."
+    )
+
+
+class ShadowSummary(BaseModel):
+    """Running comparison of a primary model with the shadow model, in ``GET /info``."""
+
+    primary: str
+    shadow: str
+    compared: int = Field(description="Requests both models ranked.")
+    top1_agreement: float | None = Field(description="Share with the same first document.")
+    top5_overlap: float | None = Field(description="Mean share of the top 5 in common.")
+    kendall_tau: float | None = Field(description="Mean rank correlation, in [-1, 1].")
+    primary_p50_ms: float | None
+    shadow_p50_ms: float | None
+    dropped: int = Field(description="Shadow work dropped because its queue was full.")
+    failed: int
+
+
 class InfoResponse(BaseModel):
-    """``GET /info``: the model and the limits (TEI's field names where they exist)."""
+    """``GET /info``: the default model and the limits (TEI's field names where they exist),
+    then every served model, the split and the shadow comparison."""
 
     model_id: str
     model_type: str = "reranker"
@@ -184,6 +274,13 @@ class InfoResponse(BaseModel):
     )
     clean: str | None = Field(
         default=None, description="How documents are cleaned before scoring ('html'), or null."
+    )
+    models: list[ModelInfo] = Field(default_factory=list, description="Every served model.")
+    split: dict[str, float] | None = Field(
+        default=None, description="Shares of the requests that name no model, or null."
+    )
+    shadow: list[ShadowSummary] | None = Field(
+        default=None, description="The shadow model's running comparison, or null (no shadow)."
     )
 
 

@@ -33,7 +33,7 @@ else:  # Python 3.10: the same parser from PyPI (in the dev extra)
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 
-SERVER_ROUTES = ("/rerank", "/v1/rerank", "/health", "/ready", "/metrics", "/info")
+SERVER_ROUTES = ("/rerank", "/v1/rerank", "/v2/rerank", "/health", "/ready", "/metrics", "/info")
 
 
 def readme_commands(text: str) -> list[str]:
@@ -119,15 +119,19 @@ def check_curl(argv: list[str]) -> None:
     route = "/" + url.split("/", 1)[1]
     assert route in SERVER_ROUTES, route
     body = json.loads(argv[argv.index("-d") + 1])
-    assert set(body) <= {"query", "texts", "raw_scores", "return_text", "truncate"}
+    assert set(body) <= {"query", "texts", "raw_scores", "return_text", "truncate", "model"} | {
+        "documents",  # the Cohere shapes
+        "top_n",
+    }
 
 
 def run_rerank_cli(
     argv: list[str], stdin: str | None, capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPatch
 ) -> None:
     args = argv[1:]
-    needs_hub = any(a.startswith("BAAI/") or a.startswith("cross-encoder/") for a in args)
-    missing_data = args[0] in ("eval", "calibrate") and not Path(args[1]).exists()
+    references = [a.split("=", 1)[-1] for a in args]  # --model NAME=ID names a hub model too
+    needs_hub = any(a.startswith(("BAAI/", "cross-encoder/")) for a in references)
+    missing_data = args[0] in ("eval", "calibrate", "compare") and not Path(args[1]).exists()
     if needs_hub or missing_data or args[0] == "serve":
         # A hub model, a dataset that is not here, or a server that would not return: parsed.
         build_parser().parse_args(args)
