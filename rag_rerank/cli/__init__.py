@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..api.references import check_model_reference
 from ..errors import ModelLoadError, RerankError
+from .batch import add_batch
 from .calibrate import add_calibrate
 from .compare import add_compare
 from .demo import add_demo
@@ -45,6 +46,7 @@ _COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_calibrate,
     add_serve,
     add_compare,
+    add_batch,
 )
 
 

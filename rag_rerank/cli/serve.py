@@ -188,7 +188,55 @@ def add_serve(subparsers: Subparsers) -> None:
         help="memory the models may use, e.g. 8GiB (default: the device's free memory); the "
         "server refuses to start when the models' estimated needs exceed it",
     )
+    _add_ray_options(parser)
     parser.set_defaults(handler=serve)
+
+
+def _add_ray_options(parser: argparse.ArgumentParser) -> None:
+    """``--ray`` and its flags: the same app as Ray Serve replicas (``rag_rerank.cluster``)."""
+    from .batch import add_ray_address, non_negative_number
+
+    group = parser.add_argument_group(
+        "Ray Serve", "serve on Ray: several replicas, one model each (needs the 'ray' extra)"
+    )
+    group.add_argument(
+        "--ray", action="store_true", help="serve on Ray Serve instead of one process"
+    )
+    scale = group.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--replicas", type=positive_int, default=None, metavar="N", help="replicas (default: 1)"
+    )
+    scale.add_argument(
+        "--autoscale",
+        type=_min_max,
+        default=None,
+        metavar="MIN:MAX",
+        help="autoscale between MIN and MAX replicas on queue length",
+    )
+    group.add_argument(
+        "--gpus-per-replica",
+        type=non_negative_number,
+        default=None,
+        metavar="N",
+        help="GPUs per replica, fractions allowed (default: 1 when the cluster has GPUs, else 0)",
+    )
+    group.add_argument(
+        "--cpus-per-replica",
+        type=non_negative_number,
+        default=1.0,
+        metavar="N",
+        help="CPUs per replica, fractions allowed (default: 1)",
+    )
+    add_ray_address(group)
+
+
+def _min_max(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition(":")
+    if not sep or not low.isdigit() or not high.isdigit():
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX replicas, e.g. 1:4, got {text!r}")
+    if int(high) < max(int(low), 1):
+        raise argparse.ArgumentTypeError(f"MAX must be at least MIN and 1, got {text!r}")
+    return int(low), int(high)
 
 
 def _size(text: str) -> int:
@@ -232,6 +280,11 @@ def serve(args: argparse.Namespace) -> int:
         )
         for name, reference in specs.items()
     }
+    if args.ray:
+        if len(options) != 1:
+            error("--ray serves one model; give --model once (several models: one app each)")
+            return 2
+        return _serve_on_ray(args, next(iter(options.values())))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -310,3 +363,46 @@ def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> Non
         check_memory(needs, limit, f"--memory-limit {limit} bytes")
     else:
         check_memory(needs, available_bytes(str(device)), f"the free memory of {device}")
+
+
+def _serve_on_ray(args: argparse.Namespace, options: RerankerOptions) -> int:
+    """``serve --ray``: the same app on Ray Serve replicas until SIGTERM or Ctrl-C."""
+    import logging
+
+    try:
+        from ..cluster.runtime import connect, ray
+    except ImportError as exc:
+        error(str(exc))
+        return 2
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("rag_rerank.server")
+    started = connect(args.ray_address)  # first: a bad address fails before Serve is imported
+    try:
+        from ..cluster.serve import run_until_stopped, serve_app
+
+        gpus = args.gpus_per_replica
+        if gpus is None:
+            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) else 0.0
+        app = serve_app(
+            replicas=args.replicas,
+            autoscaling=args.autoscale,
+            gpus_per_replica=gpus,
+            cpus_per_replica=args.cpus_per_replica,
+            api_key=args.api_key,
+            max_documents=args.max_documents,
+            max_body_bytes=args.max_body_bytes,
+            cors_origins=args.cors_origin,
+            options=options,
+        )
+    except BaseException:
+        if started:
+            ray.shutdown()
+        raise
+    return run_until_stopped(
+        app,
+        host=args.host,
+        port=args.port,
+        shutdown_ray=started,
+        ready=lambda url: log.info("serving %s on Ray Serve at %s", options.model, url),
+    )

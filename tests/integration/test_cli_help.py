@@ -18,7 +18,7 @@ from rag_rerank.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "chromadb", "fastapi")
-COMMANDS = ("score", "index", "ask", "rerank", "demo", "eval", "serve")
+COMMANDS = ("score", "index", "ask", "rerank", "demo", "eval", "serve", "batch")
 
 
 def imported_modules(*argv: str) -> tuple[set[str], str]:
@@ -54,6 +54,7 @@ def _required(command: str) -> list[str]:
         "ask": ["q", "--db", "x"],
         "rerank": ["-q", "q"],
         "eval": ["d"],
+        "batch": ["in.jsonl", "out.jsonl"],
     }.get(command, [])
 
 

@@ -1,0 +1,248 @@
+"""The HTTP service on Ray Serve: the FastAPI app of :mod:`rag_rerank.server`, one reranker per
+replica, and a deployment handle with the reranker's methods."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..api import RerankerOptions, RerankResult
+from ..api.checks import check_positive_int
+from ..errors import InvalidInputError
+from .runtime import ray  # before ray.serve: its ImportError names the extra
+
+from ray import serve  # isort: skip
+from ray.serve import Application  # isort: skip
+
+__all__ = ["RerankDeployment", "run_until_stopped", "serve_app"]
+
+DEPLOYMENT_NAME = "RerankDeployment"
+METRICS_INTERVAL = 5.0
+"""Seconds between two exports of a replica's engine counters to Ray's metrics."""
+
+
+@serve.ingress()
+class RerankDeployment:
+    """One Serve replica: a :class:`~rag_rerank.Reranker` (its own micro-batching engine) behind
+    the same FastAPI app as ``rag-rerank serve``.
+
+    Python callers in the cluster use the handle instead of HTTP::
+
+        handle = serve.run(serve_app(model="BAAI/bge-reranker-v2-m3", replicas=2))
+        results = await handle.rerank.remote("what is a panda?", docs, top_n=5)
+    """
+
+    def __init__(self, options: dict[str, Any], app: dict[str, Any]) -> None:
+        from ..core import Reranker
+
+        self._reranker = Reranker(RerankerOptions(**options))
+        self._reranker.score("warm-up", ["a warm-up passage"])  # fail here, not on a request
+        self._app = app
+        threading.Thread(
+            target=self._export_metrics, name="rag-rerank-metrics", daemon=True
+        ).start()
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from ..server import create_app
+
+        return create_app(self._reranker, **self._app)
+
+    async def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        threshold: float | str | None = None,
+    ) -> list[RerankResult]:
+        """:meth:`Reranker.rerank <rag_rerank.Reranker.rerank>` on this replica."""
+        return await self._reranker.arerank(query, documents, top_n=top_n, threshold=threshold)
+
+    async def score(self, query: str, documents: Sequence[str]) -> list[float]:
+        """:meth:`Reranker.score <rag_rerank.Reranker.score>` on this replica."""
+        return await self._reranker.ascore(query, documents)
+
+    async def rerank_many(
+        self,
+        queries: Sequence[str],
+        documents_per_query: Sequence[Sequence[str]],
+        top_n: int | None = None,
+        threshold: float | str | None = None,
+    ) -> list[list[RerankResult]]:
+        """:meth:`Reranker.rerank_many <rag_rerank.Reranker.rerank_many>` on this replica."""
+        return await self._reranker.arerank_many(
+            queries, documents_per_query, top_n=top_n, threshold=threshold
+        )
+
+    def _export_metrics(self) -> None:
+        # Ray's metrics export, tagged by Serve with application, deployment and replica: the
+        # fleet's queue depth and batch sizes (rate of pairs over rate of batches) in one place.
+        from ray.serve import metrics
+
+        names = ("queued_pairs", "batches", "pairs", "real_tokens", "padded_tokens", "oom_splits")
+        gauges = {
+            name: metrics.Gauge(
+                f"rag_rerank_replica_{name}", description=f"RerankerStats.{name} of the replica"
+            )
+            for name in names
+        }
+        while self._reranker.health().alive:
+            stats = self._reranker.stats()
+            for name, gauge in gauges.items():
+                gauge.set(getattr(stats, name))
+            time.sleep(METRICS_INTERVAL)
+
+    def check_health(self) -> None:
+        """Serve's health check: a replica whose engine stopped is replaced."""
+        health = self._reranker.health()
+        if not health.alive:
+            raise RuntimeError(health.reason or "the reranker's worker is not running")
+
+
+def serve_app(
+    model: str | None = None,
+    *,
+    replicas: int | None = None,
+    autoscaling: tuple[int, int] | dict[str, Any] | None = None,
+    gpus_per_replica: float = 0.0,
+    cpus_per_replica: float = 1.0,
+    api_key: str | None = None,
+    max_documents: int = 1000,
+    max_body_bytes: int = 8 * 1024 * 1024,
+    cors_origins: Sequence[str] | None = None,
+    max_ongoing_requests: int = 256,
+    options: RerankerOptions | None = None,
+    **reranker_options: Any,
+) -> Application:
+    """A Ray Serve application of the reranking service, ready for ``serve.run``.
+
+    Each replica loads its own reranker and serves the FastAPI app of
+    :func:`rag_rerank.server.create_app` (``/rerank``, ``/v1/rerank``, ``/health``, ``/ready``,
+    ``/metrics``, ``/info``, the page, the API key); a full queue still answers 429 with
+    ``Retry-After``. The handle ``serve.run`` returns has ``rerank``, ``score`` and
+    ``rerank_many``.
+
+    Args:
+        model: Hub id or folder of the cross-encoder (every node must reach it); default
+            ``options.model``.
+        replicas: Fixed number of replicas (default 1 when ``autoscaling`` is not given).
+        autoscaling: ``(min, max)`` replicas, or a Serve ``autoscaling_config`` dict.
+        gpus_per_replica: GPUs each replica reserves; fractions put several on one GPU.
+        cpus_per_replica: CPUs each replica reserves (fractions allowed).
+        api_key, max_documents, max_body_bytes, cors_origins: As for
+            :func:`~rag_rerank.server.create_app`.
+        max_ongoing_requests: Requests Serve hands one replica at once. High on purpose: the
+            replica's engine batches concurrent requests together and answers 429 when its
+            queue (``max_queue_pairs``, default 16 x ``max_documents`` as for
+            ``rag-rerank serve``) is full.
+        options: Reranker options (default: the defaults); ``model`` and ``reranker_options``
+            keywords are applied over them.
+        **reranker_options: Any :class:`~rag_rerank.RerankerOptions` field (``dtype="fp32"``).
+
+    Raises:
+        InvalidInputError: A bad count or option (``field`` names it).
+
+    Example:
+        >>> from ray import serve  # doctest: +SKIP
+        >>> handle = serve.run(serve_app("BAAI/bge-reranker-v2-m3", replicas=2))  # doctest: +SKIP
+        >>> await handle.rerank.remote("what is a panda?", docs, top_n=5)  # doctest: +SKIP
+    """
+    if model is not None:
+        reranker_options["model"] = model
+    resolved = RerankerOptions.from_kwargs(options, **reranker_options)
+    check_positive_int(max_documents, "max_documents")
+    check_positive_int(max_body_bytes, "max_body_bytes")
+    check_positive_int(max_ongoing_requests, "max_ongoing_requests")
+    if resolved.max_queue_pairs is None:
+        resolved = resolved.replace(max_queue_pairs=16 * max_documents)
+    config: dict[str, Any] = {"name": DEPLOYMENT_NAME, "max_ongoing_requests": max_ongoing_requests}
+    if replicas is not None and autoscaling is not None:
+        raise InvalidInputError("replicas", "give replicas or autoscaling, not both")
+    if autoscaling is None:
+        check_positive_int(replicas, "replicas", optional=True)
+        config["num_replicas"] = replicas or 1
+    else:
+        config["autoscaling_config"] = _autoscaling(autoscaling)
+    for name, value in (
+        ("gpus_per_replica", gpus_per_replica),
+        ("cpus_per_replica", cpus_per_replica),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise InvalidInputError(name, f"must be a number >= 0, got {value!r}")
+    config["ray_actor_options"] = {"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica}
+    app = {
+        "api_key": api_key,
+        "max_documents": max_documents,
+        "max_body_bytes": max_body_bytes,
+        "cors_origins": None if cors_origins is None else list(cors_origins),
+    }
+    deployment: Any = serve.deployment(RerankDeployment)  # typed as a decorator factory
+    return deployment.options(**config).bind(resolved.to_dict(), app)
+
+
+def _autoscaling(value: tuple[int, int] | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise InvalidInputError("autoscaling", f"must be (min, max) or a dict, got {value!r}")
+    low, high = value
+    if isinstance(low, bool) or not isinstance(low, int) or low < 0:
+        raise InvalidInputError("autoscaling", f"min must be an integer >= 0, got {low!r}")
+    if isinstance(high, bool) or not isinstance(high, int) or high < max(low, 1):
+        raise InvalidInputError(
+            "autoscaling", f"max must be an integer >= max(min, 1), got {high!r}"
+        )
+    # Scale on requests in flight per replica; several at once is what micro-batching feeds on.
+    return {
+        "min_replicas": low,
+        "max_replicas": high,
+        "initial_replicas": max(low, 1),
+        "target_ongoing_requests": 16,
+    }
+
+
+def run_until_stopped(
+    app: Application,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    name: str = "rag-rerank",
+    shutdown_ray: bool = False,
+    ready: Callable[[str], None] | None = None,
+) -> int:
+    """Run ``app`` on Ray Serve (this process must be connected to Ray: see
+    :func:`~rag_rerank.cluster.connect`) until SIGTERM or Ctrl-C, then delete it.
+
+    Args:
+        app: From :func:`serve_app`.
+        host, port: Where Serve's HTTP proxy listens (a Serve already running keeps its own).
+        name: The Serve application's name.
+        shutdown_ray: Also shut Serve and Ray down on the way out (when the caller started
+            them: a local instance).
+        ready: Called with the base URL once every replica is up.
+
+    Returns:
+        0 after a signal.
+    """
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(app, name=name, route_prefix="/")
+        if ready is not None:
+            ready(f"http://{host}:{port}")
+        while not stop.wait(0.5):
+            pass
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if shutdown_ray:
+            serve.shutdown()
+            ray.shutdown()
+        else:
+            serve.delete(name)
