@@ -33,3 +33,13 @@ def xlmr_dir(tiny_models: dict[str, Path]) -> str:
 @pytest.fixture(scope="session")
 def bert2_dir(tiny_models: dict[str, Path]) -> str:
     return str(tiny_models["bert2"])
+
+
+@pytest.fixture(scope="session")
+def trained_dir(request: pytest.FixtureRequest) -> str:
+    """A small reranker trained on the demo corpus (2 MiniLM layers, a few dozen steps), with
+    logits that spread over several units; built once and kept in pytest's cache folder."""
+    pytest.importorskip("datasets", reason="training needs the 'train' extra")
+    from rag_rerank.training.fixture import build_trained_test_model
+
+    return str(build_trained_test_model(request.config.cache.mkdir("rag-rerank-trained")))

