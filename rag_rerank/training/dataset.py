@@ -113,7 +113,7 @@ def build_training_data(
     passages: list[str],
     store: PassageStore,
     *,
-    labels: str | os.PathLike[str] | None,
+    labelled: tuple[list[TrainingQuery], dict[int, set[int]], dict[int, set[int]]] | None,
     teacher: Any,
     loss: str,
     held_out: float,
@@ -121,11 +121,11 @@ def build_training_data(
     random_negatives: int,
     seed: int,
 ) -> TrainingData:
-    """Queries (generated, or from ``labels``), split into training and held-out ones, and the
-    training rows: ``(query, document, label)`` with 1/0 labels, or with the teacher's logits
+    """Queries (generated, or ``labelled`` ones from :func:`labelled_queries`), split into
+    training and held-out ones, and the training rows: ``(query, document, label)`` with 1/0 labels, or with the teacher's logits
     (``mse``), or ``(query, positive, negative, teacher margin)`` (``margin-mse``)."""
-    if labels is not None:
-        queries, relevant_by, negatives_by = labelled_queries(labels, passages)
+    if labelled is not None:
+        queries, relevant_by, negatives_by = labelled
     else:
         queries = make_queries(passages, seed)
         relevant_by = {i: {q.passage} for i, q in enumerate(queries)}

@@ -17,14 +17,17 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "TEST_MODEL_SETTINGS",
+    "PrecisionDrift",
     "build_on_demo_corpus",
     "build_trained_test_model",
+    "precision_drift",
     "truncated_minilm",
 ]
 
@@ -100,6 +103,7 @@ def build_on_demo_corpus(
         device=settings.get("device", "cpu"),
         held_out=settings.get("held_out", 0.05),
         hard_negatives=settings.get("hard_negatives", 1),
+        random_negatives=settings.get("random_negatives", 1),
         show_progress=show_progress,
     )
     (building / "model" / "fixture.json").write_text(json.dumps(settings))
@@ -107,6 +111,71 @@ def build_on_demo_corpus(
     (building / "model").rename(folder)
     shutil.rmtree(building, ignore_errors=True)
     return folder
+
+
+@dataclass(frozen=True, slots=True)
+class PrecisionDrift:
+    """How far a lower precision moves a reranker from fp32, over some queries.
+
+    Attributes:
+        dtype: ``bf16``, ``fp16`` or ``int8`` (dynamic int8 quantization, fp32 activations).
+        max_logit_drift: Largest ``|logit - fp32 logit|`` over every pair.
+        logit_spread: Largest minus smallest fp32 logit of any one query, for scale.
+        top1_same: Queries whose best document is the fp32 one.
+        top5_overlap: Mean share of the fp32 top 5 found in the top 5 (1.0: the same five).
+        top5_exact: Queries whose top 5 is the fp32 top 5 in the same order.
+        queries: Queries compared.
+    """
+
+    dtype: str
+    max_logit_drift: float
+    logit_spread: float
+    top1_same: int
+    top5_overlap: float
+    top5_exact: int
+    queries: int
+
+
+def precision_drift(
+    model: str | os.PathLike[str],
+    queries: Sequence[str],
+    documents: Sequence[str],
+    dtypes: Sequence[str] = ("bf16", "int8"),
+) -> list[PrecisionDrift]:
+    """Rerank ``documents`` for each query in fp32 and in each of ``dtypes`` on the CPU, and
+    compare (see :class:`PrecisionDrift`)."""
+    import numpy as np
+
+    from ..core.reranker import Reranker
+
+    def logits(**options: Any) -> Any:
+        with Reranker(str(model), device="cpu", **options) as reranker:
+            ranked = reranker.rerank_many(list(queries), [list(documents)] * len(queries))
+        values = np.empty((len(queries), len(documents)))
+        for row, results in zip(values, ranked, strict=True):
+            for result in results:
+                row[result.index] = result.raw_score
+        return values
+
+    reference = logits(dtype="fp32")
+    order = np.argsort(-reference, axis=1, kind="stable")[:, :5]
+    drifts = []
+    for dtype in dtypes:
+        options = {"dtype": "fp32", "quantize": "int8"} if dtype == "int8" else {"dtype": dtype}
+        other = logits(**options)
+        top5 = np.argsort(-other, axis=1, kind="stable")[:, :5]
+        drifts.append(
+            PrecisionDrift(
+                dtype=dtype,
+                max_logit_drift=float(np.abs(other - reference).max()),
+                logit_spread=float((reference.max(axis=1) - reference.min(axis=1)).max()),
+                top1_same=int((top5[:, 0] == order[:, 0]).sum()),
+                top5_overlap=float(np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5, order)])),
+                top5_exact=int((top5 == order).all(axis=1).sum()),
+                queries=len(queries),
+            )
+        )
+    return drifts
 
 
 def main(argv: Sequence[str] | None = None) -> int:

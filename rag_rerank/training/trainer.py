@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ModelLoadError, TrainingError
 from .corpus import load_passages
-from .dataset import PassageStore, build_training_data
+from .dataset import PassageStore, build_training_data, labelled_queries
 from .report import TrainingReport, evaluate_held_out, write_card
 
 __all__ = ["CHECKPOINTS", "LOSSES", "last_checkpoint", "train"]
@@ -101,6 +101,7 @@ def train(
             ", ".join(map(str, sources)),
             option="batch_size",
         )
+    labelled = labelled_queries(labels, passages) if labels is not None else None
     config = _check_base(base)
     teacher_model = _load_teacher(teacher, device) if teacher else None
     store = PassageStore(passages, embedding_function)
@@ -108,7 +109,7 @@ def train(
         data = build_training_data(
             passages,
             store,
-            labels=labels,
+            labelled=labelled,
             teacher=teacher_model,
             loss=loss,
             held_out=held_out,
