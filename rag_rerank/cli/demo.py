@@ -7,7 +7,6 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError
-
 from .options import (
     add_model_options,
     add_selection_options,

@@ -101,7 +101,7 @@ def offline_hint(model: str) -> str | None:
     """One line for a hub ``model`` that cannot be downloaded because the hub is out of reach:
     why, and that ``rag-rerank demo --train`` makes a demo reranker offline. ``None`` for a
     local folder, or when the hub can be reached (then the loader's own error says more)."""
-    from ..api.references import hub_unreachable, looks_like_path
+    from ..api.references import TINY_MODEL_HINT, hub_unreachable, looks_like_path
 
     if looks_like_path(model):
         return None
@@ -111,5 +111,5 @@ def offline_hint(model: str) -> str | None:
     return (
         f"{reason}, so {model} cannot be downloaded. `rag-rerank demo --train` builds a demo "
         "reranker from the offline embedding model and the demo corpus in a few minutes "
-        "(cached for the next run)"
+        f"(cached for the next run); a quick look with a random test model: `{TINY_MODEL_HINT}`"
     )

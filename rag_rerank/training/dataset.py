@@ -97,7 +97,9 @@ def labelled_queries(
             passages.append(pair.document)
         good, bad = by_query.setdefault(pair.query, (set(), set()))
         (good if pair.label else bad).add(position[pair.document])
-    queries, relevant, negatives = [], {}, {}
+    queries: list[TrainingQuery] = []
+    relevant: dict[int, set[int]] = {}
+    negatives: dict[int, set[int]] = {}
     for query, (good, bad) in by_query.items():
         if good:
             first = min(good)
@@ -122,8 +124,9 @@ def build_training_data(
     seed: int,
 ) -> TrainingData:
     """Queries (generated, or ``labelled`` ones from :func:`labelled_queries`), split into
-    training and held-out ones, and the training rows: ``(query, document, label)`` with 1/0 labels, or with the teacher's logits
-    (``mse``), or ``(query, positive, negative, teacher margin)`` (``margin-mse``)."""
+    training and held-out ones, and the training rows: ``(query, document, label)`` with 1/0
+    labels, or with the teacher's logits (``mse``), or ``(query, positive, negative, teacher
+    margin)`` (``margin-mse``)."""
     if labelled is not None:
         queries, relevant_by, negatives_by = labelled
     else:
@@ -147,11 +150,12 @@ def build_training_data(
         negatives = [i for i in dict.fromkeys(negatives) if i not in relevant]
         groups.append((query.query, query.positive, [passages[i] for i in negatives]))
     columns = _rows(groups, teacher, loss)
-    relevant = [relevant_by[numbered[id(q)]] for q in held]
-    return TrainingData(columns, train, held, relevant)
+    return TrainingData(columns, train, held, [relevant_by[numbered[id(q)]] for q in held])
 
 
-def _rows(groups: list[tuple[str, str, list[str]]], teacher: Any, loss: str) -> dict[str, list[Any]]:
+def _rows(
+    groups: list[tuple[str, str, list[str]]], teacher: Any, loss: str
+) -> dict[str, list[Any]]:
     if teacher is None:
         rows: dict[str, list[Any]] = {"query": [], "document": [], "label": []}
         for query, positive, negatives in groups:

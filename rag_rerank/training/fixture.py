@@ -170,7 +170,9 @@ def precision_drift(
                 max_logit_drift=float(np.abs(other - reference).max()),
                 logit_spread=float((reference.max(axis=1) - reference.min(axis=1)).max()),
                 top1_same=int((top5[:, 0] == order[:, 0]).sum()),
-                top5_overlap=float(np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5, order)])),
+                top5_overlap=float(
+                    np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5, order, strict=True)])
+                ),
                 top5_exact=int((top5 == order).all(axis=1).sum()),
                 queries=len(queries),
             )

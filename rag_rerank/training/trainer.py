@@ -238,12 +238,13 @@ def _fit(
     trainer = CrossEncoderTrainer(
         model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=objective
     )
+    resumed_from = 0
+    if checkpoint is not None:
+        resumed_from = int(json.loads((checkpoint / _STATE).read_text())["global_step"])
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     model.save_pretrained(str(out))
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
-    if checkpoint is None:
-        return 0
-    return int(json.loads((checkpoint / _STATE).read_text())["global_step"])
+    return resumed_from
 
 
 def _drop_incomplete(folder: Path) -> None:
@@ -270,9 +271,13 @@ def _check_settings(
 ) -> str:
     for name, value, least in (("steps", steps, 1), ("batch_size", batch_size, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise TrainingError(f"must be an integer of at least {least}, got {value!r}", option=name)
+            raise TrainingError(
+                f"must be an integer of at least {least}, got {value!r}", option=name
+            )
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
-        raise TrainingError(f"must be an integer of at least 8, got {max_length!r}", option="max_length")
+        raise TrainingError(
+            f"must be an integer of at least 8, got {max_length!r}", option="max_length"
+        )
     if not 0 <= held_out < 1:
         raise TrainingError(f"must be in [0, 1), got {held_out!r}", option="held_out")
     if not learning_rate > 0:

@@ -19,14 +19,14 @@ import pytest
 
 pytest.importorskip("datasets", reason="training needs the 'train' extra")
 
-from chromadb import Documents, EmbeddingFunction, Embeddings  # noqa: E402
+from chromadb import Documents, EmbeddingFunction, Embeddings
 
-from rag_rerank import Reranker  # noqa: E402
-from rag_rerank.cli import main  # noqa: E402
-from rag_rerank.errors import TrainingError  # noqa: E402
-from rag_rerank.rag.demo import load_demo_corpus, load_demo_questions  # noqa: E402
-from rag_rerank.training import last_checkpoint, train  # noqa: E402
-from rag_rerank.training.fixture import precision_drift  # noqa: E402
+from rag_rerank import Reranker
+from rag_rerank.cli import main
+from rag_rerank.errors import TrainingError
+from rag_rerank.rag.demo import load_demo_corpus, load_demo_questions
+from rag_rerank.training import last_checkpoint, train
+from rag_rerank.training.fixture import precision_drift
 
 QUICK = {"steps": 3, "batch_size": 8, "max_length": 48, "device": "cpu", "show_progress": False}
 
@@ -68,7 +68,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def quick_train(corpus: Path, base: str, out: Path, **options: object):
-    return train(corpus, base=base, out=out, embedding_function=BagOfWords(), **{**QUICK, **options})
+    return train(
+        corpus, base=base, out=out, embedding_function=BagOfWords(), **{**QUICK, **options}
+    )
 
 
 def logits(folder: Path | str, query: str, documents: list[str]) -> np.ndarray:
@@ -178,7 +180,7 @@ def test_a_base_that_is_not_a_transformer_encoder(corpus: Path, tmp_path: Path) 
 
     not_a_model = tmp_path / "not-a-model"
     not_a_model.mkdir()
-    with pytest.raises(TrainingError, match="base: .*not a transformer model") as caught:
+    with pytest.raises(TrainingError, match=r"base: .*not a transformer model") as caught:
         quick_train(corpus, str(not_a_model), tmp_path / "out")
     assert caught.value.option == "base"
     decoder = tmp_path / "gpt2"

@@ -45,7 +45,9 @@ def test_inverse_cloze_takes_one_sentence_out_of_the_positive() -> None:
         ]
     )
     # "Inc." ends an abbreviation, not a sentence: one sentence makes no cloze query.
-    assert inverse_cloze_query("Apple Inc. designs the iPhone and the Mac.", random.Random(0)) is None
+    assert (
+        inverse_cloze_query("Apple Inc. designs the iPhone and the Mac.", random.Random(0)) is None
+    )
 
 
 def test_same_seed_same_queries_and_both_kinds() -> None:
@@ -57,7 +59,9 @@ def test_same_seed_same_queries_and_both_kinds() -> None:
 
 
 def test_held_out_split_keeps_every_query_of_a_passage_on_one_side() -> None:
-    passages = [f"Passage number {i} talks about topic {i}. It has a second sentence." for i in range(30)]
+    passages = [
+        f"Passage number {i} talks about topic {i}. It has a second sentence." for i in range(30)
+    ]
     queries = make_queries(passages)
     train, held = split_held_out(queries, 0.2, seed=1)
     assert held and train
@@ -110,7 +114,7 @@ def test_bad_corpus_lines_name_the_file_and_line(tmp_path: Path, line: str, mess
 
 
 def test_missing_or_empty_corpus_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(TrainingError, match="corpus: .*no such file") as caught:
+    with pytest.raises(TrainingError, match=r"corpus: .*no such file") as caught:
         load_passages(tmp_path / "missing.jsonl")
     assert caught.value.option == "corpus"
     (tmp_path / "empty").mkdir()
