@@ -15,7 +15,6 @@ from .report import REPORT_FILE
 __all__ = ["DEMO_SETTINGS", "build_demo_reranker", "cache_folder", "describe"]
 
 DEMO_SETTINGS: dict[str, Any] = {
-    "layers": 6,
     "steps": 300,
     "batch_size": 32,
     "max_length": 128,
