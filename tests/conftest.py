@@ -36,10 +36,13 @@ def bert2_dir(tiny_models: dict[str, Path]) -> str:
 
 
 @pytest.fixture(scope="session")
-def trained_dir(request: pytest.FixtureRequest) -> str:
-    """A small reranker trained on the demo corpus (2 MiniLM layers, a few dozen steps), with
-    logits that spread over several units; built once and kept in pytest's cache folder."""
+def trained_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small reranker trained on the demo corpus (MiniLM, 50 steps of 32 pairs), with logits
+    that spread over several units; built once and kept in pytest's cache folder (in a temporary
+    one with ``-p no:cacheprovider``)."""
     pytest.importorskip("datasets", reason="training needs the 'train' extra")
     from rag_rerank.training.fixture import build_trained_test_model
 
-    return str(build_trained_test_model(request.config.cache.mkdir("rag-rerank-trained")))
+    cache = getattr(request.config, "cache", None)
+    root = cache.mkdir("rag-rerank-trained") if cache else tmp_path_factory.mktemp("trained")
+    return str(build_trained_test_model(root))

@@ -244,7 +244,7 @@ def test_trained_model_precision_bf16_and_int8_against_fp32(
     for drift in (bf16, int8):
         record_property(drift.dtype, drift)
         print(drift)  # shown with -s: the figures benchmarks/bench_precision.py also reports
-    assert bf16.logit_spread > 3  # real margins, not a random head's
+    assert bf16.logit_spread > 2.5  # real margins, not a random head's
     assert bf16.max_logit_drift < 0.1 * bf16.logit_spread
     assert bf16.top5_overlap >= 0.8
     assert int8.queries == bf16.queries == len(questions)
