@@ -17,6 +17,7 @@ __all__ = [
     "OverloadedError",
     "RerankError",
     "ScoringError",
+    "TrainingError",
 ]
 
 
@@ -85,6 +86,32 @@ class CalibrationError(RerankError, ValueError):
         super().__init__(where + message)
         self.path = path
         self.line = line
+
+
+class TrainingError(RerankError, ValueError):
+    """Training cannot start or go on: a corpus, labels file, base or teacher that cannot be used.
+
+    Attributes:
+        path: The file at fault, or ``None``.
+        line: 1-based line number in ``path``, or ``None``.
+        option: The option at fault (``base``, ``teacher``, ``batch_size``...), or ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        path: object = None,
+        line: int | None = None,
+        *,
+        option: str | None = None,
+    ) -> None:
+        where = f"{option}: " if option else ""
+        if path is not None:
+            where += f"{path}, line {line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+        self.option = option
 
 
 def _preview(text: str, limit: int = 40) -> str:

@@ -49,3 +49,16 @@ def qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 def gemma_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny random bge-reranker-v2-gemma (its config names prompt_format "bge-gemma")."""
     return str(build_gemma(tmp_path_factory.mktemp("llm") / "gemma"))
+
+
+@pytest.fixture(scope="session")
+def trained_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small reranker trained on the demo corpus (MiniLM, 50 steps of 32 pairs), with logits
+    that spread over several units; built once and kept in pytest's cache folder (in a temporary
+    one with ``-p no:cacheprovider``)."""
+    pytest.importorskip("datasets", reason="training needs the 'train' extra")
+    from rag_rerank.training.fixture import build_trained_test_model
+
+    cache = getattr(request.config, "cache", None)
+    root = cache.mkdir("rag-rerank-trained") if cache else tmp_path_factory.mktemp("trained")
+    return str(build_trained_test_model(root))

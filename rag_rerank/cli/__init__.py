@@ -2,8 +2,8 @@
 
 One module per command group registers its commands (an ``add_<command>`` function that adds a
 parser and its handler): :mod:`.rerank` (``score``, ``rerank``), :mod:`.index` (``index``,
-``ask``), :mod:`.demo`, :mod:`.evaluate` (``eval``), :mod:`.calibrate`, :mod:`.serve` and
-:mod:`.compare`.
+``ask``), :mod:`.demo`, :mod:`.evaluate` (``eval``), :mod:`.calibrate`, :mod:`.serve`,
+:mod:`.compare`, :mod:`.batch` and :mod:`.train`.
 Shared flags live in :mod:`.options`. Building the parser imports none of torch, transformers,
 chromadb or fastapi: handlers import what they need when they run, so ``--help`` answers at once.
 """
@@ -28,6 +28,7 @@ from .models import model_specs
 from .output import error
 from .rerank import add_rerank, add_score
 from .serve import add_serve
+from .train import add_train
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -47,6 +48,7 @@ _COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_serve,
     add_compare,
     add_batch,
+    add_train,
 )
 
 

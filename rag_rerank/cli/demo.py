@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import TYPE_CHECKING
 
+from ..errors import ModelLoadError
 from .options import (
     add_model_options,
     add_selection_options,
@@ -12,7 +14,7 @@ from .options import (
     non_empty,
     reranker_options,
 )
-from .output import console, model_line
+from .output import console, error, model_line
 
 if TYPE_CHECKING:
     from . import Subparsers
@@ -41,6 +43,12 @@ def add_demo(subparsers: Subparsers) -> None:
         default=None,
         help="ask this instead of the built-in questions (repeatable)",
     )
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="rerank with a demo reranker trained here, offline, from the embedding model and "
+        "the demo corpus (a few minutes the first time, then cached); instead of --model",
+    )
     add_selection_options(parser, k=50, top_n=5)
     add_model_options(parser)
     parser.set_defaults(handler=demo)
@@ -54,13 +62,31 @@ def demo(args: argparse.Namespace) -> int:
         index_demo_corpus,
         load_demo_corpus,
         load_demo_questions,
+        offline_hint,
         tiny_model_note,
     )
     from ..render import print_comparison, print_demo_summary
 
     out = console()
-    reranker = load_reranker(reranker_options(args))  # a bad model fails before any indexing
+    options = reranker_options(args)
+    made = ""
+    if args.train:
+        from ..training.demo import build_demo_reranker, describe
+
+        folder = build_demo_reranker(device=options.device)  # None: the CPU
+        options = dataclasses.replace(options, model=str(folder))
+        made = describe(folder)
+    try:
+        reranker = load_reranker(options)  # a bad model fails before any indexing
+    except ModelLoadError:
+        hint = offline_hint(options.model)
+        if hint is None:
+            raise
+        error(hint)
+        return 2
     out.print(model_line(reranker, parameters=True))
+    if made:
+        out.print(made)
     note = tiny_model_note(reranker.num_parameters)
     if note:
         out.print(f"[yellow]{note}[/yellow]")

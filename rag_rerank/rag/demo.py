@@ -24,6 +24,7 @@ __all__ = [
     "index_demo_corpus",
     "load_demo_corpus",
     "load_demo_questions",
+    "offline_hint",
     "tiny_model_note",
 ]
 
@@ -93,4 +94,22 @@ def tiny_model_note(parameters: int) -> str | None:
         f"note: this model has only {parameters:,} parameters (a test model?); its ranking is "
         "only as good as its weights. Use a trained cross-encoder such as BAAI/bge-reranker-v2-m3 "
         "to see real reranking."
+    )
+
+
+def offline_hint(model: str) -> str | None:
+    """One line for a hub ``model`` that cannot be downloaded because the hub is out of reach:
+    why, and that ``rag-rerank demo --train`` makes a demo reranker offline. ``None`` for a
+    local folder, or when the hub can be reached (then the loader's own error says more)."""
+    from ..api.references import TINY_MODEL_HINT, hub_unreachable, looks_like_path
+
+    if looks_like_path(model):
+        return None
+    reason = hub_unreachable()
+    if reason is None:
+        return None
+    return (
+        f"{reason}, so {model} cannot be downloaded. `rag-rerank demo --train` builds a demo "
+        "reranker from the offline embedding model and the demo corpus in a few minutes "
+        f"(cached for the next run); a quick look with a random test model: `{TINY_MODEL_HINT}`"
     )

@@ -132,8 +132,10 @@ def run_rerank_cli(
     references = [a.split("=", 1)[-1] for a in args]  # --model NAME=ID names a hub model too
     needs_hub = any(a.startswith(("BAAI/", "cross-encoder/")) for a in references)
     missing_data = args[0] in ("eval", "calibrate", "compare") and not Path(args[1]).exists()
-    if needs_hub or missing_data or args[0] == "serve":
-        # A hub model, a dataset that is not here, or a server that would not return: parsed.
+    trains = args[0] == "train" or "--train" in args
+    if needs_hub or missing_data or args[0] == "serve" or trains:
+        # A hub model, a dataset that is not here, a server that would not return, or minutes
+        # of training (tests/integration/test_training.py runs it): parsed.
         build_parser().parse_args(args)
         return
     if stdin is not None:
@@ -217,6 +219,7 @@ def test_demo_with_no_hub_is_the_one_line_the_readme_promises(
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "python -m rag_rerank.testing /tmp/rr-models && RAG_RERANK_MODEL" in err
+    assert "`rag-rerank demo --train` builds a demo reranker" in err
 
 
 @pytest.mark.parametrize("section", ["## Quickstart", "## Pipeline, CLI and notebooks"])

@@ -1,0 +1,35 @@
+"""Fine-tune or distil a cross-encoder reranker on your own corpus, offline.
+
+:func:`train` builds training pairs from a corpus (or reads labelled pairs, or a teacher's
+logits), trains with sentence-transformers' CrossEncoderTrainer and its losses, checkpoints as it
+goes, and compares the vector store's order with the trained reranker's on held-out queries.
+Needs the ``train`` extra: ``pip install 'rag-rerank[train]'``.
+
+Example::
+
+    from rag_rerank import Reranker
+    from rag_rerank.training import train
+
+    report = train("corpus.jsonl", base="./all-MiniLM-L6-v2", out="./my-reranker", steps=300)
+    print(report.summary())
+    reranker = Reranker("./my-reranker")
+"""
+
+from __future__ import annotations
+
+from .corpus import Passage, load_passages
+from .pairs import TrainingQuery, make_queries
+from .report import HeldOutEvaluation, TrainingReport
+from .trainer import LOSSES, last_checkpoint, train
+
+__all__ = [
+    "LOSSES",
+    "HeldOutEvaluation",
+    "Passage",
+    "TrainingQuery",
+    "TrainingReport",
+    "last_checkpoint",
+    "load_passages",
+    "make_queries",
+    "train",
+]

@@ -1,0 +1,327 @@
+"""``train``: fine-tune or distil a cross-encoder on a corpus with sentence-transformers'
+CrossEncoderTrainer, checkpointing as it goes, and evaluate it on held-out queries."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelLoadError, TrainingError
+from .corpus import load_passages
+from .dataset import PassageStore, build_training_data, labelled_queries
+from .report import TrainingReport, evaluate_held_out, write_card
+
+__all__ = ["CHECKPOINTS", "LOSSES", "last_checkpoint", "train"]
+
+LOSSES = ("bce", "mse", "margin-mse")
+"""``bce`` for 1/0 labels; ``mse`` and ``margin-mse`` learn a teacher's logits."""
+
+CHECKPOINTS = "checkpoints"
+"""The folder under the output folder that holds the checkpoints while training runs."""
+
+_STATE = "trainer_state.json"  # written last in a checkpoint: without it, the save was cut off
+
+
+def train(
+    corpus: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    base: str,
+    out: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None = None,
+    teacher: str | None = None,
+    loss: str | None = None,
+    steps: int = 300,
+    batch_size: int = 32,
+    max_length: int = 128,
+    learning_rate: float = 5e-5,
+    seed: int = 0,
+    device: str | None = None,
+    held_out: float = 0.1,
+    hard_negatives: int = 3,
+    random_negatives: int = 1,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
+    embedding_function: Any = None,
+    show_progress: bool = True,
+) -> TrainingReport:
+    """Train a one-logit cross-encoder reranker on ``corpus`` and save it to ``out``.
+
+    Without ``labels`` the training pairs come from the corpus (see
+    :mod:`rag_rerank.training.pairs`); with ``labels`` they are the labelled pairs. With a
+    ``teacher`` the student learns the teacher's logits of the same candidates. The same inputs
+    and ``seed`` give the same model.
+
+    Args:
+        corpus: A JSONL of ``{"text": ...}`` rows, ``.txt``/``.md`` files or folders, or a Chroma
+            index folder (see :func:`~rag_rerank.training.load_passages`).
+        base: Any transformer encoder or cross-encoder (hub id or folder); a bi-encoder such as
+            all-MiniLM-L6-v2 gets a new one-logit head.
+        out: The model folder to write (``Reranker(out)`` loads it); checkpoints go to
+            ``out/checkpoints`` while training and are removed when it finishes.
+        labels: A JSONL of ``{"query", "document", "label"}`` lines (the calibration format).
+        teacher: A reranker to distil (hub id or folder), loaded by :class:`~rag_rerank.Reranker`.
+        loss: ``bce`` (default without a teacher), ``margin-mse`` (default with one) or ``mse``.
+        steps: Optimizer steps (default 300). batch_size: Pairs per step (default 32).
+        max_length: Tokens per pair (default 128). learning_rate: Peak rate (default 5e-5).
+        seed: Seeds the queries, negatives, head, shuffling and held-out split (default 0).
+        device: ``cpu``, ``cuda``... (default: CUDA when available, else CPU).
+        held_out: Share of passages whose queries are kept out for the evaluation (default 0.1).
+        hard_negatives: Nearest passages per query used as negatives (default 3).
+        random_negatives: Random passages per query used as negatives (default 1).
+        checkpoint_every: Steps between checkpoints (default: a fifth of ``steps``, at least 10).
+        resume: Continue from the last complete checkpoint in ``out/checkpoints`` (default).
+        embedding_function: The vector store's chromadb embedding function (default: the
+            offline all-MiniLM-L6-v2).
+        show_progress: Show the trainer's progress bar.
+
+    Returns:
+        The :class:`~rag_rerank.training.TrainingReport`, also written to ``out`` with a model
+        card (``README.md``).
+
+    Raises:
+        TrainingError: Bad settings (the option named), a corpus too small for one batch or
+            with an empty text, a labels file in another format (file and line named), a base
+            that is not a transformer encoder, or a teacher that cannot load.
+        KeyboardInterrupt: Ctrl-C; the last complete checkpoint stays in ``out/checkpoints``
+            and the next run with ``resume=True`` goes on from it.
+    """
+    started = time.perf_counter()
+    loss = _check_settings(loss, teacher, steps, batch_size, max_length, held_out, learning_rate)
+    sources = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
+    passages = [p.text for p in load_passages(sources)]
+    if len(passages) < batch_size:
+        raise TrainingError(
+            f"{len(passages)} passages, fewer than the {batch_size} that a batch of "
+            f"{batch_size} pairs needs; add passages or lower batch_size",
+            ", ".join(map(str, sources)),
+            option="batch_size",
+        )
+    labelled = labelled_queries(labels, passages) if labels is not None else None
+    config = _check_base(base)
+    teacher_model = _load_teacher(teacher, device) if teacher else None
+    store = PassageStore(passages, embedding_function)
+    try:
+        data = build_training_data(
+            passages,
+            store,
+            labelled=labelled,
+            teacher=teacher_model,
+            loss=loss,
+            held_out=held_out,
+            hard_negatives=hard_negatives,
+            random_negatives=random_negatives,
+            seed=seed,
+        )
+        if teacher_model is not None:
+            teacher_model.close()
+        out = Path(out)
+        resumed_from = _fit(
+            base,
+            config,
+            data.columns,
+            out,
+            loss=loss,
+            steps=steps,
+            batch_size=batch_size,
+            max_length=max_length,
+            learning_rate=learning_rate,
+            seed=seed,
+            device=device,
+            checkpoint_every=checkpoint_every or max(10, steps // 5),
+            resume=resume,
+            show_progress=show_progress,
+        )
+        evaluation = evaluate_held_out(
+            out, store, data.held_out, data.relevant, device=device or _default_device()
+        )
+    finally:
+        store.close()
+    described: dict[str, Any] = {"corpus": ", ".join(map(str, sources))}
+    if labels is not None:
+        described["labels"] = str(labels)
+    if teacher:
+        described["teacher"] = teacher
+    report = TrainingReport(
+        out=str(out),
+        base=base,
+        data=described,
+        passages=len(passages),
+        train_queries=len(data.train_queries),
+        pairs=len(data.columns["query"]),
+        held_out_queries=len(data.held_out),
+        loss=loss,
+        steps=steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        learning_rate=learning_rate,
+        seed=seed,
+        resumed_from=resumed_from,
+        seconds=time.perf_counter() - started,
+        evaluation=evaluation,
+    )
+    write_card(report)
+    return report
+
+
+def last_checkpoint(out: str | os.PathLike[str]) -> Path | None:
+    """The last complete checkpoint under ``out/checkpoints`` (one a Ctrl-C cut off while it
+    was being written lacks its trainer state and is skipped), or ``None``."""
+    folder = Path(out) / CHECKPOINTS
+    complete = [
+        path
+        for path in folder.glob("checkpoint-*")
+        if path.name.split("-")[-1].isdigit() and (path / _STATE).is_file()
+    ]
+    return max(complete, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _fit(
+    base: str,
+    config: Any,
+    columns: dict[str, list[Any]],
+    out: Path,
+    *,
+    loss: str,
+    steps: int,
+    batch_size: int,
+    max_length: int,
+    learning_rate: float,
+    seed: int,
+    device: str | None,
+    checkpoint_every: int,
+    resume: bool,
+    show_progress: bool,
+) -> int:
+    """Run the trainer; returns the step resumed from (0 for a fresh start)."""
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+        losses,
+    )
+    from transformers import set_seed
+
+    set_seed(seed)  # the new head's initial weights
+    model = CrossEncoder(base, num_labels=1, max_length=max_length, device=device)
+    objective = {
+        "bce": losses.BinaryCrossEntropyLoss,
+        "mse": losses.MSELoss,
+        "margin-mse": losses.MarginMSELoss,
+    }[loss](model)
+    checkpoint = last_checkpoint(out) if resume else None
+    if not resume:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    _drop_incomplete(out / CHECKPOINTS)
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(out / CHECKPOINTS),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=0.1,
+        seed=seed,
+        data_seed=seed,
+        save_strategy="steps",
+        save_steps=checkpoint_every,
+        save_total_limit=1,
+        logging_steps=max(1, steps // 10),
+        disable_tqdm=not show_progress,
+        report_to="none",
+        use_cpu=(device or _default_device()) == "cpu",
+        dataloader_num_workers=0,
+    )
+    trainer = CrossEncoderTrainer(
+        model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=objective
+    )
+    resumed_from = 0
+    if checkpoint is not None:
+        resumed_from = int(json.loads((checkpoint / _STATE).read_text())["global_step"])
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    model.save_pretrained(str(out))
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    return resumed_from
+
+
+def _drop_incomplete(folder: Path) -> None:
+    """Remove checkpoints a Ctrl-C cut off mid-save, so the trainer never picks one up."""
+    for path in folder.glob("checkpoint-*"):
+        if not (path / _STATE).is_file():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _check_settings(
+    loss: str | None,
+    teacher: str | None,
+    steps: int,
+    batch_size: int,
+    max_length: int,
+    held_out: float,
+    learning_rate: float,
+) -> str:
+    for name, value, least in (("steps", steps, 1), ("batch_size", batch_size, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise TrainingError(
+                f"must be an integer of at least {least}, got {value!r}", option=name
+            )
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
+        raise TrainingError(
+            f"must be an integer of at least 8, got {max_length!r}", option="max_length"
+        )
+    if not 0 <= held_out < 1:
+        raise TrainingError(f"must be in [0, 1), got {held_out!r}", option="held_out")
+    if not learning_rate > 0:
+        raise TrainingError(f"must be positive, got {learning_rate!r}", option="learning_rate")
+    loss = loss or ("margin-mse" if teacher else "bce")
+    if loss not in LOSSES:
+        raise TrainingError(f"must be one of {', '.join(LOSSES)}, got {loss!r}", option="loss")
+    if teacher and loss == "bce":
+        raise TrainingError("a teacher's logits need 'mse' or 'margin-mse'", option="loss")
+    if not teacher and loss != "bce":
+        raise TrainingError(f"{loss!r} learns a teacher's logits: give a teacher", option="loss")
+    return loss
+
+
+def _check_base(base: str) -> Any:
+    """The base's config, or a :class:`TrainingError` when it is not a transformer encoder."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(base)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(
+            f"{base!r} is not a transformer model (no loadable config.json): {reason}",
+            option="base",
+        ) from None
+    architectures = getattr(config, "architectures", None) or []
+    decoder = getattr(config, "is_decoder", False) or (
+        architectures and all(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+    )
+    if decoder or getattr(config, "is_encoder_decoder", False):
+        kind = "an encoder-decoder" if getattr(config, "is_encoder_decoder", False) else "a decoder"
+        raise TrainingError(
+            f"{base!r} is {kind} ({config.model_type}), not a transformer encoder such as "
+            "BERT, MiniLM or XLM-RoBERTa",
+            option="base",
+        )
+    return config
+
+
+def _load_teacher(teacher: str, device: str | None) -> Any:
+    from ..core.reranker import Reranker
+
+    try:
+        return Reranker(teacher, device=device or _default_device(), dtype="fp32")
+    except (ModelLoadError, OSError, ValueError) as exc:
+        raise TrainingError(f"cannot load {teacher!r}: {exc}", option="teacher") from None
