@@ -99,9 +99,15 @@ def tiny_model_note(parameters: int) -> str | None:
 
 def offline_hint(model: str) -> str | None:
     """One line for a hub ``model`` that cannot be downloaded because the hub is out of reach:
-    why, and that ``rag-rerank demo --train`` makes a demo reranker offline. ``None`` for a
+    why, that ``rag-rerank demo --train`` makes a demo reranker offline, and how to point at a
+    local copy instead. ``None`` for a
     local folder, or when the hub can be reached (then the loader's own error says more)."""
-    from ..api.references import TINY_MODEL_HINT, hub_unreachable, looks_like_path
+    from ..api.references import (
+        TINY_MODEL_HINT,
+        hub_unreachable,
+        local_copy_hint,
+        looks_like_path,
+    )
 
     if looks_like_path(model):
         return None
@@ -111,5 +117,6 @@ def offline_hint(model: str) -> str | None:
     return (
         f"{reason}, so {model} cannot be downloaded. `rag-rerank demo --train` builds a demo "
         "reranker from the offline embedding model and the demo corpus in a few minutes "
-        f"(cached for the next run); a quick look with a random test model: `{TINY_MODEL_HINT}`"
+        f"(cached for the next run). {local_copy_hint(model)} A quick look with a random test "
+        f"model: `{TINY_MODEL_HINT}`"
     )
