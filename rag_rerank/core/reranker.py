@@ -39,11 +39,12 @@ from ..errors import (
     InvalidInputTypeError,
     NonFiniteScoreError,
 )
-from .cache import ScoreCache, model_identity, open_cache, score_key
+from .cache import ScoreCache, model_identity, open_cache
 from .cleaning import clean_documents
 from .device import resolve_device, resolve_dtype
 from .engine import Engine
 from .loading import PairModel, load_model
+from .lookup import CacheLookup
 
 __all__ = ["Reranker"]
 
@@ -347,7 +348,7 @@ class Reranker(BaseReranker):
         if cache is None:
             return _wait(self._submit(queries, texts))
         self._check_running()
-        lookup = _Lookup(queries, texts, self._max_length, self._options.long_documents)
+        lookup = CacheLookup(queries, texts, self._max_length, self._options.long_documents)
         lookup.found(cache.get_many(lookup.keys))
         if lookup.missing:
             future = self._submit(*lookup.to_score())
@@ -361,7 +362,7 @@ class Reranker(BaseReranker):
             logits: np.ndarray = await asyncio.wrap_future(self._submit(queries, texts))
             return logits
         self._check_running()
-        lookup = _Lookup(queries, texts, self._max_length, self._options.long_documents)
+        lookup = CacheLookup(queries, texts, self._max_length, self._options.long_documents)
         if cache.blocking:  # a network round trip: off the event loop
             lookup.found(await asyncio.to_thread(cache.get_many, lookup.keys))
         else:
@@ -381,59 +382,12 @@ class Reranker(BaseReranker):
             raise EngineStoppedError("the reranker engine is not running")
 
     @staticmethod
-    def _checked(result: Any, lookup: _Lookup) -> np.ndarray:
+    def _checked(result: Any, lookup: CacheLookup) -> np.ndarray:
         try:
             logits: np.ndarray = result()
         except NonFiniteScoreError as exc:
             raise lookup.renumbered(exc) from exc
         return logits
-
-
-class _Lookup:
-    """One call's pairs against the cache: which are known, which the model must score (each
-    distinct key once), and the logits in input order."""
-
-    def __init__(
-        self, queries: Sequence[str], texts: Sequence[str], max_length: int, mode: str
-    ) -> None:
-        self.queries = queries
-        self.texts = texts
-        self.keys = [score_key(max_length, mode, q, t) for q, t in zip(queries, texts, strict=True)]
-        self.logits = np.empty(len(self.keys), dtype=np.float32)
-        self.missing: list[int] = []  # first position of each distinct missing key
-        self._new: dict[bytes, float] = {}
-
-    def found(self, values: list[float | None]) -> None:
-        seen: set[bytes] = set()
-        for i, (key, value) in enumerate(zip(self.keys, values, strict=True)):
-            if value is not None:
-                self.logits[i] = value
-            elif key not in seen:
-                seen.add(key)
-                self.missing.append(i)
-
-    def to_score(self) -> tuple[list[str], list[str]]:
-        return [self.queries[i] for i in self.missing], [self.texts[i] for i in self.missing]
-
-    def scored(self, logits: np.ndarray) -> None:
-        self._new = {self.keys[i]: float(v) for i, v in zip(self.missing, logits, strict=True)}
-
-    def renumbered(self, exc: NonFiniteScoreError) -> NonFiniteScoreError:
-        """The error with the caller's pair index, not the index among the misses."""
-        i = self.missing[exc.pair_index]
-        return NonFiniteScoreError(i, self.queries[i], self.texts[i], exc.value)
-
-    def finish(self, cache: ScoreCache) -> np.ndarray:
-        hits = len(self.keys)
-        if self._new:
-            for i, key in enumerate(self.keys):
-                value = self._new.get(key)
-                if value is not None:
-                    self.logits[i] = value
-                    hits -= 1
-            cache.put_many(self._new)
-        cache.count(hits=hits, misses=len(self.keys) - hits)
-        return self.logits
 
 
 def _wait(future: Future[np.ndarray]) -> np.ndarray:

@@ -1,32 +1,27 @@
 """The FastAPI application: TEI- and Cohere-shaped /rerank over one or several rerankers, each
-with its own engine (several models: :mod:`.registry`, :mod:`.models`, :mod:`.shadow`)."""
+with its own engine (:mod:`.service`; several models: :mod:`.registry`, :mod:`.models`,
+:mod:`.shadow`)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
-import time
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from starlette.types import Receive
 
 from .. import __version__
-from ..api import RerankResult, check_positive_int, resolve_threshold
+from ..api import check_positive_int
 from ..core import Reranker
-from ..core.device import precision_note
-from ..errors import InvalidInputError, NonFiniteScoreError
-from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError, install_error_handlers
-from .guards import DEFAULT_MAX_REQUEST_WINDOWS, ReadinessProbe, check_request_work
+from ..errors import InvalidInputError
+from .errors import RETRY_AFTER_SECONDS, ServiceError, install_error_handlers
+from .guards import DEFAULT_MAX_REQUEST_WINDOWS
 from .metrics import CONTENT_TYPE, Metrics
 from .middleware import (
-    ARRIVED_KEY,
     AuthMiddleware,
     BodyLimitMiddleware,
     HostMiddleware,
@@ -48,13 +43,13 @@ from .schemas import (
     TEIRank,
     TEIRerankRequest,
 )
+from .service import RerankService
 from .shadow import DEFAULT_SHADOW_QUEUE, ShadowScorer
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DOCUMENTS",
     "DEFAULT_MAX_REQUEST_WINDOWS",
-    "RerankService",
     "create_app",
 ]
 
@@ -76,189 +71,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         503: "The worker is not running, or the server is shutting down.",
     }.items()
 }
-
-
-class RerankService:
-    """What the routes share for one model: the reranker, the limits, the metrics, the draining
-    flag and, when another model shadows it, the shadow scorer.
-
-    One per served model, in the :class:`~rag_rerank.server.registry.ServiceRegistry` that is
-    ``app.state.service``.
-    """
-
-    def __init__(
-        self,
-        reranker: Reranker,
-        *,
-        max_documents: int,
-        max_body_bytes: int,
-        max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
-        name: str | None = None,
-        metrics: Metrics | None = None,
-        shadow: ShadowScorer | None = None,
-    ) -> None:
-        self.reranker = reranker
-        self.name = reranker.model_name if name is None else name
-        self.max_documents = max_documents
-        self.max_body_bytes = max_body_bytes
-        self.max_request_windows = max_request_windows
-        self.metrics = Metrics() if metrics is None else metrics
-        self.shadow = shadow
-        self.draining = False
-        self._drain_started = float("inf")
-        self.probe = ReadinessProbe(reranker)  # awaited by /ready
-        # TEI's truncate=true: a view on the same model that scores only the first window.
-        self._truncating = reranker.with_options(long_documents="truncate", show_progress=False)
-        self._windows: dict[int, Reranker] = {}  # v2's max_tokens_per_doc, one view per size
-
-    @property
-    def alive(self) -> bool:
-        """The reranker's worker runs and its recent forward passes did not all fail."""
-        return self.probe.healthy
-
-    @property
-    def ready(self) -> bool:
-        """Alive, not shutting down, and the last forward pass (if any) succeeded."""
-        return self.reranker.health().ready and not self.draining
-
-    def not_ready_reason(self) -> str | None:
-        """Why /ready answers 503, in words; ``None`` when it answers 200."""
-        reason = self.reranker.health().reason
-        if reason is None and self.draining:
-            return "shutting down"
-        return reason
-
-    @property
-    def busy(self) -> bool:
-        """Requests are being served or pairs are queued."""
-        return self.metrics.in_flight > 0 or self.reranker.stats().queued_pairs > 0
-
-    def start_draining(self) -> None:
-        """Turn /ready to 503 and refuse new work with 503; requests already in go on."""
-        self._drain_started = min(self._drain_started, time.monotonic())
-        self.draining = True
-
-    async def rerank(
-        self,
-        request: Request,
-        query: str,
-        texts: list[str],
-        *,
-        field: str,
-        truncate: bool | int | None,
-        top_n: int | None,
-        threshold: float | str | None,
-    ) -> list[RerankResult]:
-        """Rank ``texts``; cancel the queued pairs if the client disconnects first.
-
-        ``truncate``: ``True`` scores only each document's first window; a number, only its
-        first window of that many tokens. With a shadow scorer, the full ranking also goes to it.
-        """
-        if request.scope.get(ARRIVED_KEY, math.inf) >= self._drain_started:
-            raise ServiceError(
-                503,
-                "shutting_down",
-                "the server is shutting down; retry on another instance",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        limit = self.max_documents
-        capacity = self.reranker.options.max_queue_pairs
-        if len(texts) > limit:
-            raise ServiceError(
-                413,
-                "too_many_documents",
-                f"{field}: {len(texts)} documents, the limit is {limit} per request",
-                field=field,
-            )
-        check_request_work(
-            texts,
-            field,
-            max_length=self.reranker.max_length,
-            max_request_windows=self.max_request_windows,
-            max_queue_pairs=capacity,
-        )
-        reranker = self._view(truncate)
-        start = time.perf_counter()
-        try:
-            if self.shadow is None:
-                results = await _unless_disconnected(
-                    request.receive,
-                    reranker.arerank(query, texts, top_n=top_n, threshold=threshold),
-                )
-            else:  # the shadow compares full rankings: select here rather than in the core
-                cutoff = resolve_threshold(threshold, reranker.calibration)
-                ranked = await _unless_disconnected(request.receive, reranker.arerank(query, texts))
-                results = [r for r in ranked if cutoff is None or r.score >= cutoff][:top_n]
-        except NonFiniteScoreError as exc:
-            logger.error("non-finite score for document %d of a request", exc.pair_index)
-            raise ServiceError(
-                500,
-                "non_finite_score",
-                f"{field}[{exc.pair_index}]: the model returned a non-finite score ({exc.value})",
-                field=f"{field}[{exc.pair_index}]",
-            ) from exc
-        if self.shadow is not None:
-            order = [r.index for r in ranked]
-            self.shadow.submit(self.name, query, texts, order, time.perf_counter() - start)
-        scores = [r.score for r in results]
-        self.metrics.observe_results(scores, threshold=threshold, model=self.name)
-        return results
-
-    def _view(self, truncate: bool | int | None) -> Reranker:
-        if truncate is True:
-            return self._truncating
-        if not truncate:
-            return self.reranker
-        # A window holds the query and the special tokens too: 16 tokens at the least.
-        window = max(16, min(truncate, self.reranker.max_length))
-        if window not in self._windows:
-            self._windows[window] = self._truncating.with_options(max_length=window)
-        return self._windows[window]
-
-    def info(self) -> InfoResponse:
-        """The model and the limits."""
-        reranker = self.reranker
-        stats = reranker.stats()
-        return InfoResponse(
-            model_id=reranker.model_name,
-            device=str(reranker.device),
-            model_dtype=str(reranker.dtype).removeprefix("torch."),
-            precision=precision_note(reranker.device, reranker.dtype),
-            max_input_length=reranker.max_length,
-            max_batch_tokens=stats.batch_tokens,
-            max_client_batch_size=min(self.max_documents, stats.max_queue_pairs or 1 << 62),
-            max_body_bytes=self.max_body_bytes,
-            max_queue_pairs=stats.max_queue_pairs,
-            long_documents=reranker.long_documents,
-            version=__version__,
-            cache=None if reranker.cache is None else reranker.cache.description,
-            clean=reranker.options.clean,
-        )
-
-
-async def _until_disconnected(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-async def _unless_disconnected(
-    receive: Receive, work: Coroutine[Any, Any, list[RerankResult]]
-) -> list[RerankResult]:
-    # Cancelling the task cancels the engine future, so pairs not yet started leave the queue.
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_until_disconnected(receive))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not task.done():
-            task.cancel()
-        watcher.cancel()
-    if task.done() and not task.cancelled():
-        return task.result()
-    logger.info("client disconnected; its queued pairs were cancelled")
-    raise ClientDisconnected
 
 
 def create_app(

@@ -1,4 +1,4 @@
-"""The served models as one service: a :class:`~rag_rerank.server.app.RerankService` per model,
+"""The served models as one service: a :class:`~rag_rerank.server.service.RerankService` per model,
 which one answers a request (by name, by the split, or the default), and what the routes that
 are not per model (``/health``, ``/ready``, ``/info``, ``/metrics``, draining) see of them all."""
 
@@ -17,7 +17,7 @@ from .shadow import ShadowScorer
 
 if TYPE_CHECKING:
     from ..core import Reranker
-    from .app import RerankService
+    from .service import RerankService
 
 __all__ = ["ServiceRegistry"]
 
