@@ -38,7 +38,22 @@ from .errors import (
 
 __all__ = ["RemoteRerankError", "RemoteReranker"]
 
-_RETRY_STATUS = frozenset({429, 503})
+_RETRY_STATUS = frozenset({429, 502, 503, 504})
+
+
+def _retryable(response: httpx.Response) -> bool:
+    """429 (queue full), 503 (restarting, draining), 502/504 (a gateway lost or timed out on the
+    backend), and a 500 that is not this server's JSON error (a proxy's, e.g. Ray Serve's after a
+    replica died). Reranking changes nothing on the server, so a retry is always safe."""
+    if response.status_code in _RETRY_STATUS:
+        return True
+    if response.status_code != 500:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return True
+    return not (isinstance(body, dict) and "error_type" in body)
 
 
 class RemoteRerankError(RerankError, RuntimeError):
@@ -67,8 +82,9 @@ class RemoteReranker(BaseReranker):
         url: Base URL of the server, e.g. ``"http://127.0.0.1:8080"``.
         api_key: Sent as ``Authorization: Bearer <key>``.
         timeout: Seconds per HTTP request (connect, read and write).
-        max_retries: Retries after 429 (queue full), 503 (restarting or draining) and connection
-            errors, with exponential backoff (honouring ``Retry-After``). Then the error is raised.
+        max_retries: Retries after 429 (queue full), 503 (restarting or draining), 502/504 and
+            a proxy's non-JSON 500 (a replica behind a gateway died) and connection errors, with
+            exponential backoff (honouring ``Retry-After``). Then the error is raised.
         backoff: First backoff in seconds; doubles each retry, with jitter, up to ``max_backoff``.
         max_backoff: Longest wait between two tries, in seconds.
         batch_size: Most documents per HTTP request (larger lists are split and merged). ``None``
@@ -259,7 +275,7 @@ class RemoteReranker(BaseReranker):
                         raise _unreachable(self.url, exc) from exc
                     time.sleep(self._delay(attempt, None))
                     continue
-                if response.status_code in _RETRY_STATUS and attempt < self.max_retries:
+                if attempt < self.max_retries and _retryable(response):
                     time.sleep(self._delay(attempt, response))
                     continue
                 logits[start:end] = _parse(response, query, docs, start, end)
@@ -281,7 +297,7 @@ class RemoteReranker(BaseReranker):
                         raise _unreachable(self.url, exc) from exc
                     await asyncio.sleep(self._delay(attempt, None))
                     continue
-                if response.status_code in _RETRY_STATUS and attempt < self.max_retries:
+                if attempt < self.max_retries and _retryable(response):
                     await asyncio.sleep(self._delay(attempt, response))
                     continue
                 logits[start:end] = _parse(response, query, docs, start, end)

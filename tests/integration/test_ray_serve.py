@@ -155,7 +155,10 @@ def test_a_killed_replica_fails_cleanly_and_is_replaced(deployed, local: Reranke
     for t in threads:
         t.join(90)
         assert not t.is_alive(), "a request hung after a replica died"
-    assert outcomes and all(isinstance(o, (list, RerankError)) for o in outcomes)
+    # Requests lost with the replica come back as the proxy's error, which RemoteReranker
+    # retries (reranking is read-only): every call answers, with the in-process scores.
+    errors = [o for o in outcomes if not isinstance(o, list)]
+    assert outcomes and not errors, errors[:3]
 
     def healthy() -> bool:
         status = serve.status().applications[APP]
