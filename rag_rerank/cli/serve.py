@@ -281,10 +281,7 @@ def serve(args: argparse.Namespace) -> int:
         for name, reference in specs.items()
     }
     if args.ray:
-        if len(options) != 1:
-            error("--ray serves one model; give --model once (several models: one app each)")
-            return 2
-        return _serve_on_ray(args, next(iter(options.values())))
+        return _serve_on_ray(args, options, split)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -365,7 +362,9 @@ def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> Non
         check_memory(needs, available_bytes(str(device)), f"the free memory of {device}")
 
 
-def _serve_on_ray(args: argparse.Namespace, options: RerankerOptions) -> int:
+def _serve_on_ray(
+    args: argparse.Namespace, options: dict[str, RerankerOptions], split: dict[str, float] | None
+) -> int:
     """``serve --ray``: the same app on Ray Serve replicas until SIGTERM or Ctrl-C."""
     import logging
 
@@ -393,7 +392,10 @@ def _serve_on_ray(args: argparse.Namespace, options: RerankerOptions) -> int:
             max_documents=args.max_documents,
             max_body_bytes=args.max_body_bytes,
             cors_origins=args.cors_origin,
-            options=options,
+            models=options,
+            split=split,
+            shadow=args.shadow,
+            shadow_queue=args.shadow_queue,
         )
     except BaseException:
         if started:
@@ -404,5 +406,7 @@ def _serve_on_ray(args: argparse.Namespace, options: RerankerOptions) -> int:
         host=args.host,
         port=args.port,
         shutdown_ray=started,
-        ready=lambda url: log.info("serving %s on Ray Serve at %s", options.model, url),
+        ready=lambda url: log.info(
+            "serving %s on Ray Serve at %s", ", ".join(o.model for o in options.values()), url
+        ),
     )

@@ -1,17 +1,18 @@
-"""The HTTP service on Ray Serve: the FastAPI app of :mod:`rag_rerank.server`, one reranker per
-replica, and a deployment handle with the reranker's methods."""
+"""The HTTP service on Ray Serve: the FastAPI app of :mod:`rag_rerank.server`, one reranker (or
+one per served model) per replica, and a deployment handle with the reranker's methods."""
 
 from __future__ import annotations
 
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..api import RerankerOptions, RerankResult
 from ..api.checks import check_positive_int
 from ..errors import InvalidInputError
+from ..server.models import ModelRouter
 from .runtime import ray  # before ray.serve: its ImportError names the extra
 
 from ray import serve  # isort: skip
@@ -26,20 +27,23 @@ METRICS_INTERVAL = 5.0
 
 @serve.ingress()
 class RerankDeployment:
-    """One Serve replica: a :class:`~rag_rerank.Reranker` (its own micro-batching engine) behind
-    the same FastAPI app as ``rag-rerank serve``.
+    """One Serve replica: a :class:`~rag_rerank.Reranker` per served model (each its own
+    micro-batching engine) behind the same FastAPI app as ``rag-rerank serve``, with the same
+    model choice, split and shadow.
 
-    Python callers in the cluster use the handle instead of HTTP::
+    Python callers in the cluster use the handle instead of HTTP (``model=`` picks a served
+    model by name; the default is the first)::
 
         handle = serve.run(serve_app(model="BAAI/bge-reranker-v2-m3", replicas=2))
         results = await handle.rerank.remote("what is a panda?", docs, top_n=5)
     """
 
-    def __init__(self, options: dict[str, Any], app: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, dict[str, Any]], app: dict[str, Any]) -> None:
         from ..core import Reranker
 
-        self._reranker = Reranker(RerankerOptions(**options))
-        self._reranker.score("warm-up", ["a warm-up passage"])  # fail here, not on a request
+        self._rerankers = {name: Reranker(RerankerOptions(**o)) for name, o in options.items()}
+        for reranker in self._rerankers.values():
+            reranker.score("warm-up", ["a warm-up passage"])  # fail here, not on a request
         self._app = app
         threading.Thread(
             target=self._export_metrics, name="rag-rerank-metrics", daemon=True
@@ -48,7 +52,15 @@ class RerankDeployment:
     def __serve_build_asgi_app__(self) -> Any:
         from ..server import create_app
 
-        return create_app(self._reranker, **self._app)
+        return create_app(self._rerankers, **self._app)
+
+    def _model(self, model: str | None) -> Any:
+        if model is None:
+            return next(iter(self._rerankers.values()))
+        if model not in self._rerankers:
+            served = ", ".join(self._rerankers)
+            raise InvalidInputError("model", f"{model!r} is not served here (served: {served})")
+        return self._rerankers[model]
 
     async def rerank(
         self,
@@ -56,13 +68,17 @@ class RerankDeployment:
         documents: Sequence[str],
         top_n: int | None = None,
         threshold: float | str | None = None,
+        model: str | None = None,
     ) -> list[RerankResult]:
         """:meth:`Reranker.rerank <rag_rerank.Reranker.rerank>` on this replica."""
-        return await self._reranker.arerank(query, documents, top_n=top_n, threshold=threshold)
+        reranker = self._model(model)
+        return await reranker.arerank(query, documents, top_n=top_n, threshold=threshold)
 
-    async def score(self, query: str, documents: Sequence[str]) -> list[float]:
+    async def score(
+        self, query: str, documents: Sequence[str], model: str | None = None
+    ) -> list[float]:
         """:meth:`Reranker.score <rag_rerank.Reranker.score>` on this replica."""
-        return await self._reranker.ascore(query, documents)
+        return await self._model(model).ascore(query, documents)
 
     async def rerank_many(
         self,
@@ -70,9 +86,10 @@ class RerankDeployment:
         documents_per_query: Sequence[Sequence[str]],
         top_n: int | None = None,
         threshold: float | str | None = None,
+        model: str | None = None,
     ) -> list[list[RerankResult]]:
         """:meth:`Reranker.rerank_many <rag_rerank.Reranker.rerank_many>` on this replica."""
-        return await self._reranker.arerank_many(
+        return await self._model(model).arerank_many(
             queries, documents_per_query, top_n=top_n, threshold=threshold
         )
 
@@ -84,21 +101,26 @@ class RerankDeployment:
         names = ("queued_pairs", "batches", "pairs", "real_tokens", "padded_tokens", "oom_splits")
         gauges = {
             name: metrics.Gauge(
-                f"rag_rerank_replica_{name}", description=f"RerankerStats.{name} of the replica"
+                f"rag_rerank_replica_{name}",
+                description=f"RerankerStats.{name} of the replica, by served model",
+                tag_keys=("model",),
             )
             for name in names
         }
-        while self._reranker.health().alive:
-            stats = self._reranker.stats()
-            for name, gauge in gauges.items():
-                gauge.set(getattr(stats, name))
+        while all(r.health().alive for r in self._rerankers.values()):
+            for model, reranker in self._rerankers.items():
+                stats = reranker.stats()
+                for name, gauge in gauges.items():
+                    gauge.set(getattr(stats, name), tags={"model": model})
             time.sleep(METRICS_INTERVAL)
 
     def check_health(self) -> None:
-        """Serve's health check: a replica whose engine stopped is replaced."""
-        health = self._reranker.health()
-        if not health.alive:
-            raise RuntimeError(health.reason or "the reranker's worker is not running")
+        """Serve's health check: a replica whose engine stopped (any model's) is replaced."""
+        for name, reranker in self._rerankers.items():
+            health = reranker.health()
+            if not health.alive:
+                reason = health.reason or "the reranker's worker is not running"
+                raise RuntimeError(f"{name}: {reason}")
 
 
 def serve_app(
@@ -114,6 +136,10 @@ def serve_app(
     cors_origins: Sequence[str] | None = None,
     max_ongoing_requests: int = 256,
     options: RerankerOptions | None = None,
+    models: Mapping[str, str | RerankerOptions] | None = None,
+    split: Mapping[str, float] | None = None,
+    shadow: str | None = None,
+    shadow_queue: int = 64,
     **reranker_options: Any,
 ) -> Application:
     """A Ray Serve application of the reranking service, ready for ``serve.run``.
@@ -139,6 +165,12 @@ def serve_app(
             ``rag-rerank serve``) is full.
         options: Reranker options (default: the defaults); ``model`` and ``reranker_options``
             keywords are applied over them.
+        models: Several models by name, as ``rag-rerank serve --model NAME=ID``: a hub id or
+            folder (the options above apply to it) or its own :class:`~rag_rerank.RerankerOptions`;
+            the first is the default. Every replica holds them all. Instead of ``model``.
+        split, shadow, shadow_queue: As for :func:`~rag_rerank.server.create_app`: requests that
+            name no model are routed by weight (sticky per ``X-Rerank-Key``), and the shadow
+            model scores other models' requests off their path.
         **reranker_options: Any :class:`~rag_rerank.RerankerOptions` field (``dtype="fp32"``).
 
     Raises:
@@ -149,14 +181,25 @@ def serve_app(
         >>> handle = serve.run(serve_app("BAAI/bge-reranker-v2-m3", replicas=2))  # doctest: +SKIP
         >>> await handle.rerank.remote("what is a panda?", docs, top_n=5)  # doctest: +SKIP
     """
+    if model is not None and models is not None:
+        raise InvalidInputError("models", "give model or models, not both")
     if model is not None:
         reranker_options["model"] = model
-    resolved = RerankerOptions.from_kwargs(options, **reranker_options)
+    common = RerankerOptions.from_kwargs(options, **reranker_options)
     check_positive_int(max_documents, "max_documents")
     check_positive_int(max_body_bytes, "max_body_bytes")
     check_positive_int(max_ongoing_requests, "max_ongoing_requests")
-    if resolved.max_queue_pairs is None:
-        resolved = resolved.replace(max_queue_pairs=16 * max_documents)
+    check_positive_int(shadow_queue, "shadow_queue")
+    served: dict[str, RerankerOptions] = {}
+    for label, reference in (models or {common.model: common}).items():
+        if isinstance(reference, RerankerOptions):
+            one = reference
+        else:
+            one = common.replace(model=reference)
+        if one.max_queue_pairs is None:
+            one = one.replace(max_queue_pairs=16 * max_documents)
+        served[label] = one
+    ModelRouter(served, split=split, shadow=shadow)  # every name checked before Serve starts
     config: dict[str, Any] = {"name": DEPLOYMENT_NAME, "max_ongoing_requests": max_ongoing_requests}
     if replicas is not None and autoscaling is not None:
         raise InvalidInputError("replicas", "give replicas or autoscaling, not both")
@@ -177,9 +220,12 @@ def serve_app(
         "max_documents": max_documents,
         "max_body_bytes": max_body_bytes,
         "cors_origins": None if cors_origins is None else list(cors_origins),
+        "split": None if split is None else dict(split),
+        "shadow": shadow,
+        "shadow_queue": shadow_queue,
     }
     deployment: Any = serve.deployment(RerankDeployment)  # typed as a decorator factory
-    return deployment.options(**config).bind(resolved.to_dict(), app)
+    return deployment.options(**config).bind({name: o.to_dict() for name, o in served.items()}, app)
 
 
 def _autoscaling(value: tuple[int, int] | dict[str, Any]) -> dict[str, Any]:

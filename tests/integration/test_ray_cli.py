@@ -136,3 +136,13 @@ def test_serve_app_refuses_bad_arguments(bert_dir: str) -> None:
         assert info.value.field == field, kwargs
     with pytest.raises(InvalidInputTypeError, match="batch_sizes: is not a reranker option"):
         serve_app(bert_dir, batch_sizes=4)
+    # Several models: the names of the split and the shadow are checked before Serve starts.
+    models = {"default": bert_dir, "candidate": bert_dir}
+    for kwargs, field in (
+        ({"models": models, "split": {"default": 90, "other": 10}}, "split"),
+        ({"models": models, "shadow": "other"}, "shadow"),
+        ({"models": models, "model": bert_dir}, "models"),
+    ):
+        with pytest.raises(InvalidInputError) as info:
+            serve_app(**kwargs)
+        assert info.value.field == field, kwargs

@@ -1,5 +1,6 @@
-"""The HTTP service on Ray Serve: 2 replicas of a tiny model on a local Ray instance (one Serve
-deployment for the whole module), reached over HTTP, through the adapters and by handle."""
+"""The HTTP service on Ray Serve: 2 replicas serving two tiny models (a BERT default and an XLM-R
+candidate) on a local Ray instance (one Serve deployment for the whole module), reached over HTTP,
+through the adapters and by handle."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def local(bert_dir: str) -> Iterator[Reranker]:
 
 
 @pytest.fixture(scope="module")
-def deployed(bert_dir: str) -> Iterator[tuple[str, object]]:
+def deployed(bert_dir: str, xlmr_dir: str) -> Iterator[tuple[str, object]]:
     """``(base URL, handle)`` of a 2-replica app; Ray and Serve stop after the module."""
     from rag_rerank.cluster import connect, serve_app
 
@@ -47,7 +48,7 @@ def deployed(bert_dir: str) -> Iterator[tuple[str, object]]:
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         app = serve_app(
-            bert_dir,
+            models={"default": bert_dir, "candidate": xlmr_dir},
             replicas=2,
             cpus_per_replica=0.5,
             api_key=KEY,
@@ -98,6 +99,28 @@ def test_http_and_handle_give_in_process_scores(deployed, local: Reranker) -> No
     assert [r.index for r in top] == [r.index for r in local.rerank(QUERY, DOCS, top_n=2)]
     assert handle.score.remote(QUERY, DOCS).result() == pytest.approx(
         local.score(QUERY, DOCS), abs=1e-5
+    )
+
+
+def test_a_model_is_picked_by_name_as_in_rag_rerank_serve(deployed, xlmr_dir: str) -> None:
+    url, handle = deployed
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with Reranker(xlmr_dir, device="cpu", dtype="fp32", cache=None) as candidate:
+        expected = candidate.score(QUERY, DOCS)
+    body = {"query": QUERY, "documents": DOCS, "model": "candidate"}
+    response = httpx.post(f"{url}/v1/rerank", json=body, headers=auth, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Rerank-Model"] == "candidate"
+    for r in response.json()["results"]:
+        assert r["relevance_score"] == pytest.approx(expected[r["index"]], abs=1e-5)
+    unknown = httpx.post(f"{url}/v1/rerank", json={**body, "model": "nope"}, headers=auth)
+    assert unknown.status_code == 404 and "default, candidate" in unknown.json()["error"]
+    info = httpx.get(f"{url}/info", headers=auth).json()
+    assert [m["name"] for m in info["models"]] == ["default", "candidate"]
+    with RemoteReranker(url, api_key=KEY, model="candidate") as remote:
+        assert remote.score(QUERY, DOCS) == pytest.approx(expected, abs=1e-5)
+    assert handle.score.remote(QUERY, DOCS, model="candidate").result() == pytest.approx(
+        expected, abs=1e-5
     )
 
 
