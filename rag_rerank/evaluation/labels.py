@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,28 @@ from ..errors import CalibrationError
 if TYPE_CHECKING:
     from .datasets import BeirDataset
 
-__all__ = ["LabelledPair", "labels_from_beir", "load_labels", "pair_logits"]
+__all__ = ["LabelledPair", "json_objects", "labels_from_beir", "load_labels", "pair_logits"]
+
+
+def json_objects(
+    text: str, fail: Callable[[str, int], Exception], expected: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each non-blank line of a JSON Lines ``text`` as an object, with its 1-based number.
+
+    Raises:
+        Exception: ``fail(message, number)`` for a line that is not JSON (``"not JSON: ..."``) or
+            not an object (``expected``, which says what a line should hold).
+    """
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise fail(f"not JSON: {exc.msg}", number) from None
+        if not isinstance(record, dict):
+            raise fail(expected, number)
+        yield number, record
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +67,8 @@ def load_labels(path: str | os.PathLike[str]) -> list[LabelledPair]:
     except (OSError, UnicodeDecodeError) as exc:
         raise CalibrationError(f"cannot read the labels: {exc}", source) from None
     pairs: list[LabelledPair] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CalibrationError(f"not JSON: {exc.msg}", source, number) from None
-        if not isinstance(record, dict):
-            raise CalibrationError('expected {"query", "document", "label"}', source, number)
+    expected = 'expected {"query", "document", "label"}'
+    for number, record in json_objects(text, lambda m, n: CalibrationError(m, source, n), expected):
         for name in ("query", "document"):
             value = record.get(name)
             if not isinstance(value, str) or not value.strip():

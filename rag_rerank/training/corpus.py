@@ -4,13 +4,13 @@ an existing Chroma index folder made by ``rag-rerank index``."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TrainingError
+from ..evaluation.labels import json_objects
 
 __all__ = ["Passage", "is_index_folder", "load_passages"]
 
@@ -69,15 +69,8 @@ def _read_jsonl(source: Path) -> list[Passage]:
     except (OSError, UnicodeDecodeError) as exc:
         raise TrainingError(f"cannot read it: {exc}", source, option="corpus") from None
     passages = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TrainingError(f"not JSON: {exc.msg}", source, number) from None
-        if not isinstance(row, dict):
-            raise TrainingError('expected an object {"text": ...}', source, number)
+    expected = 'expected an object {"text": ...}'
+    for number, row in json_objects(text, lambda m, n: TrainingError(m, source, n), expected):
         value = row.get("text")
         if not isinstance(value, str) or not value.strip():
             raise TrainingError(f"'text' must be a non-empty string, got {value!r}", source, number)
