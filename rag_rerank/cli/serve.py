@@ -286,13 +286,10 @@ def serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     log = logging.getLogger("rag_rerank.server")
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+    if args.host not in LOOPBACK_HOSTS and not args.api_key:
         log.warning(
             "listening on %s without --api-key: anyone who can reach it can use it", args.host
         )
-    allowed_hosts = args.allowed_hosts
-    if allowed_hosts == ():  # not given: loopback names on loopback, any host elsewhere
-        allowed_hosts = list(LOOPBACK_HOSTS) if args.host in LOOPBACK_HOSTS else None
     timeouts = Timeouts(
         header_timeout=args.header_timeout,
         body_min_rate=args.body_min_rate,
@@ -314,12 +311,12 @@ def serve(args: argparse.Namespace) -> int:
             )
         app = create_app(
             rerankers,
-            api_key=args.api_key and args.api_key.strip(),
+            api_key=args.api_key,
             max_documents=args.max_documents,
             max_body_bytes=args.max_body_bytes,
             cors_origins=args.cors_origin,
             max_request_windows=args.max_request_windows,
-            allowed_hosts=allowed_hosts,
+            allowed_hosts=_allowed_hosts(args),
             split=split,
             shadow=args.shadow,
             shadow_queue=args.shadow_queue,
@@ -362,6 +359,13 @@ def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> Non
         check_memory(needs, available_bytes(str(device)), f"the free memory of {device}")
 
 
+def _allowed_hosts(args: argparse.Namespace) -> list[str] | None:
+    """``--allowed-hosts``; not given: the loopback names on loopback, any host elsewhere."""
+    if args.allowed_hosts != ():
+        return args.allowed_hosts
+    return list(LOOPBACK_HOSTS) if args.host in LOOPBACK_HOSTS else None
+
+
 def _serve_on_ray(
     args: argparse.Namespace, options: dict[str, RerankerOptions], split: dict[str, float] | None
 ) -> int:
@@ -392,6 +396,8 @@ def _serve_on_ray(
             max_documents=args.max_documents,
             max_body_bytes=args.max_body_bytes,
             cors_origins=args.cors_origin,
+            max_request_windows=args.max_request_windows,
+            allowed_hosts=_allowed_hosts(args),
             models=options,
             split=split,
             shadow=args.shadow,

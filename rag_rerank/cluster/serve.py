@@ -12,6 +12,7 @@ from typing import Any
 from ..api import RerankerOptions, RerankResult
 from ..api.checks import check_positive_int
 from ..errors import InvalidInputError
+from ..server.guards import DEFAULT_MAX_REQUEST_WINDOWS
 from ..server.models import ModelRouter
 from .runtime import ray  # before ray.serve: its ImportError names the extra
 
@@ -134,6 +135,8 @@ def serve_app(
     max_documents: int = 1000,
     max_body_bytes: int = 8 * 1024 * 1024,
     cors_origins: Sequence[str] | None = None,
+    max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
+    allowed_hosts: Sequence[str] | None = None,
     max_ongoing_requests: int = 256,
     options: RerankerOptions | None = None,
     models: Mapping[str, str | RerankerOptions] | None = None,
@@ -157,8 +160,8 @@ def serve_app(
         autoscaling: ``(min, max)`` replicas, or a Serve ``autoscaling_config`` dict.
         gpus_per_replica: GPUs each replica reserves; fractions put several on one GPU.
         cpus_per_replica: CPUs each replica reserves (fractions allowed).
-        api_key, max_documents, max_body_bytes, cors_origins: As for
-            :func:`~rag_rerank.server.create_app`.
+        api_key, max_documents, max_body_bytes, cors_origins, max_request_windows,
+            allowed_hosts: As for :func:`~rag_rerank.server.create_app`.
         max_ongoing_requests: Requests Serve hands one replica at once. High on purpose: the
             replica's engine batches concurrent requests together and answers 429 when its
             queue (``max_queue_pairs``, default 16 x ``max_documents`` as for
@@ -220,6 +223,8 @@ def serve_app(
         "max_documents": max_documents,
         "max_body_bytes": max_body_bytes,
         "cors_origins": None if cors_origins is None else list(cors_origins),
+        "max_request_windows": max_request_windows,
+        "allowed_hosts": None if allowed_hosts is None else list(allowed_hosts),
         "split": None if split is None else dict(split),
         "shadow": shadow,
         "shadow_queue": shadow_queue,

@@ -52,6 +52,7 @@ def deployed(bert_dir: str, xlmr_dir: str) -> Iterator[tuple[str, object]]:
             replicas=2,
             cpus_per_replica=0.5,
             api_key=KEY,
+            max_request_windows=50,
             dtype="fp32",
             device="cpu",
             cache=None,
@@ -117,6 +118,10 @@ def test_a_model_is_picked_by_name_as_in_rag_rerank_serve(deployed, xlmr_dir: st
     assert unknown.status_code == 404 and "default, candidate" in unknown.json()["error"]
     info = httpx.get(f"{url}/info", headers=auth).json()
     assert [m["name"] for m in info["models"]] == ["default", "candidate"]
+    # The plain server's limits hold on Serve too.
+    many = {**body, "documents": [f"passage {i}" for i in range(51)]}
+    too_much = httpx.post(f"{url}/v1/rerank", json=many, headers=auth)
+    assert too_much.status_code == 413 and "max_request_windows" in too_much.json()["error"]
     with RemoteReranker(url, api_key=KEY, model="candidate") as remote:
         assert remote.score(QUERY, DOCS) == pytest.approx(expected, abs=1e-5)
     assert handle.score.remote(QUERY, DOCS, model="candidate").result() == pytest.approx(
