@@ -111,12 +111,7 @@ def load_model(
                 "is a cross-encoder without a prompt",
             )
         return CrossEncoderModel.load(
-            name_or_path,
-            device=device,
-            dtype=dtype,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            quantize=quantize,
+            name_or_path, config, device=device, dtype=dtype, common=common, quantize=quantize
         )
     if quantize is not None:
         raise InvalidInputError("quantize", "int8 is for encoder cross-encoders, not LLM rerankers")

@@ -16,12 +16,10 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
-from ..api.references import check_model_reference
 from ..errors import InvalidInputError, ModelLoadError
 from .loading import (
     EncodedPairs,
     first_line,
-    load_config,
     load_tokenizer,
     quiet_hub,
     truncate_queries,
@@ -83,14 +81,16 @@ class CrossEncoderModel:
     def load(
         cls,
         name_or_path: str,
+        config: PretrainedConfig,
         *,
         device: torch.device,
         dtype: torch.dtype,
-        revision: str | None = None,
-        trust_remote_code: bool = False,
+        common: dict[str, Any],
         quantize: str | None = None,
     ) -> CrossEncoderModel:
-        """Load weights (safetensors only) and the fast tokenizer from a hub id or local folder.
+        """Load weights (safetensors only) and the fast tokenizer from a hub id or local folder,
+        whose ``config`` :func:`~.loading.load_model` read (with the same ``common`` keywords:
+        revision, trust_remote_code, local_files_only).
 
         With ``quantize="int8"`` the encoder's Linear layers are dynamically quantized to int8 (see
         :func:`quantize_int8`; CPU and fp32 only).
@@ -101,9 +101,6 @@ class CrossEncoderModel:
                 one or two labels, or has no fast tokenizer.
         """
         check_quantize(quantize, device, dtype)
-        check_model_reference(name_or_path)  # a missing folder never becomes a hub request
-        common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
-        config = load_config(name_or_path, common)
         _check_config(name_or_path, config)
         tokenizer = load_tokenizer(name_or_path, common)
         try:
