@@ -30,6 +30,7 @@ __all__ = [
     "non_empty",
     "non_negative_float",
     "non_negative_int",
+    "positive_float",
     "positive_int",
     "reranker_options",
     "threshold_value",
@@ -83,6 +84,17 @@ def non_empty(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return text
+
+
+def positive_float(text: str) -> float:
+    """A number > 0 (seconds, rates)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
 
 
 def non_negative_float(text: str) -> float:

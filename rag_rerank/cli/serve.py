@@ -13,6 +13,7 @@ from .options import (
     load_reranker,
     non_empty,
     non_negative_float,
+    positive_float,
     positive_int,
     reranker_options,
 )
@@ -33,13 +34,6 @@ _QUEUE_PER_REQUEST = 16
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 """Host names served by default when bound to a loopback address (``--allowed-hosts``)."""
-
-
-def _positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
 
 
 def _host_list(text: str) -> list[str] | None:
@@ -111,19 +105,19 @@ def add_serve(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--header-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         help="seconds a client has to send a request's headers (default: 10)",
     )
     parser.add_argument(
         "--body-min-rate",
-        type=_positive_float,
+        type=positive_float,
         default=10_000.0,
         help="slowest request body upload accepted, in bytes per second (default: 10000)",
     )
     parser.add_argument(
         "--keep-alive-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=5.0,
         help="seconds an idle keep-alive connection stays open (default: 5)",
     )

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .options import non_empty, positive_int
+from .options import non_empty, positive_float, positive_int
 
 if TYPE_CHECKING:
     from . import Subparsers
@@ -24,16 +24,6 @@ def _share(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 
@@ -81,7 +71,9 @@ def add_train(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--max-length", type=positive_int, default=128, help="tokens per pair (default: 128)"
     )
-    parser.add_argument("--learning-rate", type=_rate, default=5e-5, help="default: %(default)s")
+    parser.add_argument(
+        "--learning-rate", type=positive_float, default=5e-5, help="default: %(default)s"
+    )
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
     parser.add_argument(
