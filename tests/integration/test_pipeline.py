@@ -6,17 +6,15 @@ embedding function, just cheap); one test uses the package's default all-MiniLM-
 
 from __future__ import annotations
 
-import re
 import socket
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from chromadb import Documents, EmbeddingFunction, Embeddings
+from embedding_testing import BagOfWords
 
 from rag_rerank import InvalidInputError, InvalidInputTypeError, Reranker
 from rag_rerank.rag import PipelineResult, PipelineResults, RerankPipeline
@@ -31,34 +29,6 @@ TEXTS = [
     "Mercury is the planet closest to the Sun.",
     "A cross-encoder scores a query and a passage together.",
 ]
-
-
-class BagOfWords(EmbeddingFunction[Documents]):
-    """Hashed bag-of-words vectors: deterministic, offline and instant."""
-
-    def __init__(self) -> None:
-        pass
-
-    def __call__(self, input: Documents) -> Embeddings:
-        vectors = []
-        for text in input:
-            vector = np.zeros(64, dtype=np.float32)
-            for word in re.findall(r"\w+", text.lower()):
-                vector[zlib.crc32(word.encode()) % 64] += 1.0
-            norm = float(np.linalg.norm(vector))
-            vectors.append(vector / norm if norm else vector)
-        return vectors
-
-    @staticmethod
-    def name() -> str:
-        return "test_bag_of_words"
-
-    def get_config(self) -> dict[str, object]:
-        return {}
-
-    @staticmethod
-    def build_from_config(config: dict[str, object]) -> BagOfWords:
-        return BagOfWords()
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from embedding_testing import BagOfWords
 
 pytest.importorskip("datasets", reason="training needs the 'train' extra")
 
-from chromadb import Documents, EmbeddingFunction, Embeddings
 
 from rag_rerank import Reranker
 from rag_rerank.cli import main
@@ -29,33 +27,6 @@ from rag_rerank.training import last_checkpoint, train
 from rag_rerank.training.fixture import precision_drift
 
 QUICK = {"steps": 3, "batch_size": 8, "max_length": 48, "device": "cpu", "show_progress": False}
-
-
-class BagOfWords(EmbeddingFunction[Documents]):
-    """Hashed bag-of-words vectors: a real chromadb embedding function, offline and instant."""
-
-    def __init__(self) -> None:
-        pass
-
-    def __call__(self, input: Documents) -> Embeddings:
-        vectors = []
-        for text in input:
-            vector = np.zeros(128, dtype=np.float32)
-            for word in re.findall(r"\w+", text.lower()):
-                vector[zlib.crc32(word.encode()) % 128] += 1.0
-            vectors.append(vector / max(float(np.linalg.norm(vector)), 1e-9))
-        return vectors
-
-    @staticmethod
-    def name() -> str:
-        return "test_training_bag_of_words"
-
-    def get_config(self) -> dict[str, object]:
-        return {}
-
-    @staticmethod
-    def build_from_config(config: dict[str, object]) -> BagOfWords:
-        return BagOfWords()
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +40,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def quick_train(corpus: Path, base: str, out: Path, **options: object):
     return train(
-        corpus, base=base, out=out, embedding_function=BagOfWords(), **{**QUICK, **options}
+        corpus, base=base, out=out, embedding_function=BagOfWords(128), **{**QUICK, **options}
     )
 
 
