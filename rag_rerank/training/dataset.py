@@ -15,6 +15,7 @@ from .pairs import TrainingQuery, make_queries, pick_negatives, split_held_out
 __all__ = ["PassageStore", "TrainingData", "build_training_data", "labelled_queries"]
 
 _ADD_BATCH = 256
+_TIE_WINDOW = 64  # extra results fetched so that ties at the k-th place are all seen
 
 
 class PassageStore:
@@ -34,14 +35,21 @@ class PassageStore:
             self._collection.add(ids=ids, documents=chunk)
 
     def nearest(self, queries: Sequence[str], k: int) -> list[list[int]]:
-        """For each query, the indices of its ``k`` nearest passages, nearest first."""
+        """For each query, the indices of its ``k`` nearest passages, nearest first; passages at
+        the same distance in passage order, so that the same seed gives the same negatives (the
+        index alone breaks ties arbitrarily, differently from one build to the next)."""
         k = min(k, len(self.passages))
+        window = min(len(self.passages), max(4 * k, k + _TIE_WINDOW))
         out: list[list[int]] = []
         for start in range(0, len(queries), _ADD_BATCH):
             found = self._collection.query(
-                query_texts=list(queries[start : start + _ADD_BATCH]), n_results=k, include=[]
+                query_texts=list(queries[start : start + _ADD_BATCH]),
+                n_results=window,
+                include=["distances"],
             )
-            out.extend([int(i) for i in ids] for ids in found["ids"])
+            for ids, distances in zip(found["ids"], found["distances"], strict=True):
+                ranked = sorted(zip((round(d, 6) for d in distances), map(int, ids), strict=True))
+                out.append([i for _, i in ranked[:k]])
         return out
 
     def close(self) -> None:
