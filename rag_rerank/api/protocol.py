@@ -136,8 +136,9 @@ class BaseReranker(abc.ABC):
             tokenizer: How ``max_context_tokens`` counts: ``None`` (a fast approximate count),
                 the LLM's Hugging Face tokenizer id or folder, a tokenizer object, or a callable
                 from text to a count.
-            order: ``"score"`` (best first, default) or ``"edges"`` (best first and last, the
-                weakest in the middle, for LLMs that lose the middle of a long context).
+            order: ``"score"`` (best first, default) or ``"edges"`` (the best at the two ends,
+                the weakest in the middle, for LLMs that lose the middle of a long context; as
+                LangChain's ``LongContextReorder``).
 
         Ties keep input order. An empty ``documents`` list returns ``[]``.
 

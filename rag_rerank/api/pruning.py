@@ -242,17 +242,26 @@ def select_sentences(scores: Sequence[float], options: PruneOptions) -> list[int
 
 
 def join_sentences(text: str, spans: Sequence[Span]) -> str:
-    """The sentences at ``spans`` (ascending) joined as in ``text``: each after the whitespace
-    that precedes it there (none between CJK sentences; a line break before a line), the first
-    without any."""
+    """The sentences at ``spans`` (ascending) joined as in ``text``: between two kept sentences,
+    the whitespace that follows the first in ``text`` or the one that precedes the second,
+    whichever holds more line breaks (the second's on a tie). Neighbours keep exactly their own
+    gap; CJK sentences join with none; a title line stays on its own line."""
     parts: list[str] = []
+    previous_end = 0
     for start, end in spans:
         if parts:
-            gap = start
-            while gap > 0 and text[gap - 1].isspace():
-                gap -= 1
-            parts.append(text[gap:start])
+            after = previous_end
+            while after < start and text[after].isspace():
+                after += 1
+            before = start
+            while before > previous_end and text[before - 1].isspace():
+                before -= 1
+            gap_after, gap_before = text[previous_end:after], text[before:start]
+            parts.append(
+                gap_after if gap_after.count("\n") > gap_before.count("\n") else gap_before
+            )
         parts.append(text[start:end])
+        previous_end = end
     return "".join(parts)
 
 
