@@ -232,7 +232,7 @@ def select_sentences(scores: Sequence[float], options: PruneOptions) -> list[int
     cutoff = options.threshold * finite[best]
     if options.min_score is not None:
         cutoff = max(cutoff, options.min_score)
-    passing = {best, *(i for i, s in enumerate(finite) if s >= cutoff)}
+    passing = {best, *(i for i, s in enumerate(finite) if s >= cutoff and s > -math.inf)}
     kept = set(passing)
     for i in passing:
         kept.update(range(max(0, i - options.context), min(len(scores), i + options.context + 1)))

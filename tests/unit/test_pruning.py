@@ -97,7 +97,8 @@ def test_min_score_context_and_keep_first():
 
 def test_the_best_sentence_survives_any_cutoff():
     assert select_sentences([0.01, 0.02, 0.015], PruneOptions(min_score=0.9)) == [1]
-    assert select_sentences([float("nan"), 0.3], PruneOptions(threshold=1.0)) == [1]
+    assert select_sentences([float("nan"), 0.3], PruneOptions(threshold=0.1)) == [1]
+    assert select_sentences([float("nan")] * 3, PruneOptions(threshold=0.1)) == [0]
     assert select_sentences([0.4, 0.4], PruneOptions(threshold=1.0)) == [0, 1]  # ties kept
     assert select_sentences([], PruneOptions()) == []
 
