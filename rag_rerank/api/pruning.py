@@ -72,6 +72,11 @@ _LINE_BREAK = re.compile(r"\n")
 _SPACE = re.compile(r"\s")
 
 
+def _field(default: Any, help: str) -> Any:
+    # ``help`` is the field's one-line description, for the CLI's --prune-<field> flags.
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True, kw_only=True)
 class PruneOptions:
     """How passages are pruned to the sentences that answer the query.
@@ -100,11 +105,13 @@ class PruneOptions:
         PruneOptions(threshold=0.3, min_score=None, context=1, keep_first=False, language='en')
     """
 
-    threshold: float = 0.5
-    min_score: float | None = None
-    context: int = 0
-    keep_first: bool = False
-    language: str = "en"
+    threshold: float = _field(
+        0.5, "keep sentences scoring at least this fraction of the passage's best, in (0, 1]"
+    )
+    min_score: float | None = _field(None, "and at least this score, in [0, 1]")
+    context: int = _field(0, "neighbouring sentences kept each side of a kept one")
+    keep_first: bool = _field(False, "always keep each passage's first sentence (a title)")
+    language: str = _field("en", "language code of the sentence rules")
 
     def __post_init__(self) -> None:
         t = self.threshold

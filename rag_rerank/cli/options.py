@@ -282,14 +282,6 @@ def add_selection_options(
 
 # -- what the LLM reads: pruning, the token budget, the order -----------------------------------
 
-_PRUNE_HELP = {
-    "threshold": "keep sentences scoring at least this fraction of the passage's best (0, 1]",
-    "min_score": "and at least this score in [0, 1]",
-    "context": "neighbouring sentences kept each side of a kept one",
-    "keep_first": "always keep each passage's first sentence (a title)",
-    "language": "language code of the sentence rules",
-}
-
 
 def add_prune_options(parser: argparse.ArgumentParser) -> None:
     """``--prune`` and one ``--prune-<field>`` per :class:`PruneOptions` field (any of them
@@ -303,7 +295,7 @@ def add_prune_options(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(PruneOptions):
         flag = "--prune-" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
-        help_text = f"{_PRUNE_HELP[field.name]} (default: {default})"
+        help_text = f"{field.metadata['help']} (default: {default})"
         dest = "prune_" + field.name
         if isinstance(default, bool):
             parser.add_argument(flag, dest=dest, action="store_true", default=None, help=help_text)
