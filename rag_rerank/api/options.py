@@ -297,7 +297,7 @@ def _model_reference(model: object) -> str:
         model = os.fspath(model)
     if not isinstance(model, str) or not model.strip():
         raise InvalidInputError("model", f"must be a hub id or folder path, got {model!r}")
-    return model
+    return os.path.expanduser(model)  # "~/models/bge": a hub id never starts with "~"
 
 
 def options_from(mapping: Mapping[str, Any]) -> dict[str, Any]:

@@ -89,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for reference in references:
             if reference:
                 check_model_reference(reference)  # "no such folder: ./x", before torch loads
+        for flag in ("base", "teacher"):  # train's other models, checked the same way
+            _check_model_flag(flag, getattr(args, flag, None))
         return int(args.handler(args))
     except ModelLoadError as exc:
         error(str(exc))
@@ -99,6 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 130
+
+
+def _check_model_flag(flag: str, reference: str | None) -> None:
+    try:
+        if reference:
+            check_model_reference(reference)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"--{flag}: {exc}") from None
 
 
 def _set_verbosity(verbose: bool) -> None:
