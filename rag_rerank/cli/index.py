@@ -15,6 +15,7 @@ from ..rag.store import DEFAULT_COLLECTION
 from .options import (
     add_model_options,
     add_selection_options,
+    existing_path,
     load_reranker,
     non_empty,
     non_negative_int,
@@ -53,7 +54,9 @@ def add_index(subparsers: Subparsers) -> None:
         "Indexing only embeds: the cross-encoder options are accepted so one set of flags works "
         "for every command.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to index")
+    parser.add_argument(
+        "paths", nargs="+", type=existing_path, metavar="PATH", help="files or folders to index"
+    )
     _add_db_options(parser)
     parser.add_argument(
         "--chunk-size",
