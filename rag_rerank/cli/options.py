@@ -154,9 +154,10 @@ def cuda_missing() -> str | None:
     if visible is not None and visible.strip() in ("", "-1"):
         return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
     spec = importlib.util.find_spec("torch")  # finds the package without importing it
+    folders = (spec.submodule_search_locations if spec else None) or []
     try:
-        build = (Path(next(iter(spec.submodule_search_locations or []))) / "version.py").read_text()
-    except (AttributeError, StopIteration, OSError):
+        build = (Path(next(iter(folders))) / "version.py").read_text()
+    except (StopIteration, OSError):
         return None
     if re.search(r"^hip\b[^=\n]*=\s*'", build, re.MULTILINE):
         return None  # ROCm answers to "cuda" too, without an NVIDIA driver
