@@ -38,6 +38,7 @@ __all__ = [
     "non_empty",
     "non_negative_float",
     "non_negative_int",
+    "port_number",
     "positive_float",
     "positive_int",
     "reranker_options",
@@ -113,6 +114,14 @@ def non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """A TCP port in 0-65535 (0: any free port, the one bound is logged)."""
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in 0-65535, got {value}")
     return value
 
 

@@ -13,6 +13,7 @@ from .options import (
     load_reranker,
     non_empty,
     non_negative_float,
+    port_number,
     positive_float,
     positive_int,
     reranker_options,
@@ -55,7 +56,9 @@ def add_serve(subparsers: Subparsers) -> None:
         "Needs the 'server' extra.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    parser.add_argument("--port", type=positive_int, default=8080, help="port (default: 8080)")
+    parser.add_argument(
+        "--port", type=port_number, default=8080, help="port; 0 picks a free one (default: 8080)"
+    )
     parser.add_argument(
         "--api-key",
         type=non_empty,
@@ -315,7 +318,6 @@ def serve(args: argparse.Namespace) -> int:
             shadow=args.shadow,
             shadow_queue=args.shadow_queue,
         )
-        log.info("listening at http://%s:%d", args.host, args.port)
         return run_server(
             app,
             host=args.host,

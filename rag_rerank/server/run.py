@@ -17,6 +17,7 @@ import json
 import logging
 import resource
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -155,6 +156,13 @@ class DrainingServer(uvicorn.Server):
         self.service = service
         self.drain_timeout = drain_timeout
         self._drain_started: float | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)  # a port that cannot be bound exits here, with its error
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]  # the bound port, also for --port 0
+                logger.info("listening at http://%s:%d", f"[{host}]" if ":" in host else host, port)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Never re-raise the signal after shutdown (uvicorn does): a drained exit is a clean 0.

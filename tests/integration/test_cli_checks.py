@@ -82,3 +82,56 @@ def test_cuda_missing_agrees_with_torch() -> None:
         assert cuda_missing() is None
     else:
         assert cuda_missing() is not None
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_serve_refuses_a_port_outside_0_to_65535(port: str) -> None:
+    code, torch_loaded, err = run_cli("serve", "--port", port)
+    assert code == 2 and f"argument --port: must be in 0-65535, got {port}" in err, err
+    assert not torch_loaded
+
+
+def _serve(bert_dir: str, port: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("RAG_RERANK_API_KEY", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rag_rerank.cli", "serve", "--model", bert_dir,
+         "--port", str(port), "--log-level", "info"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow  # two fresh Python processes that import torch
+def test_serve_logs_the_address_it_bound_and_only_once_bound(bert_dir: str) -> None:
+    import re
+    import signal
+    import socket
+
+    import httpx
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        process = _serve(bert_dir, taken.getsockname()[1])
+        output = process.communicate(timeout=120)[0]
+    assert process.returncode != 0, output
+    assert "listening at" not in output and "address already in use" in output.lower()
+
+    process = _serve(bert_dir, 0)  # any free port: the log says which
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # bounded: the process ends or prints the line
+            found = re.search(r"listening at http://127\.0\.0\.1:(\d+)", line)
+            if found:
+                break
+        else:
+            pytest.fail(f"no 'listening at' line; exit {process.wait(timeout=10)}")
+        port = int(found.group(1))
+        assert port != 0
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
