@@ -78,8 +78,9 @@ class RerankerOptions:
     )
     dtype: str | None = _option(
         None,
-        "Precision: auto (None), bf16, fp16 or fp32. Auto picks bf16/fp16 on GPUs, and on a CPU "
-        "bf16 where it multiplies bf16 natively (AMX, AVX-512 BF16), else fp32; scores stay fp32.",
+        "Precision: auto (the default), bf16, fp16 or fp32. Auto picks bf16/fp16 on GPUs, and on "
+        "a CPU bf16 where it multiplies bf16 natively (AMX, AVX-512 BF16), else fp32; scores "
+        "stay fp32.",
     )
     trust_remote_code: bool = _option(
         False, "Allow the model's own Python code from the hub (off unless asked for)."

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..rag.splitting import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
-from ..rag.store import DEFAULT_COLLECTION
+from ..rag.store import BINARY_FILE, DEFAULT_COLLECTION
 from .options import (
     add_model_options,
     add_selection_options,
@@ -119,13 +119,19 @@ def index(args: argparse.Namespace) -> int:
     )
     for skipped in summary.skipped:
         print(f"skipped (not a .txt/.md file, or no text): {skipped}")
-    if summary.unreadable:
-        count = len(summary.unreadable)
+    binary = sum(why == BINARY_FILE for _, why in summary.unreadable)
+    if binary:
+        print(f"{_files(binary)} skipped as binary (not text; see the warnings above)")
+    if len(summary.unreadable) > binary:
         print(
-            f"{count} file{'s' if count != 1 else ''} not read as {args.encoding} text "
+            f"{_files(len(summary.unreadable) - binary)} not read as {args.encoding} text "
             "(see the warnings above; --encoding ENCODING reads them in another encoding)"
         )
     return 0
+
+
+def _files(count: int) -> str:
+    return f"{count} file{'s' if count != 1 else ''}"
 
 
 # -- ask ----------------------------------------------------------------------------------------

@@ -220,7 +220,7 @@ def add_model_options(
         if name in exclude:
             continue
         flag = "--" + name.replace("_", "-")
-        text = overrides.get(name, RerankerOptions.help(name)).replace("%", "%%")
+        text = _cli_wording(overrides.get(name, RerankerOptions.help(name))).replace("%", "%%")
         default = field.default
         if name == "model":
             default = os.environ.get(MODEL_ENV, field.default)
@@ -242,7 +242,11 @@ def add_model_options(
                 type=_option_value(name, _int_or_text),
                 default=default,
                 metavar=name.upper(),
-                help=text + " 'none' turns it off.",
+                help=text,
+            )
+        elif kind is int and default is not None and hints[name] is not int:  # cache_ttl: N or off
+            group.add_argument(
+                flag, type=_option_value(name, _int_or_off), default=default, metavar="N", help=text
             )
         elif kind is int or kind is str:
             group.add_argument(
@@ -262,6 +266,16 @@ _TEXT_VALUES: dict[str, Callable[[str], str]] = {
     "calibration": existing_file,
 }
 """Flags checked as they are parsed, before torch loads: a missing file, CUDA that is not here."""
+
+
+def _cli_wording(text: str) -> str:
+    """An option's help as the command line spells it: ``off`` where Python says ``None``."""
+    return re.sub(r"\bNone\b", "off", text).replace("off (off)", "off")
+
+
+def _int_or_off(text: str) -> int | None:
+    """A whole number, or ``off``/``none`` as ``None``."""
+    return None if text.strip().lower() in ("none", "off") else _int(text)
 
 
 def _int_or_text(text: str) -> int | str | None:

@@ -128,6 +128,9 @@ def rerank(args: argparse.Namespace) -> int:
             return 1
     jsonl = args.jsonl or (args.file is not None and args.file.endswith(".jsonl"))
     candidates = read_candidates(source, jsonl, args.file or "<stdin>")
+    if not candidates:
+        error(f"{args.file or 'stdin'} has no candidates: give one per line")
+        return 1
     reranker = load_reranker(reranker_options(args))
     ranked = reranker.rerank(
         args.query, [c.text for c in candidates], top_n=args.top_n, threshold=args.threshold

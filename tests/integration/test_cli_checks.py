@@ -3,6 +3,7 @@ usage error naming it, found without importing torch."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -135,3 +136,68 @@ def test_serve_logs_the_address_it_bound_and_only_once_bound(bert_dir: str) -> N
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+# -- small conventions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["rag_rerank", "rag_rerank.cli"])
+def test_version_from_either_module(module: str) -> None:
+    from rag_rerank import __version__
+
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"rag-rerank {__version__}\n"
+
+
+def test_python_dash_m_rag_rerank_runs_the_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rag_rerank", "score", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("usage: rag-rerank score"), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "meant"),
+    [
+        (["rerank", "-q", "q", "--tresh", "0.3"], "--threshold"),
+        (["score", "-q", "q", "--jsno"], "--json"),
+        (["serve", "--max-documentz=3"], "--max-documents"),
+    ],
+)
+def test_a_misspelt_flag_suggests_the_right_one(
+    argv: list[str], meant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rag_rerank.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"rag-rerank {argv[0]}: error: unrecognized arguments" in err
+    assert err.rstrip().endswith(f"(did you mean {meant}?)")
+
+
+def test_help_says_off_not_none() -> None:
+    from rag_rerank.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        assert "None" not in command.format_help(), name
+    args = parser.parse_args(["score", "--cache-ttl", "off", "--cache", "off"])
+    assert (args.cache_ttl, args.cache) == (None, None)
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n\n"])
+def test_an_empty_candidate_file_is_an_error(content: str, tmp_path: Path) -> None:
+    candidates = tmp_path / "candidates.txt"
+    candidates.write_text(content)
+    code, torch_loaded, err = run_cli("rerank", "-q", "q", "--file", str(candidates))
+    assert code == 1 and f"{candidates} has no candidates" in err, err
+    assert not torch_loaded  # refused before the model loads
