@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..api.checks import find_lone_surrogate
 from ..errors import InvalidInputError
 from .options import (
     add_model_options,
@@ -173,7 +174,8 @@ def read_candidates(source: str, jsonl: bool, name: str = "<stdin>") -> list[Can
             ``name`` being the file the text came from).
     """
     candidates: list[Candidate] = []
-    for number, line in enumerate(source.splitlines(), 1):
+    for number, line in enumerate(source.split("\n"), 1):  # U+2028 may sit inside a line
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         if not jsonl:
@@ -186,6 +188,8 @@ def read_candidates(source: str, jsonl: bool, name: str = "<stdin>") -> list[Can
                 f"{name}, line {number}",
                 f"is not valid JSON ({exc.msg}); give --jsonl only for JSON Lines files",
             ) from exc
+        except RecursionError:
+            raise InvalidInputError(f"{name}, line {number}", "is nested too deeply") from None
         if isinstance(value, str):
             candidates.append(Candidate(value, number))
         elif isinstance(value, dict) and isinstance(value.get("text"), str):
@@ -193,5 +197,9 @@ def read_candidates(source: str, jsonl: bool, name: str = "<stdin>") -> list[Can
         else:
             raise InvalidInputError(
                 f"{name}, line {number}", 'must be a JSON string or an object with a string "text"'
+            )
+        if find_lone_surrogate(candidates[-1].text, "text"):
+            raise InvalidInputError(
+                f"{name}, line {number}", "contains a lone surrogate (not valid Unicode text)"
             )
     return candidates
