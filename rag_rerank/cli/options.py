@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..core import Reranker
 
 __all__ = [
+    "CACHE_ENV",
     "MODEL_ENV",
     "add_model_options",
     "add_selection_options",
@@ -48,6 +49,10 @@ __all__ = [
 
 MODEL_ENV = "RAG_RERANK_MODEL"
 """Environment variable that sets the default of ``--model``."""
+
+CACHE_ENV = "RAG_RERANK_CACHE_URL"
+"""Environment variable that sets the default of ``--cache``: a Redis URL given here keeps its
+password out of the process list (``ps``), where a ``--cache`` flag shows it."""
 
 
 # -- value parsers (argparse ``type=``): their messages follow "argument --flag: " ---------------
@@ -225,6 +230,9 @@ def add_model_options(
         if name == "model":
             default = os.environ.get(MODEL_ENV, field.default)
             text += f" Default: ${MODEL_ENV}, else {field.default}."
+        elif name == "cache":
+            default = os.environ.get(CACHE_ENV) or field.default
+            text += f" Default: ${CACHE_ENV} (a Redis URL kept out of `ps`), else {field.default}."
         elif default is not None and not isinstance(default, bool):
             text += " Default: %(default)s."
         kind = _unwrap_optional(hints[name])
