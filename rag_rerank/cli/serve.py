@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["API_KEY_ENV", "add_serve"]
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The one format of the server's log lines, uvicorn's included."""
+
 API_KEY_ENV = "RAG_RERANK_API_KEY"
 """Environment variable that sets the default of ``--api-key``."""
 
@@ -279,9 +282,7 @@ def serve(args: argparse.Namespace) -> int:
     }
     if args.ray:
         return _serve_on_ray(args, options, split)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     log = logging.getLogger("rag_rerank.server")
     if args.host not in LOOPBACK_HOSTS and not args.api_key:
         log.warning(
@@ -374,7 +375,7 @@ def _serve_on_ray(
         error(str(exc))
         return 2
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     log = logging.getLogger("rag_rerank.server")
     started = connect(args.ray_address)  # first: a bad address fails before Serve is imported
     try:

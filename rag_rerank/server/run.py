@@ -209,6 +209,7 @@ def run_server(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None,  # uvicorn's lines go through the caller's logging: one format
         access_log=False,  # the app logs each request itself, with sizes and timings only
         timeout_graceful_shutdown=max(1, int(drain_timeout)),
         timeout_keep_alive=timeouts.keep_alive_timeout,  # type: ignore[arg-type]

@@ -119,9 +119,11 @@ def test_serve_logs_the_address_it_bound_and_only_once_bound(bert_dir: str) -> N
     assert "listening at" not in output and "address already in use" in output.lower()
 
     process = _serve(bert_dir, 0)  # any free port: the log says which
+    lines: list[str] = []
     try:
         assert process.stdout is not None
         for line in process.stdout:  # bounded: the process ends or prints the line
+            lines.append(line)
             found = re.search(r"listening at http://127\.0\.0\.1:(\d+)", line)
             if found:
                 break
@@ -131,11 +133,16 @@ def test_serve_logs_the_address_it_bound_and_only_once_bound(bert_dir: str) -> N
         assert port != 0
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
+        lines += process.communicate(timeout=60)[0].splitlines()
+        assert process.returncode == 0
     finally:
         if process.poll() is None:
             process.kill()
-        process.communicate()
+            process.communicate()
+    # One log format, uvicorn's lines included ("Uvicorn running on ..." was "INFO:     ...").
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) [\w.]+: "
+    assert [line for line in lines if line.strip() and not re.match(stamp, line)] == []
+    assert any("uvicorn" in line for line in lines)
 
 
 # -- small conventions ---------------------------------------------------------------------------
