@@ -32,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -226,8 +227,11 @@ def random_cross_encoder(
 
 
 def _save(model: Any, tokenizer: Any, path: str | Path) -> Path:
+    from .core.loading import quiet_hub
+
     path = Path(path)
-    model.save_pretrained(path)
+    with quiet_hub():  # no "Writing model shards" bar for a model this small
+        model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
@@ -417,11 +421,18 @@ def build_all(root: str | Path) -> dict[str, Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m rag_rerank.testing DIR``: write :func:`build_all`'s models under DIR."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m rag_rerank.testing DIR", file=sys.stderr)
-        return 2
-    for name, folder in build_all(args[0]).items():
+    parser = argparse.ArgumentParser(
+        prog="python -m rag_rerank.testing",
+        description="Build tiny random cross-encoders offline, in a few seconds, for tests and "
+        "for trying rag-rerank without a download: DIR/bert (BERT-style, the "
+        "cross-encoder/ms-marco-* architecture), DIR/bert2 (the same with two labels) and "
+        "DIR/xlmr (XLM-RoBERTa-style, the BAAI/bge-reranker-v2-m3 architecture). Each folder "
+        "loads wherever a model is named (--model DIR/xlmr, RAG_RERANK_MODEL, Reranker(...)). "
+        "The weights are random: scores say nothing about relevance.",
+    )
+    parser.add_argument("dir", metavar="DIR", help="folder to write the models under")
+    args = parser.parse_args(argv)
+    for name, folder in build_all(args.dir).items():
         print(f"{name}: {folder}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import deque
 from collections.abc import Sequence
 
 from ..errors import InvalidInputError, InvalidInputTypeError
@@ -16,6 +17,7 @@ __all__ = [
     "check_reranker",
     "check_selection",
     "check_selection_field",
+    "find_lone_surrogate",
 ]
 
 
@@ -27,6 +29,29 @@ def _check_encodable(text: str, field: str) -> None:
     # TypeError. ASCII (most text) is known good without a scan.
     if not text.isascii() and _SURROGATE.search(text) is not None:
         raise InvalidInputError(field, "contains a lone surrogate (not valid Unicode text)")
+
+
+def find_lone_surrogate(value: object, field: str) -> str | None:
+    """Where the first lone surrogate in ``value`` is: a string, or the strings and keys of nested
+    dicts and lists (walked without recursion, so any depth is safe), as a path such as
+    ``field.meta[2]``; ``None`` when every string is valid Unicode.
+
+    A JSON file may hold ``"\\ud800"``: ``json.loads`` accepts it, UTF-8 cannot encode it.
+    """
+    pending: deque[tuple[str, object]] = deque([(field, value)])
+    while pending:
+        where, item = pending.popleft()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item) is not None:
+                return where
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
+                    return f"{where} (a key)" if where else "a key"
+                pending.append((f"{where}.{key}" if where else str(key), inner))
+        elif isinstance(item, (list, tuple)):
+            pending.extend((f"{where}[{i}]", inner) for i, inner in enumerate(item))
+    return None
 
 
 def check_positive_int(value: object, field: str, *, optional: bool = False) -> None:

@@ -78,8 +78,9 @@ class RerankerOptions:
     )
     dtype: str | None = _option(
         None,
-        "Precision: auto (None), bf16, fp16 or fp32. Auto picks bf16/fp16 on GPUs, and on a CPU "
-        "bf16 where it multiplies bf16 natively (AMX, AVX-512 BF16), else fp32; scores stay fp32.",
+        "Precision: auto (the default), bf16, fp16 or fp32. Auto picks bf16/fp16 on GPUs, and on "
+        "a CPU bf16 where it multiplies bf16 natively (AMX, AVX-512 BF16), else fp32; scores "
+        "stay fp32.",
     )
     trust_remote_code: bool = _option(
         False, "Allow the model's own Python code from the hub (off unless asked for)."
@@ -297,7 +298,7 @@ def _model_reference(model: object) -> str:
         model = os.fspath(model)
     if not isinstance(model, str) or not model.strip():
         raise InvalidInputError("model", f"must be a hub id or folder path, got {model!r}")
-    return model
+    return os.path.expanduser(model)  # "~/models/bge": a hub id never starts with "~"
 
 
 def options_from(mapping: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ __all__ = [
     "hub_offline",
     "hub_unreachable",
     "looks_like_path",
+    "no_folder_here",
     "unreachable_message",
 ]
 
@@ -49,10 +50,13 @@ def looks_like_path(model: str) -> bool:
     return len(path.parts) > 1 and path.parent.is_dir()
 
 
-def check_model_reference(model: str) -> None:
-    """Refuse a path-like ``model`` that is not a model folder, without any network call.
+def check_model_reference(model: str) -> str:
+    """Refuse a path-like ``model`` that is not a model folder, without any network call, and
+    return the reference to load: ``~`` expanded to the home folder, anything else as given.
 
-    A hub id passes unchecked (see :func:`hub_unreachable`).
+    Every place that names a model (``--model``, ``$RAG_RERANK_MODEL``, ``Reranker(...)``,
+    ``train``'s base and teacher) runs this one check. A hub id passes unchecked (see
+    :func:`hub_unreachable`).
 
     Raises:
         ModelLoadError: ``no such folder: ./bge-reranker-v2-m3``, a file where a folder was
@@ -60,7 +64,7 @@ def check_model_reference(model: str) -> None:
             (the message names the missing file).
     """
     if not looks_like_path(model):
-        return
+        return model
     folder = Path(model).expanduser()
     if not folder.exists():
         raise ModelLoadError(f"no such folder: {model}")
@@ -81,6 +85,7 @@ def check_model_reference(model: str) -> None:
         raise ModelLoadError(
             f"{model} is not a model folder: it has no tokenizer.json (the fast tokenizer)"
         )
+    return str(folder)
 
 
 def hub_offline() -> bool:
@@ -155,10 +160,18 @@ def check_hub_model(model: str, revision: str | None = None) -> None:
 def unreachable_message(model: str, reason: str) -> str:
     """One line: the hub cannot be reached, how to use a local folder, how to try the demo."""
     return (
-        f"{reason}, and {model!r} is not in the local Hugging Face cache. "
+        f"{reason}, and {model!r} is not in the local Hugging Face cache{no_folder_here(model)}. "
         f"{local_copy_hint(model)} "
         f"To try the demo without a download, use a tiny random test model: `{TINY_MODEL_HINT}`"
     )
+
+
+def no_folder_here(model: str) -> str:
+    """For a hub id that could also name a folder (``models/my-reranker``): that no such folder
+    exists here, as a clause to append; ``""`` when the folder exists."""
+    if Path(model).expanduser().exists():
+        return ""
+    return f", and there is no folder {model} here ({Path.cwd()})"
 
 
 def local_copy_hint(model: str) -> str:

@@ -11,11 +11,13 @@ chromadb or fastapi: handlers import what they need when they run, so ``--help``
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from .. import __version__
 from ..api.references import check_model_reference
 from ..errors import ModelLoadError, RerankError
 from .batch import add_batch
@@ -52,12 +54,45 @@ _COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, which also names the flag meant when one is misspelt."""
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._subcommands().get(getattr(parsed, "command", None) or "", self)
+            command.error(
+                f"unrecognized arguments: {' '.join(extras)}{_suggestion(command, extras)}"
+            )
+        return parsed
+
+    def _subcommands(self) -> dict[str, argparse.ArgumentParser]:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+
+def _suggestion(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """`` (did you mean --top-n?)`` for the first unknown flag close to a known one, else ``""``."""
+    known = list(parser._option_string_actions)
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1, cutoff=0.6)
+            if close:
+                return f" (did you mean {close[0]}?)"
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(
-        prog="rag-rerank", description="Cross-encoder reranking for RAG."
+    parser = _Parser(prog="rag-rerank", description="Cross-encoder reranking for RAG.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=argparse.ArgumentParser
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in _COMMANDS:
         add(subparsers)
     for command in subparsers.choices.values():
@@ -89,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for reference in references:
             if reference:
                 check_model_reference(reference)  # "no such folder: ./x", before torch loads
+        for flag in ("base", "teacher"):  # train's other models, checked the same way
+            _check_model_flag(flag, getattr(args, flag, None))
         return int(args.handler(args))
     except ModelLoadError as exc:
         error(str(exc))
@@ -99,6 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 130
+
+
+def _check_model_flag(flag: str, reference: str | None) -> None:
+    try:
+        if reference:
+            check_model_reference(reference)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"--{flag}: {exc}") from None
 
 
 def _set_verbosity(verbose: bool) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..rag.splitting import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
-from ..rag.store import DEFAULT_COLLECTION
+from ..rag.store import BINARY_FILE, DEFAULT_COLLECTION
 from .options import (
     add_model_options,
     add_prune_options,
     add_selection_options,
+    existing_path,
     load_reranker,
     non_empty,
     non_negative_int,
@@ -55,7 +56,9 @@ def add_index(subparsers: Subparsers) -> None:
         "Indexing only embeds: the cross-encoder options are accepted so one set of flags works "
         "for every command.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to index")
+    parser.add_argument(
+        "paths", nargs="+", type=existing_path, metavar="PATH", help="files or folders to index"
+    )
     _add_db_options(parser)
     parser.add_argument(
         "--chunk-size",
@@ -118,13 +121,19 @@ def index(args: argparse.Namespace) -> int:
     )
     for skipped in summary.skipped:
         print(f"skipped (not a .txt/.md file, or no text): {skipped}")
-    if summary.unreadable:
-        count = len(summary.unreadable)
+    binary = sum(why == BINARY_FILE for _, why in summary.unreadable)
+    if binary:
+        print(f"{_files(binary)} skipped as binary (not text; see the warnings above)")
+    if len(summary.unreadable) > binary:
         print(
-            f"{count} file{'s' if count != 1 else ''} not read as {args.encoding} text "
+            f"{_files(len(summary.unreadable) - binary)} not read as {args.encoding} text "
             "(see the warnings above; --encoding ENCODING reads them in another encoding)"
         )
     return 0
+
+
+def _files(count: int) -> str:
+    return f"{count} file{'s' if count != 1 else ''}"
 
 
 # -- ask ----------------------------------------------------------------------------------------

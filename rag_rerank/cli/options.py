@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import os
+import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..api import CONTEXT_ORDERS, PruneOptions, RerankerOptions
@@ -23,15 +27,21 @@ if TYPE_CHECKING:
     from ..core import Reranker
 
 __all__ = [
+    "CACHE_ENV",
     "MODEL_ENV",
     "add_context_options",
     "add_model_options",
     "add_prune_options",
     "add_selection_options",
+    "cuda_missing",
+    "device_value",
+    "existing_file",
+    "existing_path",
     "load_reranker",
     "non_empty",
     "non_negative_float",
     "non_negative_int",
+    "port_number",
     "positive_float",
     "positive_int",
     "prune_from",
@@ -42,6 +52,10 @@ __all__ = [
 
 MODEL_ENV = "RAG_RERANK_MODEL"
 """Environment variable that sets the default of ``--model``."""
+
+CACHE_ENV = "RAG_RERANK_CACHE_URL"
+"""Environment variable that sets the default of ``--cache``: a Redis URL given here keeps its
+password out of the process list (``ps``), where a ``--cache`` flag shows it."""
 
 
 # -- value parsers (argparse ``type=``): their messages follow "argument --flag: " ---------------
@@ -111,6 +125,67 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def port_number(text: str) -> int:
+    """A TCP port in 0-65535 (0: any free port, the one bound is logged)."""
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in 0-65535, got {value}")
+    return value
+
+
+def existing_file(text: str) -> str:
+    """The path of a file that exists (``~`` expanded)."""
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a folder, not a file" if path.is_dir() else f"no such file: {text}"
+        )
+    return str(path)
+
+
+def existing_path(text: str) -> str:
+    """The path of a file or folder that exists (``~`` expanded)."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text}")
+    return str(path)
+
+
+def device_value(text: str) -> str:
+    """A device name; ``cuda`` or ``cuda:N`` is refused at once where CUDA cannot work here
+    (see :func:`cuda_missing`), before torch is imported."""
+    if text.strip().lower().startswith("cuda"):
+        reason = cuda_missing()
+        if reason:
+            raise argparse.ArgumentTypeError(
+                f"{text} asked for, but {reason}; use --device cpu, or leave it out"
+            )
+    return text
+
+
+def cuda_missing() -> str | None:
+    """Why CUDA cannot work on this machine, found in milliseconds without importing torch: a
+    CPU-only torch build, ``CUDA_VISIBLE_DEVICES`` hiding every GPU, or (Linux) no NVIDIA
+    driver; ``None`` when it may work (torch then has the last word)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
+    spec = importlib.util.find_spec("torch")  # finds the package without importing it
+    folders = (spec.submodule_search_locations if spec else None) or []
+    try:
+        build = (Path(next(iter(folders))) / "version.py").read_text()
+    except (StopIteration, OSError):
+        return None
+    if re.search(r"^hip\b[^=\n]*=\s*'", build, re.MULTILINE):
+        return None  # ROCm answers to "cuda" too, without an NVIDIA driver
+    if re.search(r"^cuda\b[^=\n]*=\s*None", build, re.MULTILINE):
+        version = re.search(r"^__version__\s*=\s*'([^']+)'", build, re.MULTILINE)
+        return f"this torch build ({version.group(1) if version else 'CPU'}) has no CUDA"
+    if sys.platform.startswith("linux") and not Path("/proc/driver/nvidia").exists():
+        return "this machine has no NVIDIA driver"
+    return None
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -153,11 +228,14 @@ def add_model_options(
         if name in exclude:
             continue
         flag = "--" + name.replace("_", "-")
-        text = overrides.get(name, RerankerOptions.help(name)).replace("%", "%%")
+        text = _cli_wording(overrides.get(name, RerankerOptions.help(name))).replace("%", "%%")
         default = field.default
         if name == "model":
             default = os.environ.get(MODEL_ENV, field.default)
             text += f" Default: ${MODEL_ENV}, else {field.default}."
+        elif name == "cache":
+            default = os.environ.get(CACHE_ENV) or field.default
+            text += f" Default: ${CACHE_ENV} (a Redis URL kept out of `ps`), else {field.default}."
         elif default is not None and not isinstance(default, bool):
             text += " Default: %(default)s."
         kind = _unwrap_optional(hints[name])
@@ -175,12 +253,16 @@ def add_model_options(
                 type=_option_value(name, _int_or_text),
                 default=default,
                 metavar=name.upper(),
-                help=text + " 'none' turns it off.",
+                help=text,
+            )
+        elif kind is int and default is not None and hints[name] is not int:  # cache_ttl: N or off
+            group.add_argument(
+                flag, type=_option_value(name, _int_or_off), default=default, metavar="N", help=text
             )
         elif kind is int or kind is str:
             group.add_argument(
                 flag,
-                type=_option_value(name, _int if kind is int else str),
+                type=_option_value(name, _int if kind is int else _TEXT_VALUES.get(name, str)),
                 default=default,
                 metavar="N" if kind is int else name.upper(),
                 help=text,
@@ -188,6 +270,23 @@ def add_model_options(
         else:  # a new option of a new type: say so here rather than guess a parser
             raise TypeError(f"no command-line flag for option {name} of type {kind!r}")
     return group
+
+
+_TEXT_VALUES: dict[str, Callable[[str], str]] = {
+    "device": device_value,
+    "calibration": existing_file,
+}
+"""Flags checked as they are parsed, before torch loads: a missing file, CUDA that is not here."""
+
+
+def _cli_wording(text: str) -> str:
+    """An option's help as the command line spells it: ``off`` where Python says ``None``."""
+    return re.sub(r"\bNone\b", "off", text).replace("off (off)", "off")
+
+
+def _int_or_off(text: str) -> int | None:
+    """A whole number, or ``off``/``none`` as ``None``."""
+    return None if text.strip().lower() in ("none", "off") else _int(text)
 
 
 def _int_or_text(text: str) -> int | str | None:

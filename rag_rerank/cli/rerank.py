@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..api.checks import find_lone_surrogate
 from ..errors import InvalidInputError
 from .options import (
     add_context_options,
@@ -134,6 +135,9 @@ def rerank(args: argparse.Namespace) -> int:
     jsonl = args.jsonl or (args.file is not None and args.file.endswith(".jsonl"))
     candidates = read_candidates(source, jsonl, args.file or "<stdin>")
     prune = prune_from(args)  # bad flags fail before the model loads
+    if not candidates:
+        error(f"{args.file or 'stdin'} has no candidates: give one per line")
+        return 1
     reranker = load_reranker(reranker_options(args))
     ranked = reranker.rerank(
         args.query,
@@ -183,7 +187,8 @@ def read_candidates(source: str, jsonl: bool, name: str = "<stdin>") -> list[Can
             ``name`` being the file the text came from).
     """
     candidates: list[Candidate] = []
-    for number, line in enumerate(source.splitlines(), 1):
+    for number, line in enumerate(source.split("\n"), 1):  # U+2028 may sit inside a line
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         if not jsonl:
@@ -196,6 +201,8 @@ def read_candidates(source: str, jsonl: bool, name: str = "<stdin>") -> list[Can
                 f"{name}, line {number}",
                 f"is not valid JSON ({exc.msg}); give --jsonl only for JSON Lines files",
             ) from exc
+        except RecursionError:
+            raise InvalidInputError(f"{name}, line {number}", "is nested too deeply") from None
         if isinstance(value, str):
             candidates.append(Candidate(value, number))
         elif isinstance(value, dict) and isinstance(value.get("text"), str):
@@ -203,5 +210,9 @@ def read_candidates(source: str, jsonl: bool, name: str = "<stdin>") -> list[Can
         else:
             raise InvalidInputError(
                 f"{name}, line {number}", 'must be a JSON string or an object with a string "text"'
+            )
+        if find_lone_surrogate(candidates[-1].text, "text"):
+            raise InvalidInputError(
+                f"{name}, line {number}", "contains a lone surrogate (not valid Unicode text)"
             )
     return candidates

@@ -13,6 +13,7 @@ from .options import (
     load_reranker,
     non_empty,
     non_negative_float,
+    port_number,
     positive_float,
     positive_int,
     reranker_options,
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from . import Subparsers
 
 __all__ = ["API_KEY_ENV", "add_serve"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The one format of the server's log lines, uvicorn's included."""
 
 API_KEY_ENV = "RAG_RERANK_API_KEY"
 """Environment variable that sets the default of ``--api-key``."""
@@ -55,7 +59,9 @@ def add_serve(subparsers: Subparsers) -> None:
         "Needs the 'server' extra.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    parser.add_argument("--port", type=positive_int, default=8080, help="port (default: 8080)")
+    parser.add_argument(
+        "--port", type=port_number, default=8080, help="port; 0 picks a free one (default: 8080)"
+    )
     parser.add_argument(
         "--api-key",
         type=non_empty,
@@ -276,9 +282,7 @@ def serve(args: argparse.Namespace) -> int:
     }
     if args.ray:
         return _serve_on_ray(args, options, split)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     log = logging.getLogger("rag_rerank.server")
     if args.host not in LOOPBACK_HOSTS and not args.api_key:
         log.warning(
@@ -315,7 +319,6 @@ def serve(args: argparse.Namespace) -> int:
             shadow=args.shadow,
             shadow_queue=args.shadow_queue,
         )
-        log.info("listening at http://%s:%d", args.host, args.port)
         return run_server(
             app,
             host=args.host,
@@ -372,7 +375,7 @@ def _serve_on_ray(
         error(str(exc))
         return 2
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     log = logging.getLogger("rag_rerank.server")
     started = connect(args.ray_address)  # first: a bad address fails before Serve is imported
     try:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .options import non_empty, positive_float, positive_int
+from .options import device_value, non_empty, positive_float, positive_int
 
 if TYPE_CHECKING:
     from . import Subparsers
@@ -75,7 +75,9 @@ def add_train(subparsers: Subparsers) -> None:
         "--learning-rate", type=positive_float, default=5e-5, help="default: %(default)s"
     )
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
+    parser.add_argument(
+        "--device", type=device_value, default=None, help="cpu, cuda, cuda:1 (default: cuda if any)"
+    )
     parser.add_argument(
         "--held-out",
         type=_share,

@@ -4,12 +4,14 @@ in shards so that a rerun skips the finished ones. Pure Python and pyarrow; no R
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from ..api.checks import find_lone_surrogate
 from ..errors import RerankError
 
 __all__ = ["SUFFIXES", "BatchFileError", "Rows", "ShardStore", "read_rows"]
@@ -107,14 +109,25 @@ def _raw_rows(path: Path, suffix: str) -> Iterator[tuple[int, Any, str]]:
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
-                try:
-                    yield number, json.loads(line), line.rstrip("\n")
-                except json.JSONDecodeError as exc:
-                    yield number, BatchFileError(path, f"not valid JSON ({exc.msg})", number), line
+                yield number, _parse(path, number, line), line.rstrip("\n")
     except UnicodeDecodeError:
         raise BatchFileError(path, "not UTF-8 text") from None
     except OSError as exc:
         raise BatchFileError(path, exc.strerror or str(exc)) from None
+
+
+def _parse(path: Path, number: int, line: str) -> Any:
+    """The row on JSONL line ``number``, or the :class:`BatchFileError` that says why not.
+
+    ``NaN`` and ``Infinity`` (which Python's json reads but JSON does not allow) become
+    ``null``, so a field passed through is written back as valid JSON.
+    """
+    try:
+        return json.loads(line, parse_constant=lambda _: None)
+    except json.JSONDecodeError as exc:
+        return BatchFileError(path, f"not valid JSON ({exc.msg})", number)
+    except RecursionError:
+        return BatchFileError(path, "nested too deeply to read", number)
 
 
 def _check_row(path: Path, number: int, row: Any, kind: RowKind | None) -> RowKind:
@@ -123,6 +136,9 @@ def _check_row(path: Path, number: int, row: Any, kind: RowKind | None) -> RowKi
 
     if not isinstance(row, dict):
         raise bad(f"expected an object with query and documents, got {type(row).__name__}")
+    where = find_lone_surrogate(row, "")
+    if where is not None:  # UTF-8 cannot encode it: not the tokenizer's, nor the output's
+        raise bad(f"{where}: contains a lone surrogate (not valid Unicode text)")
     query = row.get("query")
     if not isinstance(query, str) or not query.strip():
         raise bad(f"query: must be a non-empty string, got {query!r}")
@@ -241,13 +257,31 @@ class ShardStore:
 
 def _encode(rows: Sequence[dict[str, Any]], suffix: str) -> bytes:
     if suffix == ".jsonl":
-        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+        return "".join(_json_line(row) for row in rows).encode()
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(list(rows)), sink)
     return bytes(sink.getvalue())
+
+
+def _json_line(row: dict[str, Any]) -> str:
+    """``row`` as one line of valid JSON: a NaN or infinity (from Parquet) written as null."""
+    try:
+        return json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError:
+        return json.dumps(_finite(row), ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(inner) for inner in value]
+    return value
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -369,15 +369,19 @@ def _explain(exc: BaseException) -> str:
 
 
 def redact(url: str) -> str:
-    """``url`` without its password (for logs, /info and metrics)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """``url`` without its password, given before the host (``redis://:secret@host``) or as a
+    query parameter (``?password=secret``), for logs, /info and metrics."""
+    base, mark, query = url.partition("?")
+    parts = urlsplit(base)
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        base = urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    pairs = [pair.partition("=") for pair in query.split("&")] if query else []
+    hidden = [f"{k}{eq}***" if k.lower() == "password" else f"{k}{eq}{v}" for k, eq, v in pairs]
+    return base + mark + "&".join(hidden)
 
 
 # -- the caches of this process -----------------------------------------------------------------

@@ -26,6 +26,7 @@ from ..api.references import (
     hub_unreachable,
     local_copy_hint,
     looks_like_path,
+    no_folder_here,
     unreachable_message,
 )
 from ..errors import InvalidInputError, ModelLoadError
@@ -99,7 +100,7 @@ def load_model(
     from .llm import LLMRerankerModel, recognise
     from .model import CrossEncoderModel
 
-    check_model_reference(name_or_path)
+    name_or_path = check_model_reference(name_or_path)
     common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
     config = load_config(name_or_path, common)
     prompt = recognise(name_or_path, config, prompt_format)
@@ -157,7 +158,10 @@ def load_tokenizer(name_or_path: str, common: dict[str, Any]) -> Any:
 def _unreachable_message(name: str, exc: Exception) -> str:
     if Path(name).expanduser().exists():
         return f"could not read the model folder {name!r}: {first_line(exc)}"
-    return f"could not load the model {name!r}: {first_line(exc)}. {local_copy_hint(name)}"
+    return (
+        f"could not load the model {name!r}{no_folder_here(name)}: {first_line(exc)}. "
+        f"{local_copy_hint(name)}"
+    )
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..api import RerankerLike
+from ..api.checks import find_lone_surrogate
 from ..errors import CalibrationError
 
 if TYPE_CHECKING:
@@ -28,19 +29,27 @@ def json_objects(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Each non-blank line of a JSON Lines ``text`` as an object, with its 1-based number.
 
+    Lines end at ``\\n`` only: U+2028 and U+0085 are valid inside a JSON string.
+
     Raises:
-        Exception: ``fail(message, number)`` for a line that is not JSON (``"not JSON: ..."``) or
-            not an object (``expected``, which says what a line should hold).
+        Exception: ``fail(message, number)`` for a line that is not JSON (``"not JSON: ..."``),
+            nested too deeply, not an object (``expected``, which says what a line should hold),
+            or with a lone surrogate in a string (the field named).
     """
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise fail(f"not JSON: {exc.msg}", number) from None
+        except RecursionError:
+            raise fail("nested too deeply to read", number) from None
         if not isinstance(record, dict):
             raise fail(expected, number)
+        where = find_lone_surrogate(record, "")
+        if where is not None:
+            raise fail(f"{where}: contains a lone surrogate (not valid Unicode text)", number)
         yield number, record
 
 

@@ -51,7 +51,7 @@ class DemoQuestion:
 
 def _read_jsonl(name: str) -> list[dict[str, Any]]:
     text = resources.files("rag_rerank").joinpath("data").joinpath(name).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
 def load_demo_corpus() -> list[DemoPassage]:

@@ -35,6 +35,9 @@ def default_embedding_function(device: str | None = None) -> Any:
         raise ImportError(
             "the Chroma pipeline needs the 'chroma' extra: pip install 'rag-rerank[chroma]'"
         ) from exc
-    return SentenceTransformerEmbeddingFunction(
-        model_name=embedding_model_path(), device=device or "cpu", normalize_embeddings=True
-    )
+    from ..core.loading import quiet_hub
+
+    with quiet_hub():  # the model loads here: no "Loading weights" bar
+        return SentenceTransformerEmbeddingFunction(
+            model_name=embedding_model_path(), device=device or "cpu", normalize_embeddings=True
+        )

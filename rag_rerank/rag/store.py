@@ -324,6 +324,10 @@ def expand_path(path: Path, field_name: str, db: Path | None) -> tuple[list[Path
     raise InvalidInputError(field_name, f"no such file or directory: {path}")
 
 
+BINARY_FILE = "a binary file, not text"
+"""Why :func:`read_text` skips a file holding NUL bytes (no encoding would read it)."""
+
+
 class UnreadableFileError(Exception):
     """A file that cannot be read as text: ``str(error)`` says why (binary, encoding, I/O)."""
 
@@ -340,7 +344,7 @@ def read_text(file: Path, encoding: str = "utf-8") -> str:
     except OSError as exc:
         raise UnreadableFileError(f"cannot read it ({exc.strerror})") from exc
     if b"\0" in data[:8192] and not encoding.lower().replace("-", "").startswith("utf16"):
-        raise UnreadableFileError("a binary file, not text")
+        raise UnreadableFileError(BINARY_FILE)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:

@@ -18,6 +18,7 @@ from .. import __version__
 from ..api import RerankResult, check_positive_int
 from ..core import Reranker
 from ..errors import InvalidInputError
+from .docs import install_docs
 from .errors import RETRY_AFTER_SECONDS, ServiceError, install_error_handlers
 from .guards import DEFAULT_MAX_REQUEST_WINDOWS
 from .metrics import CONTENT_TYPE, Metrics
@@ -25,6 +26,7 @@ from .middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
     HostMiddleware,
+    JSONBodyMiddleware,
     MetricsMiddleware,
     page_headers,
 )
@@ -169,7 +171,10 @@ def create_app(
         version=__version__,
         description="Cross-encoder reranking: TEI-compatible `/rerank` and Cohere/Jina-compatible "
         "`/v1/rerank` and `/v2/rerank`, micro-batched across clients, one engine per model.",
+        docs_url=None,  # install_docs: Swagger UI from the package, not a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.service = service
     install_error_handlers(app)
     expose = {"Access-Control-Expose-Headers": MODEL_HEADER}
@@ -336,6 +341,7 @@ def create_app(
         return HTMLResponse(page, headers=security)
 
     # add_middleware wraps: the last one added runs first.
+    app.add_middleware(JSONBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     if api_key is not None:
         app.add_middleware(AuthMiddleware, api_key=api_key)

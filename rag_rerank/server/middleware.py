@@ -27,6 +27,7 @@ __all__ = [
     "AuthMiddleware",
     "BodyLimitMiddleware",
     "HostMiddleware",
+    "JSONBodyMiddleware",
     "MetricsMiddleware",
     "page_headers",
 ]
@@ -129,8 +130,9 @@ class AuthMiddleware:
         if self._authorized(scope):
             await self.app(scope, receive, send)
             return
-        # The page gets a Basic challenge so the browser asks for the key; APIs get Bearer.
-        challenge = b'Basic realm="rag-rerank"' if scope["path"] == "/" else b"Bearer"
+        # Pages (the console, /docs and what it loads) get a Basic challenge so the browser asks
+        # for the key, and then sends it with the page's API calls too; APIs get Bearer.
+        challenge = b'Basic realm="rag-rerank"' if _for_browsers(scope["path"]) else b"Bearer"
         await _send_error(
             send,
             401,
@@ -157,6 +159,10 @@ class AuthMiddleware:
             _, _, password = decoded.partition(b":")
             return hmac.compare_digest(password, self._key)
         return False
+
+
+def _for_browsers(path: str) -> bool:
+    return path in ("/", "/docs", "/openapi.json") or path.startswith("/docs/")
 
 
 class BodyLimitMiddleware:
@@ -282,3 +288,25 @@ def page_headers(page: str) -> dict[str, str]:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
+
+
+class JSONBodyMiddleware:
+    """Reads every POST body as JSON, whatever its ``Content-Type`` says: ``curl -d`` sends
+    ``application/x-www-form-urlencoded``, some clients send none, and the API takes only JSON
+    (a body that is not JSON gets the usual 422 naming the JSON error)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            if len(headers) == len(scope["headers"]) or not _json_type(scope["headers"]):
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
+def _json_type(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    kind = next((v for k, v in headers if k == b"content-type"), b"").split(b";")[0]
+    kind = kind.strip().lower()
+    return kind == b"application/json" or kind.endswith(b"+json")

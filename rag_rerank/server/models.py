@@ -146,18 +146,16 @@ class ModelRouter(Generic[T]):
         """The name of the model that serves a request.
 
         Args:
-            requested: The model the request named, if any. A server with one model serves it
-                under any name (Cohere clients send their own model ids).
+            requested: The model the request named, if any (one of :attr:`names`; with one model,
+                its name is in ``/info``). A request that names none gets the default or the split.
             key: The caller's ``X-Rerank-Key``, for a sticky split.
 
         Raises:
-            UnknownModelError: ``requested`` is not served and the server has several models.
+            UnknownModelError: ``requested`` is not served (with one model or several alike).
         """
         if requested is not None:
             if requested in self.models:
                 return requested
-            if len(self.models) == 1:
-                return self.default
             raise UnknownModelError(requested, self.names)
         if self.split is not None:
             return self.split.choose(key)

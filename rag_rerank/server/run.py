@@ -17,6 +17,7 @@ import json
 import logging
 import resource
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -156,6 +157,13 @@ class DrainingServer(uvicorn.Server):
         self.drain_timeout = drain_timeout
         self._drain_started: float | None = None
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)  # a port that cannot be bound exits here, with its error
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]  # the bound port, also for --port 0
+                logger.info("listening at http://%s:%d", f"[{host}]" if ":" in host else host, port)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Never re-raise the signal after shutdown (uvicorn does): a drained exit is a clean 0.
         if self._drain_started is None:
@@ -201,6 +209,7 @@ def run_server(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None,  # uvicorn's lines go through the caller's logging: one format
         access_log=False,  # the app logs each request itself, with sizes and timings only
         timeout_graceful_shutdown=max(1, int(drain_timeout)),
         timeout_keep_alive=timeouts.keep_alive_timeout,  # type: ignore[arg-type]

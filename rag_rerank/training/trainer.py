@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..api.references import check_model_reference
 from ..errors import ModelLoadError, TrainingError
 from .corpus import load_passages
 from .dataset import PassageStore, build_training_data, labelled_queries
@@ -92,6 +93,8 @@ def train(
     """
     started = time.perf_counter()
     loss = _check_settings(loss, teacher, steps, batch_size, max_length, held_out, learning_rate)
+    base = _checked_reference(base, "base")
+    teacher = _checked_reference(teacher, "teacher") if teacher else None
     sources = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
     passages = [p.text for p in load_passages(sources)]
     if len(passages) < batch_size:
@@ -292,18 +295,22 @@ def _check_settings(
     return loss
 
 
+def _checked_reference(model: str, option: str) -> str:
+    """The model reference to load (``~`` expanded), checked as ``Reranker`` checks it."""
+    try:
+        return check_model_reference(model)
+    except ModelLoadError as exc:
+        raise TrainingError(str(exc), option=option) from None
+
+
 def _check_base(base: str) -> Any:
     """The base's config, or a :class:`TrainingError` when it is not a transformer encoder."""
-    from transformers import AutoConfig
+    from ..core.loading import load_config
 
     try:
-        config = AutoConfig.from_pretrained(base)
-    except (OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainingError(
-            f"{base!r} is not a transformer model (no loadable config.json): {reason}",
-            option="base",
-        ) from None
+        config = load_config(base, {})
+    except ModelLoadError as exc:
+        raise TrainingError(str(exc), option="base") from None
     architectures = getattr(config, "architectures", None) or []
     decoder = getattr(config, "is_decoder", False) or (
         architectures and all(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)

@@ -246,7 +246,7 @@ def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
         (["serve", "--api-key", ""], "argument --api-key: must not be empty"),
         (["serve", "--drain-timeout", "-1"], "argument --drain-timeout: must be at least 0"),
         (["serve", "--log-level", "loud"], "argument --log-level: invalid choice"),
-        (["index", "d", "--db", "x", "--encoding", "klingon"], "unknown text encoding 'klingon'"),
+        (["index", ".", "--db", "x", "--encoding", "klingon"], "unknown text encoding 'klingon'"),
         (["score", "--max-length", "8"], "argument --max-length: must be at least 16"),
     ],
 )
@@ -314,11 +314,13 @@ def test_index_skips_unreadable_files_with_one_warning_each(
     assert any("latin1.txt: not utf-8 text" in w for w in warnings)
     assert any("image.txt: a binary file" in w for w in warnings)
     assert "indexed 1 document" in out and "1 chunks added" in out
-    assert "2 files not read as utf-8 text" in out and "--encoding" in out
+    assert "1 file skipped as binary" in out  # counted apart: no encoding reads it
+    assert "1 file not read as utf-8 text" in out and "--encoding" in out
 
     code, out, err = run(capsys, "index", str(folder), "--db", db, "--encoding", "latin-1")
     assert code == 0 and "indexed 2 documents" in out  # the binary file is still skipped
     assert err.count("rag-rerank: warning:") == 1 and "image.txt" in err
+    assert "1 file skipped as binary" in out and "--encoding" not in out
 
 
 def test_second_index_run_shows_no_empty_bar(

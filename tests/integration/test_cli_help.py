@@ -50,7 +50,7 @@ def test_help_imports_nothing_heavy(command: str) -> None:
 def _required(command: str) -> list[str]:
     """The positional arguments and required flags of ``command``."""
     return {
-        "index": ["p", "--db", "x"],
+        "index": [".", "--db", "x"],  # a path that exists
         "ask": ["q", "--db", "x"],
         "rerank": ["-q", "q"],
         "eval": ["d"],

@@ -78,7 +78,7 @@ async def test_cohere_rerank_matches_in_process_rerank(client, rr: Reranker) -> 
     response = await client.post(
         "/v1/rerank",
         json={
-            "model": "rerank-english-v3.0",
+            "model": rr.model_name,  # a name it does not serve is a 404 (test_server_manners)
             "query": QUERY,
             "documents": documents,
             "top_n": 3,

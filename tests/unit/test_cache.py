@@ -179,3 +179,39 @@ def test_shared_instances_share_one_cache(bert_dir: str) -> None:
     view = Reranker.shared(bert_dir, show_progress=False, cache_size=64, max_length=128)
     assert first.cache is not None and first.cache is view.cache
     assert Reranker.shared(bert_dir, show_progress=False, cache=None).cache is None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:secret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        (
+            "redis://127.0.0.1:6379/0?password=secret&db=1",
+            "redis://127.0.0.1:6379/0?password=***&db=1",
+        ),
+        ("rediss://u:secret@h/0?Password=secret", "rediss://u:***@h/0?Password=***"),
+        ("unix:///run/redis.sock?password=secret", "unix:///run/redis.sock?password=***"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ],
+)
+def test_redis_passwords_never_shown(url: str, shown: str) -> None:
+    from rag_rerank.core.cache import RedisScoreCache, redact
+
+    assert redact(url) == shown
+    cache = RedisScoreCache(url, "identity", ttl=None)  # connects lazily: no Redis needed
+    try:
+        assert cache.stats().cache == shown
+    finally:
+        cache.close()
+
+
+def test_the_cache_url_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag_rerank.cli import build_parser
+
+    url = "redis://:secret@127.0.0.1:6379/0"
+    monkeypatch.setenv("RAG_RERANK_CACHE_URL", url)
+    assert build_parser().parse_args(["score"]).cache == url
+    assert build_parser().parse_args(["score", "--cache", "off"]).cache is None
+    monkeypatch.setenv("RAG_RERANK_CACHE_URL", "nowhere")
+    with pytest.raises(SystemExit):  # a bad value is a usage error naming --cache
+        build_parser().parse_args(["score"])

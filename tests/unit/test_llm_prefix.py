@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from rag_rerank import Reranker
@@ -87,3 +89,17 @@ def test_a_kept_prefix_is_reused_by_later_batches_and_repeated_queries(qwen3_dir
         assert rr.stats().batches > 2  # several batches, one prefix run
         assert cold - warm == prefix
         assert again == pytest.approx(first, abs=1e-6)
+
+
+@pytest.mark.parametrize("fixture", ["qwen3_dir", "gemma_dir"])
+def test_the_shared_prefix_uses_the_supported_cache_api(request, fixture):
+    # transformers deprecates ``past_key_values`` for the decoder (FutureWarning, gone in 5.40).
+    reranker = Reranker(request.getfixturevalue(fixture), device="cpu", cache=None)
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # filters are global: worker too
+            warnings.simplefilter("always")
+            reranker.rerank_many(QUERIES[:2], [DOCS, DOCS])
+        assert reranker.stats().real_tokens > 0
+    finally:
+        reranker.close()
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == []

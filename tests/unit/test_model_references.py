@@ -58,7 +58,7 @@ def test_missing_folder_is_no_such_folder_without_a_hub_call(name: str, no_hub: 
     started = time.perf_counter()
     with pytest.raises(ModelLoadError) as info:
         Reranker(name)
-    assert str(info.value) == f"no such folder: {name}"
+    assert str(info.value) == f"no such folder: {os.path.expanduser(name)}"
     assert time.perf_counter() - started < 5
 
 
@@ -101,6 +101,62 @@ def test_a_parent_of_model_folders_names_them(tiny_models: dict[str, Path]) -> N
     parent = str(next(iter(tiny_models.values())).parent)
     with pytest.raises(ModelLoadError, match=r"these folders in it have one: bert, bert2, xlmr"):
         check_model_reference(parent)
+
+
+@pytest.fixture
+def home_with_model(bert_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``$HOME`` is a temporary folder holding the tiny BERT model as ``~/models/bert``."""
+    import shutil
+
+    shutil.copytree(bert_dir, tmp_path / "models" / "bert")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path / "models" / "bert"
+
+
+def test_a_home_folder_loads_wherever_a_model_is_named(
+    home_with_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rag_rerank.cli import main
+
+    assert RerankerOptions(model="~/models/bert").model == str(home_with_model)
+    assert check_model_reference("~/models/bert") == str(home_with_model)
+    reranker = Reranker("~/models/bert", device="cpu")
+    try:
+        assert reranker.score("q", ["d"])[0] > 0
+    finally:
+        reranker.close()
+    assert main(["score", "--model", "~/models/bert", "-q", "q", "d"]) == 0, capsys.readouterr().err
+    monkeypatch.setenv("RAG_RERANK_MODEL", "~/models/bert")
+    assert main(["score", "-q", "q", "d"]) == 0, capsys.readouterr().err
+
+
+def test_train_checks_base_and_teacher_like_any_model(
+    home_with_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_hub: None
+) -> None:
+    from rag_rerank.cli import main
+    from rag_rerank.errors import TrainingError
+    from rag_rerank.training import train
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": "Pandas eat bamboo."}\n')
+    for flag in ("--base", "--teacher"):
+        argv = ["train", str(corpus), "--out", str(tmp_path / "o"), flag, "./nope"]
+        assert main(argv) == 2
+        assert capsys.readouterr().err == f"rag-rerank: error: {flag}: no such folder: ./nope\n"
+    for option in ("base", "teacher"):
+        models = {"base": "~/models/bert", option: "./nope"}
+        with pytest.raises(TrainingError, match=rf"^{option}: no such folder: ./nope$"):
+            train(corpus, out=tmp_path / "o", **models)  # type: ignore[arg-type]
+
+
+def test_a_hub_id_that_could_be_a_path_says_no_such_folder_is_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as info:
+        Reranker("models/my-reranker")
+    assert f"there is no folder models/my-reranker here ({tmp_path})" in str(info.value)
 
 
 def test_hub_offline_answers_without_a_probe(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 for the same seed."""
 
 import math
+import os
 import subprocess
 import sys
 
@@ -68,7 +69,39 @@ def test_main_writes_every_model(tmp_path, capsys):
     for name in ("bert", "bert2", "xlmr"):
         assert (tmp_path / name / "model.safetensors").is_file()
         assert f"{name}: {tmp_path / name}" in out
-    assert main([]) == 2  # usage
+    with pytest.raises(SystemExit) as usage:
+        main([])
+    assert usage.value.code == 2
+
+
+def _quiet_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        env.pop(name, None)  # an in-process CLI main() of another test may have set them
+    return env
+
+
+def test_command_line_is_quiet_and_its_help_says_what_it_builds(tmp_path):
+    run = [sys.executable, "-m", "rag_rerank.testing"]
+    built = subprocess.run(
+        [*run, str(tmp_path)], capture_output=True, text=True, env=_quiet_env(), timeout=300
+    )
+    assert built.returncode == 0 and built.stderr == "", built.stderr  # no "Writing model shards"
+    helped = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0
+    for words in ("DIR/bert ", "DIR/bert2", "DIR/xlmr", "random"):
+        assert words in " ".join(helped.stdout.split()), helped.stdout
+
+
+def test_the_offline_embedding_model_loads_without_a_bar():
+    code = (
+        "from rag_rerank.rag.embeddings import default_embedding_function; "
+        "default_embedding_function()(['a passage'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_quiet_env(), timeout=120
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr  # no "Loading weights"
 
 
 def test_importing_it_loads_no_torch():

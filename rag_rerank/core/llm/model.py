@@ -10,6 +10,7 @@ prefixes' caches are kept, so the next batches of the same query (and repeated q
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +111,10 @@ class LLMRerankerModel:
         pad = tokenizer.pad_token_id
         self.pad_token_id = int(0 if pad is None else pad)
         self.base: Any = model.base_model
+        # transformers 5.24 renamed the decoder's ``past_key_values`` (in and out) to ``cache``;
+        # the old name warns and goes away in 5.40. Use whichever this transformers has.
+        parameters = inspect.signature(self.base.forward).parameters
+        self._cache_name = "cache" if "cache" in parameters else "past_key_values"
         head: Any = getattr(model, "score", None)
         if head is not None:  # sequence-classification conversion: its score rows
             weight = head.weight
@@ -243,8 +248,8 @@ class LLMRerankerModel:
                 input_ids=part.input_ids,
                 attention_mask=part.attention_mask,
                 position_ids=positions.expand(rows, -1),
-                past_key_values=cache,
                 use_cache=True,
+                **{self._cache_name: cache},
             ).last_hidden_state
         return hidden[torch.arange(rows, device=self.device), part.last]
 
@@ -260,7 +265,7 @@ class LLMRerankerModel:
         cached = self._prefixes.pop(key, None)
         if cached is None:
             self.tokens_run += len(key)
-            cache = self.base(input_ids=prefix, use_cache=True).past_key_values
+            cache = self.base(input_ids=prefix, use_cache=True)[self._cache_name]
             cached = [(layer.keys, layer.values) for layer in cache.layers]
         self._prefixes[key] = cached
         while len(self._prefixes) > self.prefix_cache_size:
