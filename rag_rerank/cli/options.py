@@ -394,7 +394,7 @@ def add_prune_options(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(PruneOptions):
         flag = "--prune-" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
-        help_text = f"{field.metadata['help']} (default: {default})"
+        help_text = _cli_wording(f"{field.metadata['help']} (default: {default})")
         dest = "prune_" + field.name
         if isinstance(default, bool):
             parser.add_argument(flag, dest=dest, action="store_true", default=None, help=help_text)
