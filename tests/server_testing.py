@@ -16,6 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from rag_rerank.server.run import Timeouts, guarded_protocol
+
 POISON_WORD = "zebra"
 """Documents containing this word score NaN with :func:`build_nan_model`."""
 
@@ -34,6 +36,28 @@ def live_server(app: FastAPI) -> Iterator[str]:
     wait_until(lambda: server.started, "uvicorn did not start")
     try:
         yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@contextmanager
+def guarded_server(app: FastAPI, timeouts: Timeouts) -> Iterator[int]:
+    """Serve ``app`` with the guarded protocol of ``rag-rerank serve`` (connection timeouts and
+    limits) on a free loopback port; yield the port; stop it after."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", http=guarded_protocol(timeouts)
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, "uvicorn did not start")
+    try:
+        yield sock.getsockname()[1]
     finally:
         server.should_exit = True
         thread.join(10)

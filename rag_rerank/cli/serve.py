@@ -129,6 +129,32 @@ def add_serve(subparsers: Subparsers) -> None:
         "file-descriptor limit, at most 4096)",
     )
     parser.add_argument(
+        "--write-timeout",
+        type=positive_float,
+        default=10.0,
+        help="seconds a response may wait unread before its connection is cut (default: 10)",
+    )
+    parser.add_argument(
+        "--write-min-rate",
+        type=positive_float,
+        default=10_000.0,
+        help="slowest reading of a response accepted, in bytes per second (default: 10000)",
+    )
+    parser.add_argument(
+        "--max-pending-write-bytes",
+        type=positive_int,
+        default=256 * 1024 * 1024,
+        help="bytes of responses waiting to be read, over all connections, above which new "
+        "requests get 503 (default: 256 MiB)",
+    )
+    parser.add_argument(
+        "--max-echo-bytes",
+        type=positive_int,
+        default=2 * 1024 * 1024,
+        help="most text one response sends back (/clean, return_text, return_documents), in "
+        "bytes: 413 above it (default: 2 MiB)",
+    )
+    parser.add_argument(
         "--log-level",
         type=str.lower,
         choices=("debug", "info", "warning", "error"),
@@ -289,6 +315,9 @@ def serve(args: argparse.Namespace) -> int:
         body_min_rate=args.body_min_rate,
         keep_alive_timeout=args.keep_alive_timeout,
         max_connections=args.max_connections,
+        write_timeout=args.write_timeout,
+        write_min_rate=args.write_min_rate,
+        max_pending_write_bytes=args.max_pending_write_bytes,
     )
     _check_memory(options, args.memory_limit)
     rerankers: dict[str, Reranker] = {}
@@ -314,6 +343,7 @@ def serve(args: argparse.Namespace) -> int:
             split=split,
             shadow=args.shadow,
             shadow_queue=args.shadow_queue,
+            max_echo_bytes=args.max_echo_bytes,
         )
         log.info("listening at http://%s:%d", args.host, args.port)
         return run_server(
@@ -392,6 +422,7 @@ def _serve_on_ray(
             cors_origins=args.cors_origin,
             max_request_windows=args.max_request_windows,
             allowed_hosts=_allowed_hosts(args),
+            max_echo_bytes=args.max_echo_bytes,
             models=options,
             split=split,
             shadow=args.shadow,

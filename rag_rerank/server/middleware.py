@@ -24,6 +24,7 @@ from .metrics import UNMATCHED, Metrics, method_label
 
 __all__ = [
     "ARRIVED_KEY",
+    "DELIVERED_KEY",
     "AuthMiddleware",
     "BodyLimitMiddleware",
     "HostMiddleware",
@@ -33,6 +34,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger("rag_rerank.server")
+
+DELIVERED_KEY = "rag_rerank.delivered"
+"""Scope key: an async function, set by the guarded protocol of
+:func:`~rag_rerank.server.run.run_server`, that waits until the response is written out and
+returns ``False`` when the connection was cut first because the client did not read it."""
 
 ARRIVED_KEY = "rag_rerank.arrived"
 """Scope key: ``time.monotonic()`` when the request reached the app."""
@@ -96,6 +102,9 @@ class MetricsMiddleware:
         self.metrics.in_flight += 1
         try:
             await self.app(scope, counting_receive, status_send)
+            delivered = scope.get(DELIVERED_KEY)  # set by the guarded protocol of run_server
+            if delivered is not None and not await delivered():
+                status = 499  # the client never read the answer: cut, like a disconnect
         finally:
             self.metrics.in_flight -= 1
             seconds = time.perf_counter() - start

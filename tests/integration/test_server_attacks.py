@@ -15,18 +15,17 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from server_testing import free_port, long_text, wait_until
+from server_testing import free_port, guarded_server, long_text, wait_until
 
 from rag_rerank import Reranker
 from rag_rerank.cli import build_parser
 from rag_rerank.server import create_app
-from rag_rerank.server.run import Timeouts, guarded_protocol
+from rag_rerank.server.run import Timeouts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -113,26 +112,6 @@ async def test_huge_one_document_requests_are_413_while_small_ones_are_served(
 
 
 # 3. Slow clients: header and body timeouts, a connection limit.
-
-
-@contextmanager
-def guarded_server(app, timeouts: Timeouts) -> Iterator[int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", http=guarded_protocol(timeouts)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, "uvicorn did not start")
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def _closed_by_server(conn: socket.socket, within: float) -> bool:

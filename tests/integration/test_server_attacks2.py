@@ -4,16 +4,20 @@ deadline. Each test failed before its fix."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import socket
 import string
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from server_testing import guarded_server, wait_until
 
 from rag_rerank import Reranker
 from rag_rerank.server import create_app
+from rag_rerank.server.run import Timeouts
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +62,96 @@ async def test_random_methods_and_paths_add_no_series_and_no_log_text(
     assert _junk(2000, seed=0)[:50] not in logged
     assert _junk(2000, seed=100)[:50] not in logged
     assert "other /rerank -> 401" in logged
+
+
+# Item 1: clients that never read the response.
+
+_BIG = 8 * 1024 * 1024  # an answer well over what the kernel's socket buffers hold
+
+
+def _unread_clean(port: int) -> socket.socket:
+    """A client that asks /clean to echo ~8 MB and never reads a byte of the answer."""
+    body = json.dumps({"texts": ["a" * (_BIG // 4)] * 4}).encode()
+    conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: stays small
+    conn.connect(("127.0.0.1", port))
+    conn.sendall(
+        b"POST /clean HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    return conn
+
+
+def _unread_app(rr: Reranker):
+    return create_app(rr, max_body_bytes=2 * _BIG, max_echo_bytes=2 * _BIG)
+
+
+def _metric(port: int, series: str) -> bool:
+    return series in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+
+
+def test_an_answer_left_unread_is_cut_and_counted_as_disconnected(rr: Reranker) -> None:
+    timeouts = Timeouts(write_timeout=0.5, write_min_rate=1000)
+    with guarded_server(_unread_app(rr), timeouts) as port:
+        conn = _unread_clean(port)
+        cut = 'rag_rerank_requests_total{method="POST",route="/clean",status="499"} 1'
+        wait_until(lambda: _metric(port, cut), "the unread answer was never cut", timeout=30)
+        conn.settimeout(10)
+        received = 0
+        try:
+            while chunk := conn.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass  # cut: the rest of the answer was dropped, not sent
+        conn.close()
+        assert received < _BIG
+
+
+def test_unread_answers_over_the_cap_turn_new_requests_away_with_json_503(
+    rr: Reranker,
+) -> None:
+    timeouts = Timeouts(write_timeout=60, max_pending_write_bytes=1024 * 1024)
+    with guarded_server(_unread_app(rr), timeouts) as port:
+        conn = _unread_clean(port)
+        base = f"http://127.0.0.1:{port}"
+
+        def refused() -> bool:
+            return httpx.get(f"{base}/health").status_code == 503
+
+        wait_until(refused, "new requests were served while answers piled up", timeout=30)
+        answer = httpx.get(f"{base}/health")
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.json()["error_type"] == "unavailable"
+        assert answer.headers["retry-after"] == "1"
+        conn.close()  # the client goes: its answer's memory is freed, requests are served again
+        wait_until(lambda: not refused(), "requests stayed refused", timeout=30)
+
+
+async def test_what_is_echoed_back_is_bounded_by_bytes(rr: Reranker, bert2_dir: str) -> None:
+    app = create_app(rr, max_echo_bytes=1000)
+    async with client_for(app) as client:
+        clean = await client.post("/clean", json={"texts": ["é" * 300, "é" * 300]})  # 1,200 B
+        assert clean.status_code == 413
+        assert clean.json()["field"] == "texts"
+        assert "max_echo_bytes" in clean.json()["error"]
+        assert (await client.post("/clean", json={"texts": ["é" * 300]})).status_code == 200
+        docs = ["x" * 600, "y" * 600]
+        body = {"query": "q", "documents": docs, "return_documents": True}
+        echoed = await client.post("/v1/rerank", json=body)
+        assert echoed.status_code == 413
+        assert echoed.json()["field"] == "return_documents"
+        one = await client.post("/v1/rerank", json={**body, "top_n": 1})
+        assert one.status_code == 200
+        text = await client.post("/rerank", json={"query": "q", "texts": docs, "return_text": True})
+        assert text.status_code == 413
+        assert text.json()["field"] == "return_text"
+    other = Reranker(bert2_dir, show_progress=False, cache=None)
+    try:
+        async with client_for(create_app({"a": rr, "b": other})) as client:
+            body = {"model": "m" * 100_000, "query": "q", "documents": ["a"]}
+            missing = await client.post("/v1/rerank", json=body)
+        assert missing.status_code == 404
+        assert len(missing.content) < 500
+    finally:
+        other.close()
