@@ -17,7 +17,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from .. import __version__
 from ..api import check_positive_int
 from ..core import Reranker
+from ..core.offload import run_off_loop
 from ..errors import InvalidInputError
+from .bodies import OffLoopRoute
 from .errors import RETRY_AFTER_SECONDS, ServiceError, install_error_handlers
 from .guards import DEFAULT_MAX_ECHO_BYTES, DEFAULT_MAX_REQUEST_WINDOWS
 from .metrics import CONTENT_TYPE, Metrics
@@ -192,6 +194,7 @@ def create_app(
         description="Cross-encoder reranking: TEI-compatible `/rerank` and Cohere/Jina-compatible "
         "`/v1/rerank` and `/v2/rerank`, micro-batched across clients, one engine per model.",
     )
+    app.router.route_class = OffLoopRoute  # large JSON bodies parsed off the event loop
     app.state.service = service
     install_error_handlers(app)
     expose = {"Access-Control-Expose-Headers": MODEL_HEADER}
@@ -351,7 +354,8 @@ def create_app(
             )
         _check_echo(body.texts, max_echo_bytes, "texts")  # cleaning never lengthens a text
         default = service.reranker
-        return CleanResponse(texts=default.cleaned(body.texts), clean=default.options.clean)
+        texts = await run_off_loop(sum(map(len, body.texts)), default.cleaned, body.texts)
+        return CleanResponse(texts=texts, clean=default.options.clean)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def console() -> HTMLResponse:

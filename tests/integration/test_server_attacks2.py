@@ -9,6 +9,8 @@ import logging
 import random
 import socket
 import string
+import threading
+import tracemalloc
 from collections.abc import Iterator
 
 import httpx
@@ -16,6 +18,9 @@ import pytest
 from server_testing import guarded_server, wait_until
 
 from rag_rerank import Reranker
+from rag_rerank.core import lookup
+from rag_rerank.core.cache import query_digest, score_key
+from rag_rerank.core.cleaning import clean_html
 from rag_rerank.server import create_app
 from rag_rerank.server.run import Timeouts
 
@@ -155,3 +160,81 @@ async def test_what_is_echoed_back_is_bounded_by_bytes(rr: Reranker, bert2_dir: 
         assert len(missing.content) < 500
     finally:
         other.close()
+
+
+# Item 3: CPU work on the event loop.
+
+
+def test_html_cleaning_is_linear_and_never_fails() -> None:
+    hostile = "<a " * 300_000  # 900 kB; before: 40 kB took 14 s, growing faster than squared
+    done: list[str] = []
+    worker = threading.Thread(target=lambda: done.append(clean_html(hostile)), daemon=True)
+    worker.start()
+    worker.join(120)  # a bound for a hang, not a timing: it takes about a second now
+    assert done == [hostile.strip()]
+    assert clean_html("<!--" * 10_000 + "<p>x") == "<!--" * 10_000 + "\nx"
+    assert clean_html("a<![foo[ b>c") == "ac"  # before: AssertionError inside html.parser
+    assert clean_html("<p>Pandas &amp; bears</p><!-- x --> a < b") == "Pandas & bears\na < b"
+
+
+async def test_unknown_keys_are_refused_before_full_validation(rr: Reranker) -> None:
+    app = create_app(rr)
+    keys = b",".join(b'"k%d":0' % i for i in range(700_000))  # ~8 MiB of unknown keys
+    body = b'{"query":"q","texts":["a"],' + keys + b"}"
+    assert len(body) < 8 * 1024 * 1024
+    async with client_for(app) as client:
+        tracemalloc.start()
+        try:
+            response = await client.post(
+                "/rerank", content=body, headers={"content-type": "application/json"}
+            )
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert response.status_code == 422
+    assert response.json()["field"] == "k0"
+    assert response.json()["error"] == "k0: unknown field"
+    # Before: one error object per key, each with its value (~0.9 GB); now the parsed dict.
+    assert peak < 250 * 1024 * 1024
+
+
+def test_each_query_is_hashed_once_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def counted(max_length: int, mode: str, query: str):
+        calls.append(len(query))
+        return query_digest(max_length, mode, query)
+
+    monkeypatch.setattr(lookup, "query_digest", counted)
+    query = "q" * 100_000
+    documents = [f"passage {i}" for i in range(300)]
+    keys = lookup.CacheLookup([query] * 300 + ["other"], [*documents, "x"], 512, "windows").keys
+    assert calls == [100_000, 5]
+    assert keys[:300] == [score_key(512, "windows", query, d) for d in documents]
+
+
+def test_cleaning_a_large_body_leaves_the_loop_to_others(bert_dir: str) -> None:
+    reranker = Reranker(bert_dir, show_progress=False, cache=None, clean="html")
+    app = create_app(reranker, max_body_bytes=16 * 1024 * 1024, max_echo_bytes=16 * 1024 * 1024)
+    page = "<p>Pandas &amp; <b>bears</b> eat bamboo</p>" * 150_000  # 6.6 MB: seconds to clean
+    finished = threading.Event()
+    try:
+        with guarded_server(app, Timeouts()) as port:
+            base = f"http://127.0.0.1:{port}"
+
+            def clean() -> None:
+                with httpx.Client(timeout=300) as client:
+                    assert client.post(f"{base}/clean", json={"texts": [page]}).is_success
+                finished.set()
+
+            cleaner = threading.Thread(target=clean, daemon=True)
+            cleaner.start()
+            in_flight = "rag_rerank_requests_in_flight 2"
+            wait_until(lambda: in_flight in httpx.get(f"{base}/metrics").text, "never arrived")
+            # Before: the loop parsed and cleaned it, and /health waited until it was done.
+            assert httpx.get(f"{base}/health", timeout=300).status_code == 200
+            assert not finished.is_set()
+            cleaner.join(300)
+            assert finished.is_set()
+    finally:
+        reranker.close()
