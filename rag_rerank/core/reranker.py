@@ -251,9 +251,10 @@ class Reranker(BaseReranker):
         """Hits, misses and errors of the score cache, as a snapshot; ``None`` without a cache."""
         return None if self._cache is None else self._cache.stats()
 
-    def cleaned(self, documents: Sequence[str]) -> list[str]:
-        """``documents`` as this reranker scores them (after ``clean``; unchanged without it)."""
-        return clean_documents(check_documents(documents), self._options.clean)
+    def cleaned(self, documents: Sequence[str], field: str = "documents") -> list[str]:
+        """``documents`` as this reranker scores them (after ``clean``; unchanged without it).
+        A bad item's error names it as ``field[i]`` (default ``documents[i]``)."""
+        return clean_documents(check_documents(documents, field), self._options.clean)
 
     # -- scoring --------------------------------------------------------------------------------
 

@@ -354,7 +354,8 @@ def create_app(
             )
         _check_echo(body.texts, max_echo_bytes, "texts")  # cleaning never lengthens a text
         default = service.reranker
-        texts = await run_off_loop(sum(map(len, body.texts)), default.cleaned, body.texts)
+        size = sum(map(len, body.texts))
+        texts = await run_off_loop(size, default.cleaned, body.texts, "texts")
         return CleanResponse(texts=texts, clean=default.options.clean)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -238,3 +238,16 @@ def test_cleaning_a_large_body_leaves_the_loop_to_others(bert_dir: str) -> None:
             assert finished.is_set()
     finally:
         reranker.close()
+
+
+# Item 13: /clean names its own field.
+
+
+async def test_clean_names_the_texts_field(rr: Reranker) -> None:
+    async with client_for(create_app(rr)) as client:
+        body = json.dumps({"texts": ["fine", "bad \ud800"]})  # escaped: valid JSON
+        response = await client.post(
+            "/clean", content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 422
+    assert response.json()["field"] == "texts[1]"
