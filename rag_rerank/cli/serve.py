@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError
@@ -353,12 +354,36 @@ def serve(args: argparse.Namespace) -> int:
             drain_timeout=args.drain_timeout,
             log_level=args.log_level.lower(),
             timeouts=timeouts,
+            on_exit=lambda seconds: _stop(rerankers, seconds),
         )
     finally:
-        # Requests are over by now; work they left behind is dropped, not waited for.
-        for reranker in rerankers.values():
-            reranker.engine.close(timeout=1.0)
-            reranker.close()
+        _stop(rerankers, 1.0)  # a failed start; after a run, _stop found nothing left to stop
+
+
+def _stop(rerankers: dict[str, Reranker], seconds: float) -> None:
+    """Stop the engines within ``seconds`` (what is left of --drain-timeout), caches flushed.
+
+    Requests are over by now; work they left behind is dropped, not waited for. A forward pass
+    cannot be interrupted: when one still runs at the end of the budget the process ends at
+    once (status 0, logs flushed) rather than overrun the budget its supervisor gave it (the
+    interpreter's teardown would wait for the pass, seconds on a CPU).
+    """
+    import logging
+    import time
+
+    deadline = time.monotonic() + seconds
+    stopping = [rerankers.pop(name) for name in list(rerankers)]
+    for reranker in stopping:
+        reranker.engine.close(timeout=max(0.0, deadline - time.monotonic()))
+        reranker.close()
+    if any(reranker.engine.alive for reranker in stopping):
+        logging.getLogger("rag_rerank.server").warning(
+            "a forward pass still runs at the end of --drain-timeout: exiting now"
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> None:

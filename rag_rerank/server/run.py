@@ -22,8 +22,8 @@ import logging
 import math
 import resource
 import signal
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -104,9 +104,9 @@ class Timeouts:
             )
 
 
-def _unavailable(message: str) -> bytes:
+def _unavailable(message: str, error_type: str = "unavailable") -> bytes:
     """A whole JSON 503 response that closes the connection, written without the app."""
-    body = json.dumps({"error": message, "error_type": "unavailable"}).encode()
+    body = json.dumps({"error": message, "error_type": error_type}).encode()
     return (
         b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
         + f"retry-after: {RETRY_AFTER_SECONDS}\r\ncontent-length: {len(body)}\r\n".encode()
@@ -117,6 +117,14 @@ def _unavailable(message: str) -> bytes:
 
 _BUSY_RESPONSE = _unavailable("too many connections; retry later")
 _BACKLOG_RESPONSE = _unavailable("too many responses waiting to be read; retry later")
+_SHUTDOWN_RESPONSE = _unavailable(
+    "the server shut down before this request finished; retry on another instance",
+    "shutting_down",
+)
+
+_EXIT_RESERVE = 1.0
+"""Seconds of ``drain_timeout`` kept for the exit itself (uvicorn's shutdown, the engines' stop):
+requests still in flight are answered 503 this long before the budget ends."""
 
 
 class _CountingTransport:
@@ -233,6 +241,17 @@ def guarded_protocol(timeouts: Timeouts) -> type[H11Protocol]:
                 return
             self._timer = self.loop.call_later(_CHECK_EVERY, self._check)
 
+        def cut_short(self) -> None:
+            """At the drain's deadline: a request not yet answered gets a JSON 503 (never
+            uvicorn's plain-text 500 when its task is cancelled), and the connection closes."""
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_started and not self.transport.is_closing():
+                self.transport.write(_SHUTDOWN_RESPONSE)
+            if cycle is not None:  # whatever the app sends from now on goes nowhere
+                cycle.response_started = cycle.disconnected = True
+                cycle.message_event.set()
+            self.transport.close()
+
         def _reads_too_slowly(self, now: float) -> bool:
             """Output waits: stalled for ``write_timeout``, or drained slower than
             ``write_min_rate`` since it began to wait (after ``write_timeout`` of grace)."""
@@ -272,6 +291,13 @@ class DrainingServer(uvicorn.Server):
         self.service = service
         self.drain_timeout = drain_timeout
         self._drain_started: float | None = None
+        self._drain_task: asyncio.Task[None] | None = None
+
+    def seconds_left(self) -> float:
+        """What is left of the drain budget (all of it while no drain began), at least 0."""
+        if self._drain_started is None:
+            return self.drain_timeout
+        return max(0.0, self._drain_started + self.drain_timeout - time.monotonic())
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Never re-raise the signal after shutdown (uvicorn does): a drained exit is a clean 0.
@@ -283,22 +309,31 @@ class DrainingServer(uvicorn.Server):
                 signal.Signals(sig).name,
                 self.drain_timeout,
             )
-            threading.Thread(target=self._drain, name="rag-rerank-drain", daemon=True).start()
+            # A signal handler runs on the loop's own thread, between two of its steps.
+            loop = asyncio.get_running_loop()
+            self._drain_task = loop.create_task(self._drain(self._drain_started))
         else:
             logger.info("second signal: exiting without waiting")
+            self.drain_timeout = 0.0  # nothing left of the budget: the engines are not waited for
             self.should_exit = True
             self.force_exit = True
 
-    def _drain(self) -> None:
-        assert self._drain_started is not None
-        deadline = self._drain_started + self.drain_timeout
-        while self.service.busy and time.monotonic() < deadline:
-            time.sleep(0.02)
+    async def _drain(self, started: float) -> None:
+        # The budget covers the whole exit: cut what is left early enough for uvicorn's
+        # shutdown steps and the engines' stop to fit in it too.
+        deadline = started + self.drain_timeout
+        cut_at = deadline - min(_EXIT_RESERVE, self.drain_timeout / 4)
+        while self.service.busy and time.monotonic() < cut_at:
+            await asyncio.sleep(min(0.02, max(0.0, cut_at - time.monotonic())))
         if self.service.busy:
-            logger.warning("drain timeout: shutting down with requests still in flight")
+            logger.warning("drain timeout: answering the requests still in flight with 503")
+            for connection in list(self.server_state.connections):
+                cut_short = getattr(connection, "cut_short", None)
+                if cut_short is not None:
+                    cut_short()
             self.force_exit = True  # the budget is spent: no second wait for connections
         # What is left of the budget bounds uvicorn's own wait for connections to close.
-        self.config.timeout_graceful_shutdown = max(0.1, deadline - time.monotonic())  # type: ignore[assignment]
+        self.config.timeout_graceful_shutdown = max(0.1, cut_at - time.monotonic())  # type: ignore[assignment]
         self.should_exit = True
 
 
@@ -310,8 +345,12 @@ def run_server(
     drain_timeout: float = 30.0,
     log_level: str = "info",
     timeouts: Timeouts | None = None,
+    on_exit: Callable[[float], None] | None = None,
 ) -> int:
-    """Serve ``app`` (from :func:`create_app`) until SIGTERM or Ctrl-C; return the exit code."""
+    """Serve ``app`` (from :func:`create_app`) until SIGTERM or Ctrl-C; return the exit code.
+
+    ``on_exit``, when given, is called once the server has stopped, with the seconds left of
+    the ``drain_timeout`` budget: the time the caller has to stop its engines."""
     timeouts = timeouts or Timeouts()
     config = uvicorn.Config(
         app,
@@ -325,5 +364,9 @@ def run_server(
         lifespan="off",
     )
     server = DrainingServer(config, app.state.service, drain_timeout)
-    server.run()
+    try:
+        server.run()
+    finally:
+        if on_exit is not None:
+            on_exit(server.seconds_left())
     return 0 if server.started else 1

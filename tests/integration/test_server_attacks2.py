@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import signal
 import socket
 import string
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from server_testing import guarded_server, wait_until
+from server_testing import guarded_server, long_text, serve_cli, wait_until
 
 from rag_rerank import Reranker
 from rag_rerank.core import lookup
@@ -251,3 +252,40 @@ async def test_clean_names_the_texts_field(rr: Reranker) -> None:
         )
     assert response.status_code == 422
     assert response.json()["field"] == "texts[1]"
+
+
+# Item 7: shutdown. At the end of the drain budget what is left gets JSON 503, and the process
+# is gone within the budget.
+
+
+@pytest.mark.slow  # starts a fresh Python process that imports torch
+def test_requests_cut_at_the_drain_deadline_get_json_503(bert_dir: str) -> None:
+    process, base = serve_cli(bert_dir, drain_timeout=3)
+    answers: list[httpx.Response] = []
+    docs = [f"{i} {long_text(3000, seed=i)}" for i in range(200)]  # minutes of work on a CPU
+
+    def send() -> None:
+        answers.append(
+            httpx.post(f"{base}/rerank", json={"query": "q", "texts": docs}, timeout=300)
+        )
+
+    sender = threading.Thread(target=send, daemon=True)
+    try:
+        sender.start()
+        wait_until(
+            lambda: "rag_rerank_requests_in_flight 2" in httpx.get(f"{base}/metrics").text,
+            "the slow request never arrived",
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        sender.join(60)
+        # Before: uvicorn's text/plain 500 when the drain gave up on it.
+        (answer,) = answers
+        assert answer.status_code == 503
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.json()["error_type"] == "shutting_down"
+        assert "answering the requests still in flight with 503" in process.communicate()[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
