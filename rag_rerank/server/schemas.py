@@ -105,8 +105,8 @@ class _Body(BaseModel):
             return value
         fields = cls.model_fields
         for key in value:
-            if key not in fields:
-                return {k: v for k, v in value.items() if k in fields or k == key}
+            if key not in fields:  # the known fields and this key: never a copy of them all
+                return {k: value[k] for k in fields if k in value} | {key: value[key]}
         return value
 
 

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import signal
 import socket
 import string
+import subprocess
+import sys
 import threading
 import tracemalloc
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from server_testing import guarded_server, long_text, serve_cli, wait_until
+from server_testing import REPO, guarded_server, long_text, serve_cli, wait_until
 
 from rag_rerank import Reranker
 from rag_rerank.core import lookup
@@ -289,3 +292,24 @@ def test_requests_cut_at_the_drain_deadline_get_json_503(bert_dir: str) -> None:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+# The benchmark of docs/how-to/hardening.md runs as shown there.
+
+
+@pytest.mark.slow  # builds the tiny models and starts a server process
+def test_the_attack_benchmark_runs_as_the_docs_show(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    tiny = tmp_path / "tiny"
+    subprocess.run(
+        [sys.executable, "-m", "rag_rerank.testing", str(tiny)], check=True, env=env, cwd=REPO
+    )
+    bench = [sys.executable, "benchmarks/bench_attacks.py", "--model", f"{tiny}/bert"]
+    result = subprocess.run(
+        [*bench, "--case", "html"],
+        check=True, env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    (line,) = result.stdout.strip().splitlines()
+    figures = json.loads(line)
+    assert (figures["case"], figures["status"]) == ("html", 200)
+    assert figures["prober_worst_s"] >= 0
