@@ -55,7 +55,11 @@ def guarded_server(app: FastAPI, timeouts: Timeouts) -> Iterator[int]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", http=guarded_protocol(timeouts)
+        app,
+        log_level="warning",
+        lifespan="off",
+        http=guarded_protocol(timeouts),
+        timeout_keep_alive=timeouts.keep_alive_timeout,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

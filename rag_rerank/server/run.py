@@ -213,14 +213,18 @@ def guarded_protocol(timeouts: Timeouts) -> type[H11Protocol]:
             self._phase_state = None  # the next request's headers get a fresh header_timeout
 
         def _check(self) -> None:
-            if self.transport.is_closing():
-                return
             now = time.monotonic()
             if self._reads_too_slowly(now):
                 logger.info("cut a connection that did not read its response")
                 self._cut = True
                 self._disconnect()
                 self.transport.abort()  # drops the unread output: its memory is freed now
+                return
+            if self.transport.is_closing():
+                # Closing waits for its output to be read (uvicorn closes an idle keep-alive
+                # connection that way): keep watching that it is.
+                if self.transport.get_write_buffer_size():
+                    self._timer = self.loop.call_later(_CHECK_EVERY, self._check)
                 return
             state = self.conn.their_state
             if state is not self._phase_state:  # a new phase: headers, body, or waiting on us

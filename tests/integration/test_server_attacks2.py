@@ -101,7 +101,9 @@ def _metric(port: int, series: str) -> bool:
 
 
 def test_an_answer_left_unread_is_cut_and_counted_as_disconnected(rr: Reranker) -> None:
-    timeouts = Timeouts(write_timeout=0.5, write_min_rate=1000)
+    # uvicorn closes an idle keep-alive connection once its answer is written, which waits
+    # for the unread answer to be read: the cut must come all the same.
+    timeouts = Timeouts(write_timeout=1, write_min_rate=1000, keep_alive_timeout=0.2)
     with guarded_server(_unread_app(rr), timeouts) as port:
         conn = _unread_clean(port)
         cut = 'rag_rerank_requests_total{method="POST",route="/clean",status="499"} 1'
