@@ -195,10 +195,10 @@ def guarded_protocol(timeouts: Timeouts) -> type[H11Protocol]:
             now = time.monotonic()
             if now - pending["at"] > _PENDING_FRESH:
                 pending["at"] = now
-                pending["bytes"] = sum(
+                pending["bytes"] = sum(  # closing ones too: a close waits for its output
                     c.transport.get_write_buffer_size()
                     for c in list(self.connections)
-                    if c.transport is not None and not c.transport.is_closing()
+                    if c.transport is not None
                 )
             return int(pending["bytes"])
 
