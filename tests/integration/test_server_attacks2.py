@@ -21,7 +21,8 @@ import httpx
 import pytest
 from server_testing import REPO, guarded_server, long_text, serve_cli, wait_until
 
-from rag_rerank import Reranker
+from rag_rerank import InvalidInputError, Reranker
+from rag_rerank.cli import build_parser
 from rag_rerank.core import lookup
 from rag_rerank.core.cache import query_digest, score_key
 from rag_rerank.core.cleaning import clean_html
@@ -315,3 +316,30 @@ def test_the_attack_benchmark_runs_as_the_docs_show(tmp_path) -> None:
     figures = json.loads(line)
     assert (figures["case"], figures["status"]) == ("html", 200)
     assert figures["prober_worst_s"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"write_timeout": 0}, "write_timeout"),
+        ({"write_min_rate": -1.0}, "write_min_rate"),
+        ({"max_pending_write_bytes": 0}, "max_pending_write_bytes"),
+        ({"max_pending_write_bytes": 1.5}, "max_pending_write_bytes"),
+    ],
+)
+def test_bad_write_limits_name_the_field(settings: dict, field: str) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        Timeouts(**settings)
+    assert raised.value.field == field
+
+
+def test_write_limit_flags_and_max_echo_bytes(rr: Reranker) -> None:
+    args = build_parser().parse_args(["serve"])
+    assert (args.write_timeout, args.write_min_rate) == (10.0, 10_000.0)
+    assert (args.max_pending_write_bytes, args.max_echo_bytes) == (256 * 2**20, 2 * 2**20)
+    for flag in ("--write-timeout", "--max-echo-bytes"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", flag, "0"])
+    with pytest.raises(InvalidInputError) as raised:
+        create_app(rr, max_echo_bytes=0)
+    assert raised.value.field == "max_echo_bytes"
