@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import torch
 import uvicorn
 from fastapi import FastAPI
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rag_rerank.server.run import Timeouts, guarded_protocol
+
+REPO = Path(__file__).resolve().parents[1]
 
 POISON_WORD = "zebra"
 """Documents containing this word score NaN with :func:`build_nan_model`."""
@@ -38,6 +45,56 @@ def live_server(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@contextmanager
+def guarded_server(app: FastAPI, timeouts: Timeouts) -> Iterator[int]:
+    """Serve ``app`` with the guarded protocol of ``rag-rerank serve`` (connection timeouts and
+    limits) on a free loopback port; yield the port; stop it after."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="off",
+        http=guarded_protocol(timeouts),
+        timeout_keep_alive=timeouts.keep_alive_timeout,  # type: ignore[arg-type]
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, "uvicorn did not start")
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def serve_cli(model: str, drain_timeout: float) -> tuple[subprocess.Popen[str], str]:
+    """``rag-rerank serve`` in a fresh process on a free port, up and healthy; returns the
+    process (its output in ``stdout``) and the base URL. Stop it by PID."""
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env.pop("RAG_RERANK_API_KEY", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag_rerank.cli", "serve", "--model", model,
+         "--port", str(port), "--drain-timeout", str(drain_timeout), "--log-level", "info"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            return httpx.get(f"{base}/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, "rag-rerank serve did not come up", timeout=90)
+    return process, base
 
 
 def free_port() -> int:

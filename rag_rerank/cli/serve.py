@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError
@@ -133,6 +134,32 @@ def add_serve(subparsers: Subparsers) -> None:
         default=None,
         help="open connections; past it new ones get 503 (default: below the process's "
         "file-descriptor limit, at most 4096)",
+    )
+    parser.add_argument(
+        "--write-timeout",
+        type=positive_float,
+        default=10.0,
+        help="seconds a response may wait unread before its connection is cut (default: 10)",
+    )
+    parser.add_argument(
+        "--write-min-rate",
+        type=positive_float,
+        default=10_000.0,
+        help="slowest reading of a response accepted, in bytes per second (default: 10000)",
+    )
+    parser.add_argument(
+        "--max-pending-write-bytes",
+        type=positive_int,
+        default=256 * 1024 * 1024,
+        help="bytes of responses waiting to be read, over all connections, above which new "
+        "requests get 503 (default: 256 MiB)",
+    )
+    parser.add_argument(
+        "--max-echo-bytes",
+        type=positive_int,
+        default=2 * 1024 * 1024,
+        help="most text one response sends back (/clean, return_text, return_documents), in "
+        "bytes: 413 above it (default: 2 MiB)",
     )
     parser.add_argument(
         "--log-level",
@@ -293,6 +320,9 @@ def serve(args: argparse.Namespace) -> int:
         body_min_rate=args.body_min_rate,
         keep_alive_timeout=args.keep_alive_timeout,
         max_connections=args.max_connections,
+        write_timeout=args.write_timeout,
+        write_min_rate=args.write_min_rate,
+        max_pending_write_bytes=args.max_pending_write_bytes,
     )
     _check_memory(options, args.memory_limit)
     rerankers: dict[str, Reranker] = {}
@@ -318,6 +348,7 @@ def serve(args: argparse.Namespace) -> int:
             split=split,
             shadow=args.shadow,
             shadow_queue=args.shadow_queue,
+            max_echo_bytes=args.max_echo_bytes,
         )
         return run_server(
             app,
@@ -326,12 +357,36 @@ def serve(args: argparse.Namespace) -> int:
             drain_timeout=args.drain_timeout,
             log_level=args.log_level.lower(),
             timeouts=timeouts,
+            on_exit=lambda seconds: _stop(rerankers, seconds),
         )
     finally:
-        # Requests are over by now; work they left behind is dropped, not waited for.
-        for reranker in rerankers.values():
-            reranker.engine.close(timeout=1.0)
-            reranker.close()
+        _stop(rerankers, 1.0)  # a failed start; after a run, _stop found nothing left to stop
+
+
+def _stop(rerankers: dict[str, Reranker], seconds: float) -> None:
+    """Stop the engines within ``seconds`` (what is left of --drain-timeout), caches flushed.
+
+    Requests are over by now; work they left behind is dropped, not waited for. A forward pass
+    cannot be interrupted: when one still runs at the end of the budget the process ends at
+    once (status 0, logs flushed) rather than overrun the budget its supervisor gave it (the
+    interpreter's teardown would wait for the pass, seconds on a CPU).
+    """
+    import logging
+    import time
+
+    deadline = time.monotonic() + seconds
+    stopping = [rerankers.pop(name) for name in list(rerankers)]
+    for reranker in stopping:
+        reranker.engine.close(timeout=max(0.0, deadline - time.monotonic()))
+        reranker.close()
+    if any(reranker.engine.alive for reranker in stopping):
+        logging.getLogger("rag_rerank.server").warning(
+            "a forward pass still runs at the end of --drain-timeout: exiting now"
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> None:
@@ -395,6 +450,7 @@ def _serve_on_ray(
             cors_origins=args.cors_origin,
             max_request_windows=args.max_request_windows,
             allowed_hosts=_allowed_hosts(args),
+            max_echo_bytes=args.max_echo_bytes,
             models=options,
             split=split,
             shadow=args.shadow,

@@ -12,7 +12,7 @@ from typing import Any
 from ..api import RerankerOptions, RerankResult
 from ..api.checks import check_positive_int
 from ..errors import InvalidInputError
-from ..server.guards import DEFAULT_MAX_REQUEST_WINDOWS
+from ..server.guards import DEFAULT_MAX_ECHO_BYTES, DEFAULT_MAX_REQUEST_WINDOWS
 from ..server.models import ModelRouter
 from .runtime import ray  # before ray.serve: its ImportError names the extra
 
@@ -137,6 +137,7 @@ def serve_app(
     cors_origins: Sequence[str] | None = None,
     max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
     allowed_hosts: Sequence[str] | None = None,
+    max_echo_bytes: int = DEFAULT_MAX_ECHO_BYTES,
     max_ongoing_requests: int = 256,
     options: RerankerOptions | None = None,
     models: Mapping[str, str | RerankerOptions] | None = None,
@@ -161,7 +162,7 @@ def serve_app(
         gpus_per_replica: GPUs each replica reserves; fractions put several on one GPU.
         cpus_per_replica: CPUs each replica reserves (fractions allowed).
         api_key, max_documents, max_body_bytes, cors_origins, max_request_windows,
-            allowed_hosts: As for :func:`~rag_rerank.server.create_app`.
+            allowed_hosts, max_echo_bytes: As for :func:`~rag_rerank.server.create_app`.
         max_ongoing_requests: Requests Serve hands one replica at once. High on purpose: the
             replica's engine batches concurrent requests together and answers 429 when its
             queue (``max_queue_pairs``, default 16 x ``max_documents`` as for
@@ -225,6 +226,7 @@ def serve_app(
         "cors_origins": None if cors_origins is None else list(cors_origins),
         "max_request_windows": max_request_windows,
         "allowed_hosts": None if allowed_hosts is None else list(allowed_hosts),
+        "max_echo_bytes": max_echo_bytes,
         "split": None if split is None else dict(split),
         "shadow": shadow,
         "shadow_queue": shadow_queue,

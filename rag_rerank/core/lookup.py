@@ -4,12 +4,13 @@ the caller's order."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import NonFiniteScoreError
-from .cache import ScoreCache, score_key
+from .cache import ScoreCache, document_key, query_digest
 
 __all__ = ["CacheLookup"]
 
@@ -23,7 +24,13 @@ class CacheLookup:
     ) -> None:
         self.queries = queries
         self.texts = texts
-        self.keys = [score_key(max_length, mode, q, t) for q, t in zip(queries, texts, strict=True)]
+        digests: dict[str, hashlib.blake2b] = {}  # each distinct query hashed once
+        self.keys = []
+        for query, text in zip(queries, texts, strict=True):
+            digest = digests.get(query)
+            if digest is None:
+                digest = digests[query] = query_digest(max_length, mode, query)
+            self.keys.append(document_key(digest, text))
         self.logits = np.empty(len(self.keys), dtype=np.float32)
         self.missing: list[int] = []  # first position of each distinct missing key
         self._new: dict[bytes, float] = {}

@@ -49,6 +49,7 @@ from .device import resolve_device, resolve_dtype
 from .engine import Engine
 from .loading import PairModel, load_model
 from .lookup import CacheLookup
+from .offload import run_off_loop
 
 __all__ = ["Reranker"]
 
@@ -254,9 +255,10 @@ class Reranker(BaseReranker):
         """Hits, misses and errors of the score cache, as a snapshot; ``None`` without a cache."""
         return None if self._cache is None else self._cache.stats()
 
-    def cleaned(self, documents: Sequence[str]) -> list[str]:
-        """``documents`` as this reranker scores them (after ``clean``; unchanged without it)."""
-        return clean_documents(check_documents(documents), self._options.clean)
+    def cleaned(self, documents: Sequence[str], field: str = "documents") -> list[str]:
+        """``documents`` as this reranker scores them (after ``clean``; unchanged without it).
+        A bad item's error names it as ``field[i]`` (default ``documents[i]``)."""
+        return clean_documents(check_documents(documents, field), self._options.clean)
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -386,13 +388,22 @@ class Reranker(BaseReranker):
 
     # Every scoring path: clean, look the pairs up, run the misses as one job, keep their logits.
 
-    def _scores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+    def _prepared(
+        self, queries: Sequence[str], documents: Sequence[str]
+    ) -> tuple[list[str], CacheLookup | None]:
+        """A call's CPU work before the model: the texts as scored (cleaned) and, with a
+        cache, the pairs' keys."""
         texts = clean_documents(documents, self._options.clean)
+        if self._cache is None:
+            return texts, None
+        return texts, CacheLookup(queries, texts, self._max_length, self._options.long_documents)
+
+    def _scores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        texts, lookup = self._prepared(queries, documents)
         cache = self._cache
-        if cache is None:
+        if cache is None or lookup is None:
             return _wait(self._submit(queries, texts))
         self._check_running()
-        lookup = CacheLookup(queries, texts, self._max_length, self._options.long_documents)
         lookup.found(cache.get_many(lookup.keys))
         if lookup.missing:
             future = self._submit(*lookup.to_score())
@@ -400,13 +411,16 @@ class Reranker(BaseReranker):
         return lookup.finish(cache)
 
     async def _ascores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-        texts = clean_documents(documents, self._options.clean)
         cache = self._cache
-        if cache is None:
+        if self._options.clean is None and cache is None:
+            texts, lookup = list(documents), None
+        else:  # cleaning and hashing a large call would hold the event loop: off it
+            size = sum(map(len, documents)) + sum(map(len, queries))
+            texts, lookup = await run_off_loop(size, self._prepared, queries, documents)
+        if cache is None or lookup is None:
             logits: np.ndarray = await asyncio.wrap_future(self._submit(queries, texts))
             return logits
         self._check_running()
-        lookup = CacheLookup(queries, texts, self._max_length, self._options.long_documents)
         if cache.blocking:  # a network round trip: off the event loop
             lookup.found(await asyncio.to_thread(cache.get_many, lookup.keys))
         else:

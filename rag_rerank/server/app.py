@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -17,10 +17,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from .. import __version__
 from ..api import RerankResult, check_positive_int
 from ..core import Reranker
+from ..core.offload import run_off_loop
 from ..errors import InvalidInputError
+from .bodies import OffLoopRoute
 from .docs import install_docs
 from .errors import RETRY_AFTER_SECONDS, ServiceError, install_error_handlers
-from .guards import DEFAULT_MAX_REQUEST_WINDOWS
+from .guards import DEFAULT_MAX_ECHO_BYTES, DEFAULT_MAX_REQUEST_WINDOWS
 from .metrics import CONTENT_TYPE, Metrics
 from .middleware import (
     AuthMiddleware,
@@ -51,6 +53,7 @@ from .shadow import DEFAULT_SHADOW_QUEUE, ShadowScorer
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DOCUMENTS",
+    "DEFAULT_MAX_ECHO_BYTES",
     "DEFAULT_MAX_REQUEST_WINDOWS",
     "create_app",
 ]
@@ -66,13 +69,29 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing or wrong API key.",
         400: "Host header not in the allowed hosts.",
         404: "The request names a model the server does not serve (the message lists them).",
-        413: "Body over the byte limit, more documents or more windows of text than allowed.",
+        413: "Body over the byte limit, more documents or more windows of text than allowed, "
+        "or more text to send back than max_echo_bytes.",
         422: "Bad JSON, empty query or document list, non-string items, unknown fields.",
         429: "Queue full; retry after Retry-After seconds.",
         500: "The model failed on this request's batch or returned a non-finite score.",
         503: "The worker is not running, or the server is shutting down.",
     }.items()
 }
+
+
+def _check_echo(texts: Iterable[str], limit: int, field: str) -> None:
+    """413 naming ``field`` when ``texts`` hold more than ``limit`` UTF-8 bytes to send back
+    (an answer the client may never read stays in memory until it is cut)."""
+    size = 0
+    for text in texts:
+        size += len(text.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise ServiceError(
+                413,
+                "too_much_echo",
+                f"{field}: more than {limit} bytes of text to send back (max_echo_bytes)",
+                field=field,
+            )
 
 
 def create_app(
@@ -87,6 +106,7 @@ def create_app(
     split: Mapping[str, float] | None = None,
     shadow: str | None = None,
     shadow_queue: int = DEFAULT_SHADOW_QUEUE,
+    max_echo_bytes: int = DEFAULT_MAX_ECHO_BYTES,
 ) -> FastAPI:
     """Build the HTTP service around in-process :class:`~rag_rerank.Reranker` s.
 
@@ -111,6 +131,9 @@ def create_app(
         shadow: A model name: it also scores every request another model serves, off the
             request's path; ``/metrics`` and ``/info`` compare the rankings.
         shadow_queue: Shadow requests waiting or running at once; more are dropped (counted).
+        max_echo_bytes: Most text, in UTF-8 bytes, one response sends back: ``/clean``'s texts,
+            or the results' texts with ``return_text`` / ``return_documents`` (413 naming the
+            field above it). Default 2 MiB.
 
     Returns:
         The FastAPI app; its :class:`~rag_rerank.server.registry.ServiceRegistry` is
@@ -135,6 +158,7 @@ def create_app(
     check_positive_int(max_documents, "max_documents")
     check_positive_int(max_body_bytes, "max_body_bytes")
     check_positive_int(max_request_windows, "max_request_windows")
+    check_positive_int(max_echo_bytes, "max_echo_bytes")
     if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
         raise InvalidInputError("api_key", "must be a non-empty string or None")
     if allowed_hosts is not None and (
@@ -175,6 +199,7 @@ def create_app(
         redoc_url=None,
     )
     install_docs(app)
+    app.router.route_class = OffLoopRoute  # large JSON bodies parsed off the event loop
     app.state.service = service
     install_error_handlers(app)
     expose = {"Access-Control-Expose-Headers": MODEL_HEADER}
@@ -201,6 +226,8 @@ def create_app(
             threshold=body.score_threshold,
             prune=body.prune,
         )
+        if body.return_text:
+            _check_echo((r.document for r in results), max_echo_bytes, "return_text")
         ranks = []
         for r in results:
             rank: dict[str, Any] = {
@@ -232,6 +259,8 @@ def create_app(
             threshold=body.score_threshold,
             prune=body.prune,
         )
+        if body.return_documents:
+            _check_echo((r.document for r in results), max_echo_bytes, "return_documents")
         items = []
         for r in results:
             item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
@@ -333,8 +362,11 @@ def create_app(
                 f"texts: {len(body.texts)} documents, the limit is {max_documents}",
                 field="texts",
             )
+        _check_echo(body.texts, max_echo_bytes, "texts")  # cleaning never lengthens a text
         default = service.reranker
-        return CleanResponse(texts=default.cleaned(body.texts), clean=default.options.clean)
+        size = sum(map(len, body.texts))
+        texts = await run_off_loop(size, default.cleaned, body.texts, "texts")
+        return CleanResponse(texts=texts, clean=default.options.clean)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def console() -> HTMLResponse:

@@ -35,6 +35,7 @@ from ..errors import (
     OverloadedError,
     ScoringError,
 )
+from .metrics import UNMATCHED
 
 __all__ = ["RETRY_AFTER_SECONDS", "ClientDisconnected", "ServiceError", "error_response"]
 
@@ -171,7 +172,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unexpected %s answering %s", type(exc).__name__, request.url.path)
+        # The route template, never the raw path: a client chooses that (and its length).
+        route = getattr(request.scope.get("route"), "path", UNMATCHED)
+        logger.error("unexpected %s answering %s", type(exc).__name__, route)
         return error_response(500, "internal", "internal server error")
 
     @app.exception_handler(ClientDisconnected)

@@ -14,6 +14,7 @@ from ..core.engine import estimated_windows
 from .errors import ServiceError
 
 __all__ = [
+    "DEFAULT_MAX_ECHO_BYTES",
     "DEFAULT_MAX_REQUEST_WINDOWS",
     "PROBE_INTERVAL_SECONDS",
     "UNHEALTHY_AFTER_FAILURES",
@@ -26,6 +27,10 @@ logger = logging.getLogger("rag_rerank.server")
 DEFAULT_MAX_REQUEST_WINDOWS = 2048
 """Most text one request may send, in windows (:func:`~rag_rerank.core.engine.estimated_windows`
 for 512-token windows: 1,000 documents of up to 4 KB, or about 4 MB in one document)."""
+
+DEFAULT_MAX_ECHO_BYTES = 2 * 1024 * 1024
+"""Most text one response sends back, in UTF-8 bytes (``/clean``, ``return_text``,
+``return_documents``): an answer a client never reads stays in memory until it is cut."""
 
 UNHEALTHY_AFTER_FAILURES = 3
 """``/health`` turns 503 after this many rounds of forward passes failed in a row."""

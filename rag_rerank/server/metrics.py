@@ -3,7 +3,9 @@
 Request counts by route and status, a latency histogram by route, requests in flight, the
 engine's queue depth and batch counters, and the score distribution of what the service returns
 (top-1 and all returned scores, documents kept, requests where nothing passed the threshold).
-Labels are route templates, never raw paths, so an attacker cannot grow the label set.
+Every label is bounded by the code, never taken from the request as sent: the method is one of
+:data:`METHODS` or ``other``, the route a route template or ``unmatched``, the status a number;
+so no client can grow the label set (or the log lines, which use the same labels).
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from typing import NamedTuple
 
 from ..api import CacheStats, Health, RerankerStats
 
-__all__ = ["KEPT_BUCKETS", "LATENCY_BUCKETS", "SCORE_BUCKETS", "EngineState", "Metrics"]
+__all__ = [
+    "KEPT_BUCKETS",
+    "LATENCY_BUCKETS",
+    "METHODS",
+    "SCORE_BUCKETS",
+    "UNMATCHED",
+    "EngineState",
+    "Metrics",
+    "method_label",
+]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Upper bounds (seconds) of the request latency histogram."""
@@ -28,6 +39,18 @@ KEPT_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 """Upper bounds of the documents-kept-per-request histogram."""
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS"})
+"""HTTP methods counted by name; any other is counted (and logged) as ``other``."""
+
+UNMATCHED = "unmatched"
+"""The route label of a request whose path matches no route."""
+
+
+def method_label(method: str) -> str:
+    """``method`` when it is one of :data:`METHODS`, else ``"other"`` (a client may send any
+    token as its method, 20 kB long)."""
+    return method if method in METHODS else "other"
 
 
 class Metrics:
@@ -43,7 +66,8 @@ class Metrics:
         self._model_requests: dict[str, int] = defaultdict(int)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one finished request."""
+        """Count one finished request; ``route`` is a route template or :data:`UNMATCHED`."""
+        method = method_label(method)
         with self._lock:
             self._requests[(method, route, status)] += 1
             counts = self._latency_counts.setdefault(route, [0] * (len(LATENCY_BUCKETS) + 1))

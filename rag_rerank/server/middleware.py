@@ -20,19 +20,26 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .metrics import Metrics
+from .metrics import UNMATCHED, Metrics, method_label
 
 __all__ = [
     "ARRIVED_KEY",
+    "DELIVERED_KEY",
     "AuthMiddleware",
     "BodyLimitMiddleware",
     "HostMiddleware",
     "JSONBodyMiddleware",
     "MetricsMiddleware",
     "page_headers",
+    "route_label",
 ]
 
 logger = logging.getLogger("rag_rerank.server")
+
+DELIVERED_KEY = "rag_rerank.delivered"
+"""Scope key: an async function, set by the guarded protocol of
+:func:`~rag_rerank.server.run.run_server`, that waits until the response is written out and
+returns ``False`` when the connection was cut first because the client did not read it."""
 
 ARRIVED_KEY = "rag_rerank.arrived"
 """Scope key: ``time.monotonic()`` when the request reached the app."""
@@ -60,9 +67,11 @@ async def _send_error(
 
 
 class MetricsMiddleware:
-    """Counts requests by route template and status, times them, tracks requests in flight.
+    """Counts requests by method, route template and status, times them, tracks requests in
+    flight.
 
-    Logs one line per request with sizes and timings only: request texts are never logged.
+    Logs one line per request with the same bounded labels, sizes and timings only: request
+    texts, raw paths and raw methods are never logged.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, known_paths: frozenset[str]) -> None:
@@ -94,22 +103,32 @@ class MetricsMiddleware:
         self.metrics.in_flight += 1
         try:
             await self.app(scope, counting_receive, status_send)
+            delivered = scope.get(DELIVERED_KEY)  # set by the guarded protocol of run_server
+            if delivered is not None and not await delivered():
+                status = 499  # the client never read the answer: cut, like a disconnect
         finally:
             self.metrics.in_flight -= 1
             seconds = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None)
-            if template is None:  # answered before routing (401, 413) or no such route
-                template = scope["path"] if scope["path"] in self.known_paths else "other"
-            self.metrics.observe(scope["method"], template, status, seconds)
+            template = route_label(scope, self.known_paths)
+            method = method_label(scope["method"])
+            self.metrics.observe(method, template, status, seconds)
             logger.info(
                 "%s %s -> %d in %.1f ms (%d body bytes)",
-                scope["method"],
+                method,
                 template,
                 status,
                 seconds * 1000,
                 received,
             )
+
+
+def route_label(scope: Scope, known_paths: frozenset[str]) -> str:
+    """The request's route template; answered before routing (401, 413), the path when it is
+    one of ``known_paths``; else :data:`~rag_rerank.server.metrics.UNMATCHED`."""
+    template = getattr(scope.get("route"), "path", None)
+    if isinstance(template, str):
+        return template
+    return scope["path"] if scope["path"] in known_paths else UNMATCHED
 
 
 class AuthMiddleware:

@@ -32,12 +32,16 @@ MODEL_HEADER = "X-Rerank-Model"
 
 T = TypeVar("T")
 
+_SHOWN_NAME = 100  # characters of an unknown model's name repeated in the error
+
 
 class UnknownModelError(InvalidInputError):
     """A request named a model the server does not serve (``served`` lists those it does)."""
 
     def __init__(self, name: str, served: Sequence[str]) -> None:
-        super().__init__("model", f"no model named {name!r}; served: {', '.join(served)}")
+        # The name comes from the request: echo a bounded prefix of it, never all of it.
+        shown = name if len(name) <= _SHOWN_NAME else name[:_SHOWN_NAME] + "..."
+        super().__init__("model", f"no model named {shown!r}; served: {', '.join(served)}")
         self.name = name
         self.served = tuple(served)
 

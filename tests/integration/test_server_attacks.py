@@ -6,29 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
+from contextlib import suppress
 
 import httpx
 import pytest
-import uvicorn
-from server_testing import free_port, long_text, wait_until
+from server_testing import guarded_server, long_text, serve_cli, wait_until
 
 from rag_rerank import Reranker
 from rag_rerank.cli import build_parser
 from rag_rerank.server import create_app
-from rag_rerank.server.run import Timeouts, guarded_protocol
-
-REPO = Path(__file__).resolve().parents[2]
+from rag_rerank.server.run import Timeouts
 
 
 @pytest.fixture(scope="module")
@@ -113,26 +106,6 @@ async def test_huge_one_document_requests_are_413_while_small_ones_are_served(
 
 
 # 3. Slow clients: header and body timeouts, a connection limit.
-
-
-@contextmanager
-def guarded_server(app, timeouts: Timeouts) -> Iterator[int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", http=guarded_protocol(timeouts)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, "uvicorn did not start")
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def _closed_by_server(conn: socket.socket, within: float) -> bool:
@@ -291,28 +264,6 @@ def test_serve_flags_for_hosts_timeouts_and_the_key_variable(monkeypatch) -> Non
 # 5. Shutdown: one drain budget; a second signal exits at once.
 
 
-def _serve(bert_dir: str, drain_timeout: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    env.pop("RAG_RERANK_API_KEY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag_rerank.cli", "serve", "--model", bert_dir,
-         "--port", str(port), "--drain-timeout", str(drain_timeout), "--log-level", "info"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        assert process.poll() is None, process.communicate()[0]
-        try:
-            return httpx.get(f"{base}/health").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(healthy, "rag-rerank serve did not come up", timeout=90)
-    return process, base
-
-
 def _send_endless_request(base: str) -> None:
     docs = [f"{i} {long_text(3000, seed=i)}" for i in range(200)]  # minutes of work on a CPU
 
@@ -329,7 +280,7 @@ def _send_endless_request(base: str) -> None:
 
 @pytest.mark.slow  # starts a fresh Python process that imports torch
 def test_shutdown_takes_one_drain_budget_and_a_second_signal_ends_it(bert_dir: str) -> None:
-    process, base = _serve(bert_dir, drain_timeout=15)
+    process, base = serve_cli(bert_dir, drain_timeout=15)
     try:
         _send_endless_request(base)
         process.send_signal(signal.SIGTERM)
@@ -341,7 +292,7 @@ def test_shutdown_takes_one_drain_budget_and_a_second_signal_ends_it(bert_dir: s
             process.kill()
         process.communicate()
 
-    process, base = _serve(bert_dir, drain_timeout=120)
+    process, base = serve_cli(bert_dir, drain_timeout=120)
     try:
         _send_endless_request(base)
         process.send_signal(signal.SIGTERM)
