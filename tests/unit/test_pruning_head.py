@@ -1,0 +1,120 @@
+"""The one-pass pruning head: a cross-encoder whose forward also gives every document token a
+logit, loaded like any reranker, and the per-sentence scores averaged from those logits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rag_rerank import Reranker
+from rag_rerank.core.head import HEAD_FILE, PruningHeadModel
+from rag_rerank.core.token_scores import TokenScores, sentence_scores
+from rag_rerank.errors import ModelLoadError
+from rag_rerank.testing import build_pruning_head
+
+QUERY = "what do pandas eat"
+DOCUMENTS = [
+    "Pandas eat bamboo. They live in the mountains of China. The giant panda is a bear.",
+    "A short one.",
+    "Stock prices fell. Bamboo grows fast.",
+]
+
+
+@pytest.fixture(scope="module")
+def head_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_pruning_head(tmp_path_factory.mktemp("head") / "bert-head")
+
+
+def _reference(folder: Path, document: str) -> tuple[float, np.ndarray, np.ndarray]:
+    """The relevance logit, document token logits and offsets from a plain transformers pass."""
+    from safetensors.torch import load_file
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    head = load_file(str(folder / HEAD_FILE))
+    encoded = tokenizer(QUERY, document, return_tensors="pt", return_offsets_mapping=True)
+    offsets = encoded.pop("offset_mapping")[0].numpy()
+    document_tokens = np.asarray([s == 1 for s in encoded.sequence_ids(0)])
+    with torch.no_grad():
+        out = model(**encoded, output_hidden_states=True)
+    tokens = (out.hidden_states[-1][0] @ head["weight"][0] + head["bias"][0]).numpy()
+    return float(out.logits[0, 0]), tokens[document_tokens], offsets[document_tokens]
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_one_pass_gives_the_rerank_logit_and_token_logits(head_dir: Path, packed: bool) -> None:
+    with Reranker(head_dir, device="cpu", dtype="fp32") as reranker:
+        model = reranker.engine.model
+        assert isinstance(model, PruningHeadModel)
+        model.packed = packed  # the padded path is the GPU's
+        future = reranker.engine.submit([QUERY] * 3, DOCUMENTS, max_length=512)
+        logits = future.result()
+        outputs = future.row_outputs  # type: ignore[attr-defined]
+    assert outputs is not None and [len(windows) for windows in outputs] == [1, 1, 1]
+    for i, document in enumerate(DOCUMENTS):
+        logit, tokens, offsets = _reference(head_dir, document)
+        (scores,) = outputs[i]
+        assert logits[i] == pytest.approx(logit, abs=1e-4)
+        np.testing.assert_allclose(scores.logits, tokens, atol=1e-4)
+        np.testing.assert_array_equal(scores.offsets, offsets)
+
+
+def test_scores_are_those_of_the_same_weights_without_the_head(
+    head_dir: Path, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain"
+    shutil.copytree(head_dir, plain)
+    (plain / HEAD_FILE).unlink()
+    config = json.loads((plain / "config.json").read_text())
+    del config["reranker_kind"]
+    (plain / "config.json").write_text(json.dumps(config))
+    with Reranker(head_dir, device="cpu") as with_head, Reranker(plain, device="cpu") as without:
+        assert type(without.engine.model).__name__ == "CrossEncoderModel"
+        a = with_head.rerank(QUERY, DOCUMENTS)
+        b = without.rerank(QUERY, DOCUMENTS)
+    assert [r.index for r in a] == [r.index for r in b]
+    assert [r.raw_score for r in a] == pytest.approx([r.raw_score for r in b], abs=1e-5)
+
+
+def test_long_documents_give_one_token_row_per_window(head_dir: Path) -> None:
+    long = " ".join(f"Sentence number {i} is about bamboo." for i in range(60))
+    with Reranker(head_dir, device="cpu", max_length=64) as reranker:
+        future = reranker.engine.submit([QUERY, QUERY], [long, long], max_length=64)
+        future.result()
+        outputs = future.row_outputs  # type: ignore[attr-defined]
+    assert len(outputs) == 2 and len(outputs[0]) > 3  # repeated pairs share one run
+    assert all(a is b for a, b in zip(outputs[0], outputs[1], strict=True))
+    starts = [int(w.offsets[0, 0]) for w in outputs[0]]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert outputs[0][-1].offsets[-1, 1] == len(long)
+
+
+def test_a_missing_head_file_is_a_load_error(head_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(head_dir, broken)
+    (broken / HEAD_FILE).unlink()
+    with pytest.raises(ModelLoadError, match=r"pruning_head\.safetensors"):
+        Reranker(broken, device="cpu")
+
+
+def test_sentence_scores_average_the_tokens_that_start_inside() -> None:
+    #           0123456789012345678901
+    # text:    "Aa bb. Cc dd. Ee ff."   sentences (0,6) (7,13) (14,20)
+    window = TokenScores(
+        offsets=np.asarray([[0, 2], [3, 5], [5, 6], [7, 9], [10, 12], [12, 13]]),
+        logits=np.asarray([1.0, 2.0, 3.0, -1.0, -3.0, -2.0], dtype=np.float32),
+    )
+    scores = sentence_scores([window], [(0, 6), (7, 13), (14, 20)])
+    np.testing.assert_allclose(scores[:2], [2.0, -2.0])
+    assert scores[2] == -np.inf  # no token: beyond the window
+    second = TokenScores(np.asarray([[14, 16]]), np.asarray([4.0], dtype=np.float32))
+    both = sentence_scores([window, second], [(0, 6), (7, 13), (14, 20)])
+    np.testing.assert_allclose(both, [2.0, -2.0, 4.0])
+    assert sentence_scores([], [(0, 6)]).tolist() == [-np.inf]
+    assert sentence_scores([window], []).shape == (0,)
