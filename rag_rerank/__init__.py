@@ -14,7 +14,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .api import DEFAULT_MODEL, Health, RerankerLike, RerankerOptions, RerankerStats, RerankResult
+from .api import (
+    DEFAULT_MODEL,
+    Health,
+    PruneOptions,
+    RerankerLike,
+    RerankerOptions,
+    RerankerStats,
+    RerankResult,
+)
 from .errors import (
     CalibrationError,
     EngineStoppedError,
@@ -69,6 +77,7 @@ __all__ = [
     "OverloadedError",
     "PipelineResult",
     "PipelineResults",
+    "PruneOptions",
     "RemoteRerankError",
     "RemoteReranker",
     "RerankError",

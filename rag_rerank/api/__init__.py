@@ -1,4 +1,5 @@
-"""The reranking contract, free of torch: results, the reranker protocol, options and input checks.
+"""The reranking contract, free of torch: results, the reranker protocol, options, input checks,
+and what the LLM reads (sentence pruning, the token budget, the order).
 
 Everything that talks to a reranker (the local :class:`~rag_rerank.Reranker`, the HTTP
 :class:`~rag_rerank.RemoteReranker`, the RAG pipeline, the server, the LangChain and LlamaIndex
@@ -16,6 +17,15 @@ from .checks import (
     check_selection,
     check_selection_field,
 )
+from .context import (
+    CONTEXT_ORDERS,
+    ContextBudget,
+    ContextOrder,
+    TokenCounter,
+    approximate_tokens,
+    edges_order,
+    token_counter,
+)
 from .options import (
     CLEAN_MODES,
     DEFAULT_MODEL,
@@ -26,7 +36,17 @@ from .options import (
     options_from,
     split_options,
 )
-from .protocol import BaseReranker, RerankerLike
+from .protocol import BaseReranker, RerankerLike, context_request
+from .pruning import (
+    MAX_SENTENCE_CHARS,
+    PruneJob,
+    PruneOptions,
+    Span,
+    join_sentences,
+    prune_options,
+    select_sentences,
+    split_sentences,
+)
 from .results import (
     CacheStats,
     Health,
@@ -42,19 +62,28 @@ __all__ = [
     "CALIBRATED",
     "CALIBRATION_METHODS",
     "CLEAN_MODES",
+    "CONTEXT_ORDERS",
     "DEFAULT_MODEL",
     "LONG_DOCUMENTS",
+    "MAX_SENTENCE_CHARS",
     "BaseReranker",
     "CacheStats",
     "Calibration",
     "CalibrationMethod",
     "CleanMode",
+    "ContextBudget",
+    "ContextOrder",
     "Health",
     "LongDocuments",
+    "PruneJob",
+    "PruneOptions",
     "RerankResult",
     "RerankerLike",
     "RerankerOptions",
     "RerankerStats",
+    "Span",
+    "TokenCounter",
+    "approximate_tokens",
     "check_documents",
     "check_pairs",
     "check_positive_int",
@@ -62,10 +91,17 @@ __all__ = [
     "check_reranker",
     "check_selection",
     "check_selection_field",
+    "context_request",
+    "edges_order",
+    "join_sentences",
     "options_from",
+    "prune_options",
     "resolve_threshold",
     "scores_of",
     "select",
+    "select_sentences",
     "sigmoid",
     "split_options",
+    "split_sentences",
+    "token_counter",
 ]

@@ -11,9 +11,11 @@ import numpy as np
 
 from .calibration import Calibration
 from .checks import check_documents, check_query, check_selection
+from .context import ContextBudget, ContextOrder
+from .pruning import PruneJob, PruneOptions, prune_options
 from .results import RerankResult, resolve_threshold, scores_of, select
 
-__all__ = ["BaseReranker", "RerankerLike"]
+__all__ = ["BaseReranker", "RerankerLike", "context_request"]
 
 
 @runtime_checkable
@@ -38,8 +40,14 @@ class RerankerLike(Protocol):
         documents: Sequence[str],
         top_n: int | None = None,
         threshold: float | str | None = None,
+        *,
+        prune: bool | PruneOptions | None = None,
+        max_context_tokens: int | None = None,
+        tokenizer: object = None,
+        order: ContextOrder = "score",
     ) -> list[RerankResult]:
-        """Documents best first, at most ``top_n``, none scoring below ``threshold``."""
+        """Documents best first, at most ``top_n``, none scoring below ``threshold``; pruned to
+        the sentences that answer with ``prune``, fitted to ``max_context_tokens``, in ``order``."""
         ...
 
     async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
@@ -52,6 +60,11 @@ class RerankerLike(Protocol):
         documents: Sequence[str],
         top_n: int | None = None,
         threshold: float | str | None = None,
+        *,
+        prune: bool | PruneOptions | None = None,
+        max_context_tokens: int | None = None,
+        tokenizer: object = None,
+        order: ContextOrder = "score",
     ) -> list[RerankResult]:
         """Async :meth:`rerank`."""
         ...
@@ -99,6 +112,11 @@ class BaseReranker(abc.ABC):
         documents: Sequence[str],
         top_n: int | None = None,
         threshold: float | str | None = None,
+        *,
+        prune: bool | PruneOptions | None = None,
+        max_context_tokens: int | None = None,
+        tokenizer: object = None,
+        order: ContextOrder = "score",
     ) -> list[RerankResult]:
         """Documents best first, each with its input ``index``, ``score`` and ``raw_score``.
 
@@ -108,20 +126,39 @@ class BaseReranker(abc.ABC):
             top_n: Keep at most this many results (after the threshold). ``None`` keeps all.
             threshold: Drop results whose ``score`` (in [0, 1]) is below this; ``"calibrated"``:
                 the recommended threshold of the reranker's calibration.
+            prune: Cut each kept document to the sentences that answer ``query``: ``True`` (the
+                defaults) or a :class:`~rag_rerank.PruneOptions`; each result's ``pruned_text``
+                and ``kept_spans`` say what is kept. Scores and order do not change. Off
+                (``None``) by default.
+            max_context_tokens: Keep the best results whose text (pruned where pruned) fits
+                this many tokens together, instead of a fixed count; the first that does not
+                fit whole is cut to its leading whole sentences. ``None`` (default): no budget.
+            tokenizer: How ``max_context_tokens`` counts: ``None`` (a fast approximate count),
+                the LLM's Hugging Face tokenizer id or folder, a tokenizer object, or a callable
+                from text to a count.
+            order: ``"score"`` (best first, default) or ``"edges"`` (best first and last, the
+                weakest in the middle, for LLMs that lose the middle of a long context).
 
         Ties keep input order. An empty ``documents`` list returns ``[]``.
 
         Raises:
-            InvalidInputError: An empty query, a bad ``top_n`` or ``threshold``, or
-                ``"calibrated"`` without a calibration that recommends a threshold.
-            InvalidInputTypeError: ``documents`` is not a list of strings (the bad item named).
+            InvalidInputError: An empty query, a bad ``top_n``, ``threshold``, ``prune``
+                option, ``max_context_tokens`` or ``order``, a ``tokenizer`` that cannot be
+                loaded, or ``"calibrated"`` without a calibration that recommends a threshold.
+            InvalidInputTypeError: ``documents`` is not a list of strings (the bad item named),
+                or ``prune`` / ``tokenizer`` of a wrong type.
         """
         check_selection(top_n, threshold)
         cutoff = resolve_threshold(threshold, self._calibration)
+        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
         docs = _checked(query, documents)
         if not docs:
             return []
-        return select(self._logits(query, docs), docs, top_n, cutoff, self._calibration)
+        results = select(self._logits(query, docs), docs, top_n, cutoff, self._calibration)
+        if pruning is not None and results:
+            job = PruneJob.of([query] * len(results), results, pruning)
+            results = job.apply(results, self._sentence_scores(job))
+        return budget.apply(results)
 
     async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
         """Async :meth:`score`: awaits the work without blocking the event loop."""
@@ -134,15 +171,58 @@ class BaseReranker(abc.ABC):
         documents: Sequence[str],
         top_n: int | None = None,
         threshold: float | str | None = None,
+        *,
+        prune: bool | PruneOptions | None = None,
+        max_context_tokens: int | None = None,
+        tokenizer: object = None,
+        order: ContextOrder = "score",
     ) -> list[RerankResult]:
         """Async :meth:`rerank`: awaits the work without blocking the event loop."""
         check_selection(top_n, threshold)
         cutoff = resolve_threshold(threshold, self._calibration)
+        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
         docs = _checked(query, documents)
         if not docs:
             return []
         logits = await self._alogits(query, docs)
-        return select(logits, docs, top_n, cutoff, self._calibration)
+        results = select(logits, docs, top_n, cutoff, self._calibration)
+        if pruning is not None and results:
+            job = PruneJob.of([query] * len(results), results, pruning)
+            results = job.apply(results, await self._asentence_scores(job))
+        return budget.apply(results)
+
+    # -- the pruning seam (see rag_rerank.api.pruning) ------------------------------------------
+
+    def _sentence_scores(self, job: PruneJob) -> list[list[float]]:
+        """[0, 1] scores of every sentence of ``job``, one list per passage: by default each
+        ``(query, sentence)`` pair scored like a document, one :meth:`_logits` call per distinct
+        query. A reranker with a faster source (one engine submission, a pruning head)
+        overrides this."""
+        queries, sentences = job.sentence_pairs()
+        logits = np.empty(len(sentences), dtype=np.float32)
+        for query in dict.fromkeys(queries):
+            at = [i for i, q in enumerate(queries) if q == query]
+            logits[at] = self._logits(query, [sentences[i] for i in at])
+        return job.unflatten(scores_of(logits, self._calibration) if sentences else [])
+
+    async def _asentence_scores(self, job: PruneJob) -> list[list[float]]:
+        """Async :meth:`_sentence_scores`."""
+        queries, sentences = job.sentence_pairs()
+        logits = np.empty(len(sentences), dtype=np.float32)
+        for query in dict.fromkeys(queries):
+            at = [i for i, q in enumerate(queries) if q == query]
+            logits[at] = await self._alogits(query, [sentences[i] for i in at])
+        return job.unflatten(scores_of(logits, self._calibration) if sentences else [])
+
+
+def context_request(
+    prune: object, max_context_tokens: object, tokenizer: object, order: object
+) -> tuple[PruneOptions | None, ContextBudget]:
+    """The pruning and the budget a ``rerank`` call asks for, checked (errors name the field)."""
+    pruning = prune_options(prune)
+    language = "en" if pruning is None else pruning.language
+    budget = ContextBudget(max_context_tokens, tokenizer, order, language)  # type: ignore[arg-type]
+    return pruning, budget
 
 
 def _checked(query: object, documents: object) -> list[str]:

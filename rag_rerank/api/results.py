@@ -3,7 +3,6 @@ snapshots of a reranker's health and counters."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,16 +39,39 @@ class RerankResult:
             positive class, ``logit[1] - logit[0]``), so ``score == sigmoid(raw_score)`` when
             uncalibrated.
         document: The document text, exactly as the caller passed it.
+        pruned_text: What the LLM should read of the document: its kept sentences, in their
+            original order, joined as in the document (``prune``), or its leading whole
+            sentences that fit the token budget (``max_context_tokens``). ``None`` when the whole
+            document is used.
+        kept_spans: The kept sentences as ``(start, end)`` character offsets into ``document``,
+            ascending; ``None`` exactly when ``pruned_text`` is.
     """
 
     index: int
     score: float
     raw_score: float
     document: str
+    pruned_text: str | None = None
+    kept_spans: tuple[tuple[int, int], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"index", "score", "raw_score", "document"}``: plain JSON-ready values."""
-        return dataclasses.asdict(self)
+        """``{"index", "score", "raw_score", "document"}``, plus ``"pruned_text"`` and
+        ``"kept_spans"`` (``[[start, end], ...]``) when pruned: plain JSON-ready values."""
+        data: dict[str, Any] = {
+            "index": self.index,
+            "score": self.score,
+            "raw_score": self.raw_score,
+            "document": self.document,
+        }
+        if self.pruned_text is not None:
+            data["pruned_text"] = self.pruned_text
+            data["kept_spans"] = [list(span) for span in self.kept_spans or ()]
+        return data
+
+    @property
+    def text(self) -> str:
+        """The text to hand to the LLM: ``pruned_text`` when pruned, else ``document``."""
+        return self.document if self.pruned_text is None else self.pruned_text
 
 
 def sigmoid(logits: Sequence[float] | np.ndarray) -> list[float]:

@@ -20,8 +20,11 @@ from ..api import (
     BaseReranker,
     CacheStats,
     Calibration,
+    ContextOrder,
     Health,
     LongDocuments,
+    PruneJob,
+    PruneOptions,
     RerankerOptions,
     RerankerStats,
     RerankResult,
@@ -29,6 +32,7 @@ from ..api import (
     check_pairs,
     check_query,
     check_selection,
+    context_request,
     resolve_threshold,
     scores_of,
     select,
@@ -269,13 +273,26 @@ class Reranker(BaseReranker):
         documents_per_query: Sequence[Sequence[str]],
         top_n: int | None = None,
         threshold: float | str | None = None,
+        *,
+        prune: bool | PruneOptions | None = None,
+        max_context_tokens: int | None = None,
+        tokenizer: object = None,
+        order: ContextOrder = "score",
     ) -> list[list[RerankResult]]:
-        """:meth:`rerank` for several queries at once, sharing batches. One list per query."""
+        """:meth:`rerank` for several queries at once, sharing batches. One list per query;
+        ``prune`` scores the sentences of every query's results in one more submission, and
+        ``max_context_tokens`` and ``order`` apply to each query's list."""
         check_selection(top_n, threshold)
         cutoff = resolve_threshold(threshold, self._calibration)
+        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
         flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
         logits = self._scores(flat_queries, flat_docs) if flat_docs else np.empty(0)
-        return _split_select(logits, documents_per_query, bounds, top_n, cutoff, self._calibration)
+        calibration = self._calibration
+        ranked = _split_select(logits, documents_per_query, bounds, top_n, cutoff, calibration)
+        if pruning is not None:
+            job = _prune_job(queries, ranked, pruning)
+            ranked = _unflat(job.apply(_flat(ranked), self._sentence_scores(job)), ranked)
+        return [budget.apply(results) for results in ranked]
 
     async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Async :meth:`score_pairs`."""
@@ -290,15 +307,26 @@ class Reranker(BaseReranker):
         documents_per_query: Sequence[Sequence[str]],
         top_n: int | None = None,
         threshold: float | str | None = None,
+        *,
+        prune: bool | PruneOptions | None = None,
+        max_context_tokens: int | None = None,
+        tokenizer: object = None,
+        order: ContextOrder = "score",
     ) -> list[list[RerankResult]]:
         """Async :meth:`rerank_many`."""
         check_selection(top_n, threshold)
         cutoff = resolve_threshold(threshold, self._calibration)
+        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
         flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
         logits = np.empty(0, dtype=np.float32)
         if flat_docs:
             logits = await self._ascores(flat_queries, flat_docs)
-        return _split_select(logits, documents_per_query, bounds, top_n, cutoff, self._calibration)
+        calibration = self._calibration
+        ranked = _split_select(logits, documents_per_query, bounds, top_n, cutoff, calibration)
+        if pruning is not None:
+            job = _prune_job(queries, ranked, pruning)
+            ranked = _unflat(job.apply(_flat(ranked), await self._asentence_scores(job)), ranked)
+        return [budget.apply(results) for results in ranked]
 
     def close(self) -> None:
         """Stop the engine (every instance sharing it stops too). Further calls raise."""
@@ -336,6 +364,22 @@ class Reranker(BaseReranker):
 
     def _logits(self, query: str, documents: list[str]) -> np.ndarray:
         return self._scores([query] * len(documents), documents)
+
+    # The pruning seam (rag_rerank.api.pruning): every sentence of every passage of the job, for
+    # every query, in one engine submission (through the cache, like any pairs).
+
+    def _sentence_scores(self, job: PruneJob) -> list[list[float]]:
+        queries, sentences = job.sentence_pairs()
+        if not sentences:
+            return job.unflatten([])
+        return job.unflatten(scores_of(self._scores(queries, sentences), self._calibration))
+
+    async def _asentence_scores(self, job: PruneJob) -> list[list[float]]:
+        queries, sentences = job.sentence_pairs()
+        if not sentences:
+            return job.unflatten([])
+        logits = await self._ascores(queries, sentences)
+        return job.unflatten(scores_of(logits, self._calibration))
 
     async def _alogits(self, query: str, documents: list[str]) -> np.ndarray:
         return await self._ascores([query] * len(documents), documents)
@@ -492,3 +536,23 @@ def _split_select(
         select(logits[start:end], documents, top_n, threshold, calibration)
         for documents, start, end in zip(documents_per_query, bounds[:-1], bounds[1:], strict=True)
     ]
+
+
+def _flat(ranked: list[list[RerankResult]]) -> list[RerankResult]:
+    return [result for results in ranked for result in results]
+
+
+def _unflat(flat: list[RerankResult], like: list[list[RerankResult]]) -> list[list[RerankResult]]:
+    out, at = [], 0
+    for results in like:
+        out.append(flat[at : at + len(results)])
+        at += len(results)
+    return out
+
+
+def _prune_job(
+    queries: Sequence[str], ranked: list[list[RerankResult]], options: PruneOptions
+) -> PruneJob:
+    """One job for every query's results: each result pruned against its own query."""
+    per_result = [query for query, results in zip(queries, ranked, strict=True) for _ in results]
+    return PruneJob.of(per_result, _flat(ranked), options)
