@@ -9,12 +9,14 @@ token seen by two overlapping windows counts once per window.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TokenScores", "sentence_scores"]
+__all__ = ["RecentTokens", "TokenScores", "sentence_probabilities", "sentence_scores"]
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -58,3 +60,46 @@ def sentence_scores(windows: Sequence[TokenScores], spans: Sequence[tuple[int, i
     seen = counts > 0
     scores[seen] = (sums[seen] / counts[seen]).astype(np.float32)
     return scores
+
+
+def sentence_probabilities(
+    windows: Sequence[TokenScores], spans: Sequence[tuple[int, int]]
+) -> list[float]:
+    """:func:`sentence_scores` as [0, 1] scores (the sigmoid of each sentence's mean token
+    logit; 0.0 for a sentence without tokens), the scale sentence selection compares."""
+    scores = sentence_scores(windows, spans).astype(np.float64)
+    return (1.0 / (1.0 + np.exp(-scores))).tolist()
+
+
+class RecentTokens:
+    """The token scores of the last ``capacity`` (query, document) pairs a pruning head ran,
+    so pruning right after reranking reads them instead of running the passages again.
+    Thread-safe; the oldest pairs are forgotten first.
+
+    Args:
+        capacity: Pairs kept (default 4096: about 80 requests of 50 passages).
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._pairs: OrderedDict[tuple[str, str], list[TokenScores]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(
+        self,
+        queries: Sequence[str],
+        documents: Sequence[str],
+        outputs: Sequence[list[TokenScores]],
+    ) -> None:
+        """Keep each pair's windows' token scores (``outputs``: one list per pair)."""
+        with self._lock:
+            for pair in zip(queries, documents, outputs, strict=True):
+                self._pairs[pair[0], pair[1]] = pair[2]
+                self._pairs.move_to_end((pair[0], pair[1]))
+            while len(self._pairs) > self.capacity:
+                self._pairs.popitem(last=False)
+
+    def get(self, query: str, document: str) -> list[TokenScores] | None:
+        """The pair's token scores, or ``None`` when it was not run lately."""
+        with self._lock:
+            return self._pairs.get((query, document))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rag_rerank import Reranker
+from rag_rerank import PruneOptions, Reranker
 from rag_rerank.core.head import HEAD_FILE, PruningHeadModel
 from rag_rerank.core.token_scores import TokenScores, sentence_scores
 from rag_rerank.errors import ModelLoadError
@@ -118,3 +118,50 @@ def test_sentence_scores_average_the_tokens_that_start_inside() -> None:
     np.testing.assert_allclose(both, [2.0, -2.0, 4.0])
     assert sentence_scores([], [(0, 6)]).tolist() == [-np.inf]
     assert sentence_scores([window], []).shape == (0,)
+
+
+def _expected_kept(head_dir: Path, document: str, threshold: float = 0.5) -> list[tuple[int, int]]:
+    """The sentences the head's reference token logits keep, selected as pruning selects."""
+    from rag_rerank.api.pruning import select_sentences, split_sentences
+
+    _, tokens, offsets = _reference(head_dir, document)
+    spans = split_sentences(document)
+    means = sentence_scores([TokenScores(offsets, tokens)], spans)
+    chosen = select_sentences(
+        (1 / (1 + np.exp(-means))).tolist(), PruneOptions(threshold=threshold)
+    )
+    return [spans[i] for i in chosen]
+
+
+def test_prune_reads_the_head_of_the_ranking_pass_without_another(head_dir: Path) -> None:
+    with Reranker(head_dir, device="cpu", cache=None) as reranker:
+        pruned = reranker.rerank(QUERY, DOCUMENTS, prune=True)
+        assert reranker.stats().pairs == len(DOCUMENTS)  # the ranking pass alone
+        plain = reranker.rerank(QUERY, DOCUMENTS)
+        best_only = reranker.rerank(QUERY, DOCUMENTS, prune=PruneOptions(threshold=1.0))
+    assert [(r.index, r.raw_score) for r in pruned] == [(r.index, r.raw_score) for r in plain]
+    assert all(r.pruned_text is None for r in plain)
+    for result in pruned:
+        assert result.kept_spans == tuple(_expected_kept(head_dir, result.document))
+    long = next(r for r in best_only if r.index == 0)
+    assert long.kept_spans == tuple(_expected_kept(head_dir, long.document, threshold=1.0))
+    assert long.kept_spans is not None and len(long.kept_spans) == 1
+
+
+def test_prune_with_the_head_on_every_path_agrees(head_dir: Path) -> None:
+    import asyncio
+
+    with Reranker(head_dir, device="cpu") as reranker:
+        one = reranker.rerank(QUERY, DOCUMENTS, prune=True)
+        many = reranker.rerank_many([QUERY, "bamboo"], [DOCUMENTS, DOCUMENTS], prune=True)
+        async_one = asyncio.run(reranker.arerank(QUERY, DOCUMENTS, prune=True))
+        # A view shares the score cache, not the token scores: ranked from the cache, the
+        # passages to prune run once more, for their tokens.
+        view = reranker.with_options(show_progress=False)
+        before = reranker.stats().pairs
+        from_cache = view.rerank(QUERY, DOCUMENTS, prune=True)
+        assert reranker.stats().pairs - before == 2  # the two passages of several sentences
+    spans = [r.kept_spans for r in one]
+    assert [r.kept_spans for r in many[0]] == spans
+    assert [r.kept_spans for r in async_one] == spans
+    assert [r.kept_spans for r in from_cache] == spans
