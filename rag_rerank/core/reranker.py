@@ -376,8 +376,18 @@ class Reranker(BaseReranker):
     # ranked the passages (kept in self._tokens); passages whose scores came from the score
     # cache run once more. With ``clean`` the head saw other text than the passage: sentences.
 
+    def _use_head(self, job: PruneJob) -> bool:
+        method = job.options.method
+        if method == "head" and self._tokens is None:
+            raise InvalidInputError(
+                "prune.method",
+                f"'head' needs a model with a pruning head (rag-rerank train --prune); "
+                f"{self.model_name!r} has none: use 'sentences' or 'auto'",
+            )
+        return self._tokens is not None and self._options.clean is None and method != "sentences"
+
     def _sentence_scores(self, job: PruneJob) -> list[list[float]]:
-        if self._tokens is not None and self._options.clean is None:
+        if self._use_head(job):
             queries, passages = self._head_missing(job)
             if passages:
                 future = self._submit(queries, passages)
@@ -390,7 +400,7 @@ class Reranker(BaseReranker):
         return job.unflatten(scores_of(self._scores(queries, sentences), self._calibration))
 
     async def _asentence_scores(self, job: PruneJob) -> list[list[float]]:
-        if self._tokens is not None and self._options.clean is None:
+        if self._use_head(job):
             queries, passages = self._head_missing(job)
             if passages:
                 future = self._submit(queries, passages)

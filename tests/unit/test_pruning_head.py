@@ -165,3 +165,20 @@ def test_prune_with_the_head_on_every_path_agrees(head_dir: Path) -> None:
     assert [r.kept_spans for r in many[0]] == spans
     assert [r.kept_spans for r in async_one] == spans
     assert [r.kept_spans for r in from_cache] == spans
+
+
+def test_method_picks_the_score_source(head_dir: Path, bert_dir: str) -> None:
+    from rag_rerank.errors import InvalidInputError
+
+    with Reranker(head_dir, device="cpu", cache=None) as reranker:
+        reranker.rerank(QUERY, DOCUMENTS, prune=PruneOptions(method="head"))
+        assert reranker.stats().pairs == len(DOCUMENTS)
+        reranker.rerank(QUERY, DOCUMENTS, prune={"method": "sentences"})
+        assert reranker.stats().pairs == 2 * len(DOCUMENTS) + 3 + 2  # and each sentence
+    with Reranker(bert_dir, device="cpu") as plain:
+        with pytest.raises(InvalidInputError) as caught:
+            plain.rerank(QUERY, DOCUMENTS, prune=PruneOptions(method="head"))
+    assert caught.value.field == "prune.method" and "train --prune" in str(caught.value)
+    with pytest.raises(InvalidInputError) as caught:
+        PruneOptions(method="tokens")  # type: ignore[arg-type]
+    assert caught.value.field == "prune.method"
