@@ -175,9 +175,8 @@ def test_method_picks_the_score_source(head_dir: Path, bert_dir: str) -> None:
         assert reranker.stats().pairs == len(DOCUMENTS)
         reranker.rerank(QUERY, DOCUMENTS, prune={"method": "sentences"})
         assert reranker.stats().pairs == 2 * len(DOCUMENTS) + 3 + 2  # and each sentence
-    with Reranker(bert_dir, device="cpu") as plain:
-        with pytest.raises(InvalidInputError) as caught:
-            plain.rerank(QUERY, DOCUMENTS, prune=PruneOptions(method="head"))
+    with Reranker(bert_dir, device="cpu") as plain, pytest.raises(InvalidInputError) as caught:
+        plain.rerank(QUERY, DOCUMENTS, prune=PruneOptions(method="head"))
     assert caught.value.field == "prune.method" and "train --prune" in str(caught.value)
     with pytest.raises(InvalidInputError) as caught:
         PruneOptions(method="tokens")  # type: ignore[arg-type]
