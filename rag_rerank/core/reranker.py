@@ -230,6 +230,12 @@ class Reranker(BaseReranker):
         return self._engine.batch_tokens
 
     @property
+    def pruning_head(self) -> bool:
+        """Whether the model has a one-pass pruning head (``rag-rerank train --prune``):
+        ``prune=True`` then reads the sentence scores from the pass that ranked the passages."""
+        return self._tokens is not None
+
+    @property
     def num_parameters(self) -> int:
         """Parameters of the loaded model."""
         return sum(p.numel() for p in self._engine.model.model.parameters())

@@ -4,28 +4,34 @@ The set (:func:`load_prune_set`) is built from the demo corpus: the passages of 
 file order, are joined in groups of at most :data:`SENTENCES_PER_DOCUMENT` into one document
 (each demo passage is one sentence), and each question of ``demo_prune_questions.jsonl`` names
 the passage that answers it, which becomes its answer sentence: character offsets into its
-document. The measures (:func:`measure_pruning`) are the share of the LLM's context tokens that
-pruning removed and the share of questions whose answer sentence survived it. Pure functions: the
-pruning itself is the caller's (:mod:`rag_rerank.cli.evaluate`, ``benchmarks/bench_prune.py``).
+document. The measures (:func:`measure_pruning`, pure) are the share of the LLM's context tokens
+that pruning removed and the share of questions whose answer sentence survived it.
+:func:`evaluate_pruning` runs a reranker over the set with pruning off and with each method
+(``rag-rerank eval --prune-set``, ``benchmarks/bench_prune.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, cast
+
+from ..api.context import approximate_tokens
+from ..api.pruning import PruneMethod, PruneOptions
 
 __all__ = [
     "SENTENCES_PER_DOCUMENT",
     "PruneExample",
     "PruneMeasures",
+    "PruneRun",
     "answer_survives",
-    "approximate_tokens",
     "build_prune_set",
+    "evaluate_pruning",
     "load_prune_set",
     "measure_pruning",
 ]
@@ -34,8 +40,6 @@ SENTENCES_PER_DOCUMENT = 5
 """Most passages (sentences) of one topic joined into one document of the labelled set."""
 
 Span = tuple[int, int]
-
-_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +88,6 @@ class PruneMeasures:
     def answer_survival(self) -> float:
         """Share of questions whose answer sentence survived, in [0, 1] (NaN without questions)."""
         return self.answers_kept / self.questions if self.questions else math.nan
-
-
-def approximate_tokens(text: str) -> int:
-    """A fast approximate LLM token count: words and punctuation marks."""
-    return len(_TOKEN.findall(text))
 
 
 def build_prune_set(
@@ -165,7 +164,8 @@ def measure_pruning(
         examples: The labelled set (:func:`load_prune_set`).
         kept: Per example, the kept spans (character offsets into its document, in order), or
             ``None`` for a document left whole (pruning off).
-        count_tokens: Tokens of a text (default :func:`approximate_tokens`); the pruned text's
+        count_tokens: Tokens of a text (default :func:`~rag_rerank.api.context.approximate_tokens`,
+            the token budget's count); the pruned text's
             count is the sum over its kept spans.
 
     Raises:
@@ -185,6 +185,76 @@ def measure_pruning(
         after += sum(count_tokens(text[start:end]) for start, end in spans)
         answers += answer_survives(text, example.answer, spans)
     return PruneMeasures(len(examples), before, after, answers)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneRun:
+    """One pass of a reranker over the labelled set.
+
+    Attributes:
+        method: ``"off"`` (no pruning), ``"sentences"`` or ``"head"`` (see
+            :attr:`PruneOptions.method <rag_rerank.PruneOptions.method>`).
+        measures: Tokens removed and answers kept.
+        seconds: Wall time of reranking (and pruning) every question's document, the best of
+            the repeats.
+    """
+
+    method: str
+    measures: PruneMeasures
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the method, the measures and their shares, the seconds."""
+        return {
+            "method": self.method,
+            **dataclasses.asdict(self.measures),
+            "tokens_removed": self.measures.tokens_removed,
+            "answer_survival": self.measures.answer_survival,
+            "seconds": self.seconds,
+        }
+
+
+def evaluate_pruning(
+    reranker: Any,
+    examples: Sequence[PruneExample],
+    methods: Sequence[str] = ("off", "sentences", "head"),
+    *,
+    options: PruneOptions | None = None,
+    repeats: int = 3,
+    count_tokens: Callable[[str], int] = approximate_tokens,
+) -> list[PruneRun]:
+    """Rerank each question's document with pruning off and with each method, and measure.
+
+    All questions go in one :meth:`~rag_rerank.Reranker.rerank_many` call per run (their
+    documents share the engine's batches), through a view of ``reranker`` without a score
+    cache, so every run pays for its model passes.
+
+    Args:
+        reranker: A :class:`~rag_rerank.Reranker` (``"head"`` needs a pruning head).
+        examples: The labelled set (:func:`load_prune_set`).
+        methods: ``"off"``, ``"sentences"``, ``"head"``, in the order to report them.
+        options: Pruning options besides the method (default :class:`PruneOptions`'s).
+        repeats: Runs per method; ``seconds`` is the fastest (default 3).
+        count_tokens: Tokens of a text (default: the token budget's approximate count).
+    """
+    view = reranker.with_options(cache=None)
+    queries = [e.question for e in examples]
+    documents = [[e.document] for e in examples]
+    base = options or PruneOptions()
+    view.rerank_many(queries[:4], documents[:4])  # warm up
+    runs = []
+    for method in methods:
+        prune = (
+            None if method == "off" else dataclasses.replace(base, method=cast(PruneMethod, method))
+        )
+        best = math.inf
+        for _ in range(repeats):
+            started = time.perf_counter()
+            ranked = view.rerank_many(queries, documents, prune=prune)
+            best = min(best, time.perf_counter() - started)
+        kept = [results[0].kept_spans for results in ranked]
+        runs.append(PruneRun(method, measure_pruning(examples, kept, count_tokens), best))
+    return runs
 
 
 def _read(name: str) -> list[dict[str, Any]]:

@@ -181,3 +181,20 @@ def test_method_picks_the_score_source(head_dir: Path, bert_dir: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
         PruneOptions(method="tokens")  # type: ignore[arg-type]
     assert caught.value.field == "prune.method"
+
+
+def test_evaluate_pruning_measures_every_method(head_dir: Path) -> None:
+    from rag_rerank.evaluation.pruning import evaluate_pruning, load_prune_set, measure_pruning
+
+    examples = load_prune_set()[:6]
+    with Reranker(head_dir, device="cpu") as reranker:
+        runs = evaluate_pruning(reranker, examples, repeats=1)
+        head = reranker.rerank_many(
+            [e.question for e in examples], [[e.document] for e in examples], prune=True
+        )
+    assert [run.method for run in runs] == ["off", "sentences", "head"]
+    off, _, one_pass = runs
+    assert off.measures.tokens_removed == 0.0 and off.measures.answer_survival == 1.0
+    assert one_pass.measures == measure_pruning(examples, [r[0].kept_spans for r in head])
+    assert all(run.measures.questions == 6 and run.seconds > 0 for run in runs)
+    assert runs[1].to_dict()["method"] == "sentences"
