@@ -198,3 +198,21 @@ def test_evaluate_pruning_measures_every_method(head_dir: Path) -> None:
     assert one_pass.measures == measure_pruning(examples, [r[0].kept_spans for r in head])
     assert all(run.measures.questions == 6 and run.seconds > 0 for run in runs)
     assert runs[1].to_dict()["method"] == "sentences"
+
+
+def test_cli_eval_prune_set_prints_every_method(
+    head_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rag_rerank.cli import main
+
+    report = tmp_path / "prune.json"
+    args = ["eval", "--prune-set", "--model", str(head_dir), "--device", "cpu"]
+    assert main([*args, "--max-queries", "3", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "pruning on the demo set: 3 questions" in out
+    for method in ("off", "sentences", "head"):
+        assert f"\n{method} " in out
+    written = json.loads(report.read_text())["prune_set"]
+    assert [run["method"] for run in written] == ["off", "sentences", "head"]
+    assert main(["eval", "--model", str(head_dir)]) == 2
+    assert "--prune-set" in capsys.readouterr().err
