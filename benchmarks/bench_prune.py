@@ -6,8 +6,8 @@
    one-pass pruning head (when it has one). Targets: >= 50% removed with >= 90% kept.
 2. The time pruning adds to a request of 50 passages (the question's document and 49 others of
    the set), top 5 kept and pruned, against the same request without pruning: the median over
-   the questions, the methods taking turns on each after an untimed run of the request. Targets: sentence scoring <= +50%, the head
-   <= +10%.
+   the questions, the methods taking turns on each after an untimed run of the request.
+   Targets: sentence scoring <= +50%, the head <= +10%.
 
 No score cache (every request pays for its passes). Timing is wall time on this machine.
 
