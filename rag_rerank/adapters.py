@@ -15,10 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from .api import (
     DEFAULT_MODEL,
+    ContextOrder,
+    PruneOptions,
     RerankerLike,
     RerankerOptions,
     check_reranker,
     check_selection_field,
+    context_request,
+    prune_options,
     split_options,
 )
 
@@ -63,6 +67,56 @@ class RerankFields(BaseModel):
         description="An existing reranker: a `rag_rerank.Reranker`, a `RemoteReranker` or any "
         "object with their `rerank`/`arerank` methods. None loads `Reranker.shared(options)`.",
     )
+
+    prune: PruneOptions | None = Field(
+        default=None,
+        description="Cut each kept text to the sentences that answer the query: True (the "
+        "defaults) or a `rag_rerank.PruneOptions` (or a mapping of its fields). None or False: "
+        "whole texts (default).",
+    )
+    max_context_tokens: int | None = Field(
+        default=None,
+        description="Keep the best texts that fit this many tokens together (after pruning), "
+        "cutting the last at a sentence boundary; None (default): no budget.",
+    )
+    tokenizer: Any = Field(
+        default=None,
+        exclude=True,
+        description="How max_context_tokens counts: None (a fast approximate count), the LLM's "
+        "Hugging Face tokenizer id or folder, a tokenizer object or a callable.",
+    )
+    order: ContextOrder = Field(
+        default="score",
+        description="'score' (best first, default) or 'edges' (the best at both ends, as "
+        "LangChain's LongContextReorder).",
+    )
+
+    @field_validator("prune", mode="before")
+    @classmethod
+    def _check_prune(cls, value: Any) -> Any:
+        try:
+            return prune_options(value)
+        except TypeError as exc:  # pydantic reports ValueErrors only: keep the message
+            raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _check_context(self) -> RerankFields:
+        try:
+            context_request(self.prune, self.max_context_tokens, self.tokenizer, self.order)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+    def context_arguments(self) -> dict[str, Any]:
+        """The ``prune``, ``max_context_tokens``, ``tokenizer`` and ``order`` keywords of a
+        ``rerank`` call, only those set (so a reranker without them works while they are off)."""
+        arguments = {
+            "prune": self.prune,
+            "max_context_tokens": self.max_context_tokens,
+            "tokenizer": self.tokenizer,
+        }
+        given = {name: value for name, value in arguments.items() if value is not None}
+        return given if self.order == "score" else {**given, "order": self.order}
 
     @model_validator(mode="before")
     @classmethod

@@ -33,9 +33,9 @@ __all__ = [
 
 ContextOrder = Literal["score", "edges"]
 CONTEXT_ORDERS: tuple[ContextOrder, ...] = ("score", "edges")
-"""How the passages handed to the LLM are ordered: ``"score"`` best first; ``"edges"`` the best
-first and last and the weakest in the middle (the "lost in the middle" order of LangChain's
-``LongContextReorder``)."""
+"""How the passages handed to the LLM are ordered: ``"score"`` best first; ``"edges"`` the best two
+at the two ends and the weakest in the middle (the "lost in the middle" order of LangChain's
+``LongContextReorder``, :func:`edges_order`)."""
 
 TokenCounter = Callable[[str], int]
 """Counts the tokens of a text."""
@@ -129,8 +129,9 @@ class _CallableCounter:
 
 
 def edges_order(results: Sequence[RerankResult]) -> list[RerankResult]:
-    """Best-first ``results`` reordered best first and last, weakest in the middle, exactly as
-    LangChain's ``LongContextReorder``: 1, 2, 3, 4, 5 become 1, 3, 5, 4, 2."""
+    """Best-first ``results`` reordered with the best two at the two ends and the weakest in the
+    middle, exactly as LangChain's ``LongContextReorder``: 1, 2, 3, 4, 5 become 1, 3, 5, 4, 2
+    (and 1, 2, 3, 4 become 2, 4, 3, 1)."""
     reordered: list[RerankResult] = []
     for i, result in enumerate(reversed(results)):
         if i % 2 == 1:
@@ -150,7 +151,7 @@ class ContextBudget:
         tokenizer: How tokens are counted: ``None`` (a fast approximate count,
             :func:`approximate_tokens`), a Hugging Face tokenizer id or folder, a tokenizer
             object, or a callable (see :func:`token_counter`).
-        order: ``"score"`` (best first, the default) or ``"edges"`` (best first and last).
+        order: ``"score"`` (best first, the default) or ``"edges"`` (the best at the two ends).
         language: Sentence rules used to cut a passage at a sentence boundary.
     """
 

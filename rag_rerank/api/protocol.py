@@ -136,8 +136,9 @@ class BaseReranker(abc.ABC):
             tokenizer: How ``max_context_tokens`` counts: ``None`` (a fast approximate count),
                 the LLM's Hugging Face tokenizer id or folder, a tokenizer object, or a callable
                 from text to a count.
-            order: ``"score"`` (best first, default) or ``"edges"`` (best first and last, the
-                weakest in the middle, for LLMs that lose the middle of a long context).
+            order: ``"score"`` (best first, default) or ``"edges"`` (the best at the two ends,
+                the weakest in the middle, for LLMs that lose the middle of a long context; as
+                LangChain's ``LongContextReorder``).
 
         Ties keep input order. An empty ``documents`` list returns ``[]``.
 
@@ -155,9 +156,8 @@ class BaseReranker(abc.ABC):
         if not docs:
             return []
         results = select(self._logits(query, docs), docs, top_n, cutoff, self._calibration)
-        if pruning is not None and results:
-            job = PruneJob.of([query] * len(results), results, pruning)
-            results = job.apply(results, self._sentence_scores(job))
+        if pruning is not None:
+            results = self.prune(query, results, pruning)
         return budget.apply(results)
 
     async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
@@ -186,10 +186,48 @@ class BaseReranker(abc.ABC):
             return []
         logits = await self._alogits(query, docs)
         results = select(logits, docs, top_n, cutoff, self._calibration)
-        if pruning is not None and results:
-            job = PruneJob.of([query] * len(results), results, pruning)
-            results = job.apply(results, await self._asentence_scores(job))
+        if pruning is not None:
+            results = await self.aprune(query, results, pruning)
         return budget.apply(results)
+
+    def prune(
+        self,
+        query: str,
+        results: Sequence[RerankResult],
+        options: bool | PruneOptions | None = True,
+    ) -> list[RerankResult]:
+        """``results`` (of a ``rerank`` for ``query``) with each document cut to the sentences
+        that answer ``query``: ``pruned_text`` and ``kept_spans`` set, all else unchanged. The
+        sentences of all results are scored together (see :mod:`rag_rerank.api.pruning`).
+
+        Args:
+            query: The question the results were ranked for.
+            results: Reranked results, in any order (kept).
+            options: ``True`` (the defaults) or a :class:`~rag_rerank.PruneOptions`; ``None`` or
+                ``False`` return the results as they are.
+        """
+        pruning = prune_options(options)
+        results = list(results)
+        if pruning is None or not results:
+            return results
+        check_query(query)
+        job = PruneJob.of([query] * len(results), results, pruning)
+        return job.apply(results, self._sentence_scores(job))
+
+    async def aprune(
+        self,
+        query: str,
+        results: Sequence[RerankResult],
+        options: bool | PruneOptions | None = True,
+    ) -> list[RerankResult]:
+        """Async :meth:`prune`."""
+        pruning = prune_options(options)
+        results = list(results)
+        if pruning is None or not results:
+            return results
+        check_query(query)
+        job = PruneJob.of([query] * len(results), results, pruning)
+        return job.apply(results, await self._asentence_scores(job))
 
     # -- the pruning seam (see rag_rerank.api.pruning) ------------------------------------------
 

@@ -78,6 +78,11 @@ _LINE_BREAK = re.compile(r"\n")
 _SPACE = re.compile(r"\s")
 
 
+def _field(default: Any, help: str) -> Any:
+    # ``help`` is the field's one-line description, for the CLI's --prune-<field> flags.
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True, kw_only=True)
 class PruneOptions:
     """How passages are pruned to the sentences that answer the query.
@@ -111,12 +116,16 @@ class PruneOptions:
         PruneOptions(threshold=0.3, min_score=None, context=1, ..., method='sentences')
     """
 
-    threshold: float = 0.5
-    min_score: float | None = None
-    context: int = 0
-    keep_first: bool = False
-    language: str = "en"
-    method: PruneMethod = "auto"
+    threshold: float = _field(
+        0.5, "keep sentences scoring at least this fraction of the passage's best, in (0, 1]"
+    )
+    min_score: float | None = _field(None, "and at least this score, in [0, 1]")
+    context: int = _field(0, "neighbouring sentences kept each side of a kept one")
+    keep_first: bool = _field(False, "always keep each passage's first sentence (a title)")
+    language: str = _field("en", "language code of the sentence rules")
+    method: PruneMethod = _field(
+        "auto", "where sentence scores come from: auto, sentences or head (a pruning head)"
+    )
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -249,7 +258,7 @@ def select_sentences(scores: Sequence[float], options: PruneOptions) -> list[int
     cutoff = options.threshold * finite[best]
     if options.min_score is not None:
         cutoff = max(cutoff, options.min_score)
-    passing = {best, *(i for i, s in enumerate(finite) if s >= cutoff)}
+    passing = {best, *(i for i, s in enumerate(finite) if s >= cutoff and s > -math.inf)}
     kept = set(passing)
     for i in passing:
         kept.update(range(max(0, i - options.context), min(len(scores), i + options.context + 1)))
@@ -259,17 +268,26 @@ def select_sentences(scores: Sequence[float], options: PruneOptions) -> list[int
 
 
 def join_sentences(text: str, spans: Sequence[Span]) -> str:
-    """The sentences at ``spans`` (ascending) joined as in ``text``: each after the whitespace
-    that precedes it there (none between CJK sentences; a line break before a line), the first
-    without any."""
+    """The sentences at ``spans`` (ascending) joined as in ``text``: between two kept sentences,
+    the whitespace that follows the first in ``text`` or the one that precedes the second,
+    whichever holds more line breaks (the second's on a tie). Neighbours keep exactly their own
+    gap; CJK sentences join with none; a title line stays on its own line."""
     parts: list[str] = []
+    previous_end = 0
     for start, end in spans:
         if parts:
-            gap = start
-            while gap > 0 and text[gap - 1].isspace():
-                gap -= 1
-            parts.append(text[gap:start])
+            after = previous_end
+            while after < start and text[after].isspace():
+                after += 1
+            before = start
+            while before > previous_end and text[before - 1].isspace():
+                before -= 1
+            gap_after, gap_before = text[previous_end:after], text[before:start]
+            parts.append(
+                gap_after if gap_after.count("\n") > gap_before.count("\n") else gap_before
+            )
         parts.append(text[start:end])
+        previous_end = end
     return "".join(parts)
 
 

@@ -14,11 +14,13 @@ from ..rag.splitting import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from ..rag.store import DEFAULT_COLLECTION
 from .options import (
     add_model_options,
+    add_prune_options,
     add_selection_options,
     load_reranker,
     non_empty,
     non_negative_int,
     positive_int,
+    prune_from,
     reranker_options,
 )
 from .output import console, error, model_line
@@ -140,6 +142,7 @@ def add_ask(subparsers: Subparsers) -> None:
     parser.add_argument("question", type=non_empty, help="the question")
     _add_db_options(parser)
     add_selection_options(parser, k=50, top_n=5)
+    add_prune_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_model_options(parser)
     parser.set_defaults(handler=ask)
@@ -152,6 +155,7 @@ def ask(args: argparse.Namespace) -> int:
     if not Path(args.db).is_dir():
         error(f"no index at {args.db}; create one with `rag-rerank index PATH... --db {args.db}`")
         return 1
+    prune = prune_from(args)
     reranker = load_reranker(reranker_options(args))  # a bad model fails before embeddings load
     pipeline = RerankPipeline(args.db, collection=args.collection, reranker=reranker)
     if pipeline.count() == 0:
@@ -160,7 +164,9 @@ def ask(args: argparse.Namespace) -> int:
             f"add files with `rag-rerank index PATH... --db {args.db}`"
         )
         return 1
-    results = pipeline.query(args.question, k=args.k, top_n=args.top_n, threshold=args.threshold)
+    results = pipeline.query(
+        args.question, k=args.k, top_n=args.top_n, threshold=args.threshold, prune=prune
+    )
     if args.json:
         print(json.dumps({"model": reranker.model_name, **results.to_dict()}, ensure_ascii=False))
         return 0

@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..api import RerankerOptions
+from ..api import CONTEXT_ORDERS, PruneOptions, RerankerOptions
 from ..api.references import check_hub_model
 from ..errors import InvalidInputError, InvalidInputTypeError
 
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODEL_ENV",
+    "add_context_options",
     "add_model_options",
+    "add_prune_options",
     "add_selection_options",
     "load_reranker",
     "non_empty",
@@ -32,6 +34,7 @@ __all__ = [
     "non_negative_int",
     "positive_float",
     "positive_int",
+    "prune_from",
     "reranker_options",
     "threshold_value",
     "unit_float",
@@ -275,3 +278,71 @@ def add_selection_options(
             help="drop results whose score in [0, 1] is below this; 'calibrated': the "
             "recommended threshold of the --calibration file (default: none)",
         )
+
+
+# -- what the LLM reads: pruning, the token budget, the order -----------------------------------
+
+
+def add_prune_options(parser: argparse.ArgumentParser) -> None:
+    """``--prune`` and one ``--prune-<field>`` per :class:`PruneOptions` field (any of them
+    turns pruning on; their defaults are PruneOptions')."""
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="cut each kept passage to the sentences that answer the query",
+    )
+    defaults = PruneOptions()
+    for field in dataclasses.fields(PruneOptions):
+        flag = "--prune-" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        help_text = f"{field.metadata['help']} (default: {default})"
+        dest = "prune_" + field.name
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=dest, action="store_true", default=None, help=help_text)
+        else:
+            converters: dict[str, Callable[[str], Any]] = {
+                "threshold": float,
+                "min_score": float,
+                "context": non_negative_int,
+            }
+            convert = converters.get(field.name, non_empty)
+            parser.add_argument(flag, dest=dest, type=convert, default=None, help=help_text)
+
+
+def prune_from(args: argparse.Namespace) -> PruneOptions | None:
+    """The :class:`PruneOptions` the ``--prune*`` flags ask for, or ``None`` (none given).
+
+    Raises:
+        InvalidInputError: A bad value (``field`` is ``prune.<name>``).
+    """
+    given = {
+        field.name: getattr(args, "prune_" + field.name)
+        for field in dataclasses.fields(PruneOptions)
+        if getattr(args, "prune_" + field.name, None) is not None
+    }
+    return PruneOptions(**given) if given or args.prune else None
+
+
+def add_context_options(parser: argparse.ArgumentParser) -> None:
+    """``--max-context-tokens``, ``--tokenizer`` and ``--order``."""
+    parser.add_argument(
+        "--max-context-tokens",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="keep the best passages that fit N tokens together, the last cut at a sentence "
+        "boundary (default: no budget)",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        default=None,
+        help="the LLM's Hugging Face tokenizer id or folder, to count --max-context-tokens "
+        "(default: a fast approximate count)",
+    )
+    parser.add_argument(
+        "--order",
+        choices=CONTEXT_ORDERS,
+        default="score",
+        help="'score': best first; 'edges': the best at both ends, the weakest in the middle "
+        "(default: score)",
+    )

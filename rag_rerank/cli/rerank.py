@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
 from .options import (
+    add_context_options,
     add_model_options,
+    add_prune_options,
     add_selection_options,
     load_reranker,
     non_empty,
+    prune_from,
     reranker_options,
 )
 from .output import console, error, model_line
@@ -104,6 +107,8 @@ def add_rerank(subparsers: Subparsers) -> None:
         help="read JSON Lines (the default for a --file ending in .jsonl)",
     )
     add_selection_options(parser)
+    add_prune_options(parser)
+    add_context_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_model_options(parser)
     parser.set_defaults(handler=rerank)
@@ -128,9 +133,17 @@ def rerank(args: argparse.Namespace) -> int:
             return 1
     jsonl = args.jsonl or (args.file is not None and args.file.endswith(".jsonl"))
     candidates = read_candidates(source, jsonl, args.file or "<stdin>")
+    prune = prune_from(args)  # bad flags fail before the model loads
     reranker = load_reranker(reranker_options(args))
     ranked = reranker.rerank(
-        args.query, [c.text for c in candidates], top_n=args.top_n, threshold=args.threshold
+        args.query,
+        [c.text for c in candidates],
+        top_n=args.top_n,
+        threshold=args.threshold,
+        prune=prune,
+        max_context_tokens=args.max_context_tokens,
+        tokenizer=args.tokenizer,
+        order=args.order,
     )
     if args.json:
         rows = [_row(rank, r, candidates[r.index]) for rank, r in enumerate(ranked, 1)]

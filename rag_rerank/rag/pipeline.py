@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from ..api import (
+    PruneOptions,
     RerankerLike,
     RerankerOptions,
+    RerankResult,
     check_positive_int,
     check_query,
     check_selection,
+    prune_options,
     resolve_threshold,
 )
 from ..errors import InvalidInputError, InvalidInputTypeError
@@ -337,6 +340,7 @@ class RerankPipeline:
         top_n: int | None = 5,
         threshold: float | str | None = None,
         where: Mapping[str, Any] | None = None,
+        prune: bool | PruneOptions | None = None,
     ) -> PipelineResults:
         """Retrieve ``k`` candidates for ``question``, rerank them, keep the best ``top_n``.
 
@@ -351,6 +355,9 @@ class RerankPipeline:
                 ``None``: keep all); ``"calibrated"``: the recommended threshold of the
                 reranker's calibration.
             where: A Chroma metadata filter applied at retrieval, e.g. ``{"source": "a.md"}``.
+            prune: Cut each kept chunk to the sentences that answer the question: ``True`` or a
+                :class:`~rag_rerank.PruneOptions` (see ``Reranker.rerank``); each result's
+                ``pruned_text`` and ``kept_spans`` say what is kept. Off by default.
 
         Returns:
             :class:`PipelineResults`: the kept results best first, plus every candidate.
@@ -362,8 +369,9 @@ class RerankPipeline:
         check_query(question, "question")
         check_positive_int(k, "k")
         check_selection(top_n, threshold)
+        prune_options(prune)
         _ = self.reranker  # fail on a bad model before touching the store
-        return self.rerank(self.retrieve(question, k, where), top_n, threshold)
+        return self.rerank(self.retrieve(question, k, where), top_n, threshold, prune)
 
     def retrieve(
         self, question: str, k: int = 50, where: Mapping[str, Any] | None = None
@@ -373,11 +381,16 @@ class RerankPipeline:
         return retrieve(self._collection, question, k, where)
 
     def rerank(
-        self, retrieved: Retrieved, top_n: int | None = 5, threshold: float | str | None = None
+        self,
+        retrieved: Retrieved,
+        top_n: int | None = 5,
+        threshold: float | str | None = None,
+        prune: bool | PruneOptions | None = None,
     ) -> PipelineResults:
         """Rerank candidates from :meth:`retrieve` and keep the best ``top_n`` at or above
-        ``threshold`` (both as in :meth:`query`)."""
+        ``threshold``, pruned with ``prune`` (all as in :meth:`query`)."""
         check_selection(top_n, threshold)
+        pruning = prune_options(prune)
         cutoff = resolve_threshold(threshold, getattr(self.reranker, "calibration", None))
         documents = list(retrieved.documents)
         ranked = self.reranker.rerank(retrieved.query, documents) if documents else []
@@ -395,12 +408,29 @@ class RerankPipeline:
             for rank, r in enumerate(ranked, 1)
         )
         # The reranker ranked every candidate; the cut is made here so `candidates` shows it.
-        kept = [c for c in candidates if cutoff is None or c.score >= cutoff]
+        kept = [c for c in candidates if cutoff is None or c.score >= cutoff][:top_n]
+        if pruning is not None:
+            kept = self._pruned(retrieved.query, kept, pruning)
         return PipelineResults(
             query=retrieved.query,
-            results=tuple(kept if top_n is None else kept[:top_n]),
+            results=tuple(kept),
             candidates=candidates,
             threshold=cutoff,
             top_n=top_n,
             k=retrieved.k,
         )
+
+    def _pruned(
+        self, query: str, kept: list[PipelineResult], options: PruneOptions
+    ) -> list[PipelineResult]:
+        """``kept`` with the sentences of every chunk scored together by the reranker."""
+        prune = getattr(self.reranker, "prune", None)
+        if not callable(prune):
+            raise InvalidInputError(
+                "prune", f"needs a reranker with prune(); {type(self.reranker).__name__} has none"
+            )
+        as_results = [RerankResult(i, c.score, c.raw_score, c.document) for i, c in enumerate(kept)]
+        return [
+            dataclasses.replace(kept[r.index], pruned_text=r.pruned_text, kept_spans=r.kept_spans)
+            for r in prune(query, as_results, options)
+        ]

@@ -25,6 +25,10 @@ class PipelineResult:
         distance: The vector store's distance to the question (cosine distance by default).
         score: Rerank relevance in [0, 1] (sigmoid of ``raw_score``).
         raw_score: The cross-encoder's fp32 logit.
+        pruned_text: With ``prune``, the chunk's sentences that answer the question, joined as
+            in ``document``; ``None`` when not pruned.
+        kept_spans: The kept sentences as ``(start, end)`` offsets into ``document``; ``None``
+            when not pruned.
     """
 
     id: str
@@ -35,6 +39,13 @@ class PipelineResult:
     distance: float
     score: float
     raw_score: float
+    pruned_text: str | None = None
+    kept_spans: tuple[tuple[int, int], ...] | None = None
+
+    @property
+    def text(self) -> str:
+        """The text to hand to the LLM: ``pruned_text`` when pruned, else ``document``."""
+        return self.document if self.pruned_text is None else self.pruned_text
 
     @property
     def rank_change(self) -> int:
@@ -52,6 +63,14 @@ class PipelineResult:
             "distance": self.distance,
             "document": self.document,
             "metadata": dict(self.metadata),
+            **(
+                {}
+                if self.pruned_text is None
+                else {
+                    "pruned_text": self.pruned_text,
+                    "kept_spans": [list(span) for span in self.kept_spans or ()],
+                }
+            ),
         }
 
 
@@ -94,8 +113,9 @@ class PipelineResults(Sequence[PipelineResult]):
 
     @property
     def documents(self) -> list[str]:
-        """The kept chunk texts, best first: the context to hand to an LLM."""
-        return [r.document for r in self.results]
+        """The kept chunk texts (pruned where pruned), best first: the context to hand to an
+        LLM."""
+        return [r.text for r in self.results]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the settings, the kept results and the number of candidates."""

@@ -54,7 +54,9 @@ def _arrow(change: int) -> str:
 
 
 def _text(result: Any) -> str:
-    return str(result.document)
+    # What the LLM reads: the pruned text of a pruned result, else the whole document.
+    pruned = getattr(result, "pruned_text", None)
+    return str(result.document if pruned is None else pruned)
 
 
 def _id(result: Any) -> str:

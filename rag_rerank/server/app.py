@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from .. import __version__
-from ..api import check_positive_int
+from ..api import RerankResult, check_positive_int
 from ..core import Reranker
 from ..errors import InvalidInputError
 from .errors import RETRY_AFTER_SECONDS, ServiceError, install_error_handlers
@@ -194,6 +194,7 @@ def create_app(
             truncate=body.truncate,
             top_n=None,
             threshold=body.score_threshold,
+            prune=body.prune,
         )
         ranks = []
         for r in results:
@@ -203,7 +204,7 @@ def create_app(
             }
             if body.return_text:
                 rank["text"] = r.document
-            ranks.append(rank)
+            ranks.append({**rank, **_pruned(r)})
         return JSONResponse(ranks, headers=served_by(model))
 
     @app.post(
@@ -224,13 +225,14 @@ def create_app(
             truncate=None,
             top_n=body.top_n,
             threshold=body.score_threshold,
+            prune=body.prune,
         )
         items = []
         for r in results:
             item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
             if body.return_documents:
                 item["document"] = {"text": r.document}
-            items.append(item)
+            items.append({**item, **_pruned(r)})
         return JSONResponse(
             {
                 "id": uuid.uuid4().hex,
@@ -258,11 +260,14 @@ def create_app(
             truncate=body.max_tokens_per_doc,
             top_n=body.top_n,
             threshold=None,
+            prune=body.prune,
         )
         return JSONResponse(
             {
                 "id": uuid.uuid4().hex,
-                "results": [{"index": r.index, "relevance_score": r.score} for r in results],
+                "results": [
+                    {"index": r.index, "relevance_score": r.score, **_pruned(r)} for r in results
+                ],
                 "model": model.name,
                 "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
             },
@@ -346,3 +351,9 @@ def create_app(
     known = frozenset(getattr(route, "path", "") for route in app.routes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics, known_paths=known)
     return app
+
+
+def _pruned(result: RerankResult) -> dict[str, Any]:
+    """A result's ``pruned_text`` and ``kept_spans`` for the wire: none when not pruned."""
+    data = result.to_dict()
+    return {key: data[key] for key in ("pruned_text", "kept_spans") if key in data}

@@ -10,13 +10,15 @@ A ``model`` field picks a served model by name; without one, the server's split 
 model answers.
 
 Both accept an extra ``score_threshold`` (compared with the [0, 1] score; ``"calibrated"``: the
-recommended threshold of the server's ``--calibration`` file). Unknown fields are
-refused with 422, so a misspelt option never silently does nothing.
+recommended threshold of the server's ``--calibration`` file). All three accept ``"prune": true``
+(or an object of :class:`~rag_rerank.PruneOptions` fields), which adds ``pruned_text`` (TEI's
+field name) and ``kept_spans`` to each result. Unknown fields are refused with 422, so a
+misspelt option never silently does nothing.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
@@ -79,6 +81,19 @@ def _upto_first_bad_document(value: object) -> object:
     return value
 
 
+Prune = StrictBool | dict[str, Any] | None
+"""``true``, ``false``, absent, or an object of PruneOptions fields (checked by the core, whose
+errors name ``prune.<field>``)."""
+
+_PRUNE_HELP = (
+    "Cut each result to the sentences that answer the query: true, or an object of PruneOptions "
+    'fields ({"threshold": 0.5, "context": 0, "keep_first": false, ...}); adds '
+    "pruned_text and kept_spans to each result. Scores and order do not change."
+)
+_PRUNED_TEXT_HELP = "The kept sentences, joined as in the text (with prune)."
+_KEPT_SPANS_HELP = "The kept sentences as [start, end] character offsets into the text (prune)."
+
+
 def _non_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
@@ -111,6 +126,7 @@ class TEIRerankRequest(BaseModel):
         description="Drop results whose [0, 1] score is below this; 'calibrated': the "
         "recommended threshold of the server's calibration file.",
     )
+    prune: Prune = Field(default=None, description=_PRUNE_HELP)
 
     _check_query = field_validator("query")(_non_blank)
     _check_threshold = field_validator("score_threshold", mode="before")(_threshold)
@@ -123,6 +139,8 @@ class TEIRank(BaseModel):
     index: int = Field(description="Position of the text in the request.")
     score: float = Field(description="Relevance in [0, 1], or the logit with raw_scores.")
     text: str | None = Field(default=None, description="The text, with return_text.")
+    pruned_text: str | None = Field(default=None, description=_PRUNED_TEXT_HELP)
+    kept_spans: list[list[int]] | None = Field(default=None, description=_KEPT_SPANS_HELP)
 
 
 class CohereDocument(BaseModel):
@@ -157,6 +175,7 @@ class CohereRerankRequest(BaseModel):
         description="Drop results whose score is below this; 'calibrated': the recommended "
         "threshold of the server's calibration file.",
     )
+    prune: Prune = Field(default=None, description=_PRUNE_HELP)
 
     _check_query = field_validator("query")(_non_blank)
     _check_threshold = field_validator("score_threshold", mode="before")(_threshold)
@@ -173,6 +192,8 @@ class CohereResult(BaseModel):
     index: int
     relevance_score: float = Field(description="Relevance in [0, 1].")
     document: CohereDocument | None = None
+    pruned_text: str | None = Field(default=None, description=_PRUNED_TEXT_HELP)
+    kept_spans: list[list[int]] | None = Field(default=None, description=_KEPT_SPANS_HELP)
 
 
 class Usage(BaseModel):
@@ -213,6 +234,7 @@ class CohereV2RerankRequest(BaseModel):
     priority: StrictInt | None = Field(
         default=None, description="Accepted for compatibility; requests are served in order."
     )
+    prune: Prune = Field(default=None, description=_PRUNE_HELP)
 
     _check_query = field_validator("query")(_non_blank)
 
@@ -222,6 +244,8 @@ class CohereV2Result(BaseModel):
 
     index: int
     relevance_score: float = Field(description="Relevance in [0, 1].")
+    pruned_text: str | None = Field(default=None, description=_PRUNED_TEXT_HELP)
+    kept_spans: list[list[int]] | None = Field(default=None, description=_KEPT_SPANS_HELP)
 
 
 class CohereV2RerankResponse(BaseModel):

@@ -15,7 +15,7 @@ from fastapi import Request
 from starlette.types import Receive
 
 from .. import __version__
-from ..api import RerankResult, resolve_threshold
+from ..api import RerankResult, prune_options, resolve_threshold
 from ..core import Reranker
 from ..core.device import precision_note
 from ..errors import NonFiniteScoreError
@@ -101,11 +101,13 @@ class RerankService:
         truncate: bool | int | None,
         top_n: int | None,
         threshold: float | str | None,
+        prune: object = None,
     ) -> list[RerankResult]:
         """Rank ``texts``; cancel the queued pairs if the client disconnects first.
 
         ``truncate``: ``True`` scores only each document's first window; a number, only its
-        first window of that many tokens. With a shadow scorer, the full ranking also goes to it.
+        first window of that many tokens. ``prune``: as :meth:`Reranker.rerank`'s. With a shadow
+        scorer, the full ranking also goes to it.
         """
         if request.scope.get(ARRIVED_KEY, math.inf) >= self._drain_started:
             raise ServiceError(
@@ -131,17 +133,21 @@ class RerankService:
             max_queue_pairs=capacity,
         )
         reranker = self._view(truncate)
+        pruning = prune_options(prune)  # a bad one fails before any work
         start = time.perf_counter()
         try:
             if self.shadow is None:
                 results = await _unless_disconnected(
                     request.receive,
-                    reranker.arerank(query, texts, top_n=top_n, threshold=threshold),
+                    reranker.arerank(query, texts, top_n=top_n, threshold=threshold, prune=pruning),
                 )
             else:  # the shadow compares full rankings: select here rather than in the core
                 cutoff = resolve_threshold(threshold, reranker.calibration)
                 ranked = await _unless_disconnected(request.receive, reranker.arerank(query, texts))
                 results = [r for r in ranked if cutoff is None or r.score >= cutoff][:top_n]
+                if pruning is not None:
+                    pruned = reranker.aprune(query, results, pruning)
+                    results = await _unless_disconnected(request.receive, pruned)
         except NonFiniteScoreError as exc:
             logger.error("non-finite score for document %d of a request", exc.pair_index)
             raise ServiceError(

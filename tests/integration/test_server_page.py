@@ -190,3 +190,46 @@ def test_console_hides_the_toggle_without_cleaning(url: str, browser) -> None:
         assert not page.locator("#cleaned-toggle").is_visible()
     finally:
         context.close()
+
+
+def test_console_prunes_highlighting_kept_sentences_and_the_saving(
+    url: str, rr: Reranker, browser
+) -> None:
+    from rag_rerank.api import approximate_tokens
+
+    passages = [
+        "The bank lends money for boats. It opens at nine. Its logo is blue.",
+        "Fishing boats line the river. Ducks swim there. A bank loan paid for one boat.",
+    ]
+    expected = rr.rerank(QUERY, passages, prune=True)
+    context = browser.new_context(http_credentials={"username": "console", "password": KEY})
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/")
+        sync_api.expect(page.locator("#model")).to_contain_text("cpu", timeout=30_000)
+        page.fill("#query", QUERY)
+        page.fill("#candidates", "\n".join(passages))
+        page.check("#prune")
+        page.click("#rerank")
+        page.wait_for_selector(".rr-card")
+        cards = page.locator(".rr-card")
+        for rank, result in enumerate(expected):
+            card = cards.nth(rank)
+            assert int(card.get_attribute("data-index")) == result.index
+            assert card.locator(".rr-text").inner_text() == result.document  # the full passage
+            kept = [result.document[start:end] for start, end in result.kept_spans]
+            assert card.locator(".rr-kept").all_inner_texts() == kept
+            full, pruned = approximate_tokens(result.document), approximate_tokens(result.text)
+            saved = round(100 * (full - pruned) / full)
+            assert card.locator(".rr-saving").inner_text() == (
+                f"≈{pruned} of {full} tokens kept ({saved}% saved)"
+            )
+        full = sum(approximate_tokens(r.document) for r in expected)
+        pruned = sum(approximate_tokens(r.text) for r in expected)
+        assert f"pruning keeps ≈{pruned} of {full} tokens" in page.inner_text("#status")
+        page.uncheck("#prune")
+        page.click("#rerank")
+        sync_api.expect(page.locator(".rr-kept")).to_have_count(0, timeout=30_000)
+        assert page.locator(".rr-saving").count() == 0
+    finally:
+        context.close()

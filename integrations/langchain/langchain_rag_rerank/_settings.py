@@ -12,9 +12,15 @@ from rag_rerank.adapters import RerankFields
 from rag_rerank.api import RerankResult
 from rag_rerank.errors import InvalidInputTypeError
 
-__all__ = ["RELEVANCE_SCORE_KEY", "RerankSettings"]
+__all__ = ["KEPT_SPANS_KEY", "ORIGINAL_CONTENT_KEY", "RELEVANCE_SCORE_KEY", "RerankSettings"]
 
 RELEVANCE_SCORE_KEY = "relevance_score"
+ORIGINAL_CONTENT_KEY = "original_content"
+"""Metadata key of a pruned document's full ``page_content`` (its ``page_content`` is the
+pruned text)."""
+KEPT_SPANS_KEY = "kept_spans"
+"""Metadata key of a pruned document's kept sentences: ``[[start, end], ...]`` character offsets
+into ``metadata["original_content"]``."""
 
 
 class RerankSettings(RerankFields):
@@ -37,7 +43,9 @@ class RerankSettings(RerankFields):
         texts = _texts(documents)
         if not texts:
             return []
-        results = self.loaded_reranker.rerank(query, texts, top_n=top_n, threshold=threshold)
+        reranker = self.loaded_reranker
+        context = self.context_arguments()
+        results = reranker.rerank(query, texts, top_n=top_n, threshold=threshold, **context)
         return _scored_copies(documents, results)
 
     async def _arerank_documents(
@@ -50,7 +58,9 @@ class RerankSettings(RerankFields):
         texts = _texts(documents)
         if not texts:
             return []
-        results = await self.loaded_reranker.arerank(query, texts, top_n=top_n, threshold=threshold)
+        reranker = self.loaded_reranker
+        context = self.context_arguments()
+        results = await reranker.arerank(query, texts, top_n=top_n, threshold=threshold, **context)
         return _scored_copies(documents, results)
 
 
@@ -71,14 +81,14 @@ def _scored_copies(
     documents: Sequence[Document], results: Sequence[RerankResult]
 ) -> list[Document]:
     # New Documents with copied metadata: the caller's documents and their metadata stay as given.
-    return [
-        documents[result.index].model_copy(
-            update={
-                "metadata": {
-                    **copy.deepcopy(documents[result.index].metadata),
-                    RELEVANCE_SCORE_KEY: result.score,
-                }
-            }
-        )
-        for result in results
-    ]
+    copies = []
+    for result in results:
+        original = documents[result.index]
+        metadata = {**copy.deepcopy(original.metadata), RELEVANCE_SCORE_KEY: result.score}
+        update: dict[str, object] = {"metadata": metadata}
+        if result.pruned_text is not None:
+            update["page_content"] = result.pruned_text
+            metadata[ORIGINAL_CONTENT_KEY] = original.page_content
+            metadata[KEPT_SPANS_KEY] = [list(span) for span in result.kept_spans or ()]
+        copies.append(original.model_copy(update=update))
+    return copies

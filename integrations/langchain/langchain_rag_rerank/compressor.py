@@ -25,6 +25,15 @@ class RagRerank(RerankSettings, BaseDocumentCompressor):
         model: Hugging Face hub id or local folder (default ``"BAAI/bge-reranker-v2-m3"``).
         top_n: Keep at most this many documents (default 5); ``None`` keeps all.
         score_threshold: Drop documents scoring below this, in [0, 1] (default ``None``).
+        prune: ``True`` or a ``rag_rerank.PruneOptions``: each copy's ``page_content`` becomes
+            the sentences that answer the query, with the full text in
+            ``metadata["original_content"]`` and the kept sentences' ``[start, end]`` offsets
+            into it in ``metadata["kept_spans"]``. Off by default.
+        max_context_tokens: Keep the best documents whose text fits this many tokens together
+            (instead of a fixed count; the last one cut at a sentence boundary). Default ``None``.
+        tokenizer: How ``max_context_tokens`` counts: ``None`` (approximate), the LLM's
+            Hugging Face tokenizer id or folder, a tokenizer object or a callable.
+        order: ``"score"`` (best first, default) or ``"edges"`` (best at both ends).
         reranker: An existing ``rag_rerank.Reranker`` or ``rag_rerank.RemoteReranker`` (or any
             object with their ``rerank`` and ``arerank`` methods) to use instead of loading
             ``model``.

@@ -14,15 +14,37 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from rag_rerank.adapters import RerankFields
-from rag_rerank.api import RerankerLike, RerankResult, check_query
+from rag_rerank.api import (
+    RerankerLike,
+    RerankResult,
+    Span,
+    check_query,
+    join_sentences,
+    split_sentences,
+)
 from rag_rerank.errors import InvalidInputError
 
-__all__ = ["RETRIEVAL_SCORE_KEY", "RagRerank", "SupportsRerank"]
+__all__ = [
+    "KEPT_SPANS_KEY",
+    "ORIGINAL_CONTENT_KEY",
+    "RETRIEVAL_SCORE_KEY",
+    "RagRerank",
+    "SupportsRerank",
+]
 
 dispatcher = get_dispatcher(__name__)
 
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 """Metadata key under which a reranked node keeps the score it came in with."""
+
+ORIGINAL_CONTENT_KEY = "original_content"
+"""Metadata key of a pruned node's full text (its ``text`` is the pruned text)."""
+
+KEPT_SPANS_KEY = "kept_spans"
+"""Metadata key of a pruned node's kept sentences: ``[[start, end], ...]`` character offsets into
+``metadata["original_content"]``."""
+
+_OWN_KEYS = (RETRIEVAL_SCORE_KEY, ORIGINAL_CONTENT_KEY, KEPT_SPANS_KEY)
 
 SupportsRerank = RerankerLike
 """The name this package first gave the reranker protocol; it is ``rag_rerank.RerankerLike``."""
@@ -37,6 +59,13 @@ class RagRerank(RerankFields, BaseNodePostprocessor):
     [0, 1] and whose node is a copy carrying the incoming score in
     ``metadata["retrieval_score"]`` (excluded from the embed and LLM text, so it never reaches
     the prompt). The caller's nodes are left untouched.
+
+    With ``prune=True`` (or a ``rag_rerank.PruneOptions``), each copy's ``text`` is cut to the
+    sentences that answer the query, the full text kept in ``metadata["original_content"]`` and
+    the kept sentences' offsets into it in ``metadata["kept_spans"]`` (both, like the retrieval
+    score, excluded from the embed and LLM text). ``max_context_tokens`` (with ``tokenizer``)
+    keeps the best nodes that fit a token budget, and ``order="edges"`` puts the best at both
+    ends of the context.
 
     Without ``reranker``, the model is loaded once per process through ``Reranker.shared``: every
     ``RagRerank`` and every LangChain compressor from ``langchain-rag-rerank`` naming the same
@@ -68,7 +97,10 @@ class RagRerank(RerankFields, BaseNodePostprocessor):
             return []
         with self._reranking(nodes, query_bundle, query) as (texts, finish):
             reranker = self.loaded_reranker
-            return finish(reranker.rerank(query, texts, self.top_n, self.score_threshold))
+            context = self.context_arguments()
+            return finish(
+                reranker.rerank(query, texts, self.top_n, self.score_threshold, **context)
+            )
 
     async def _apostprocess_nodes(
         self,
@@ -81,7 +113,10 @@ class RagRerank(RerankFields, BaseNodePostprocessor):
         with self._reranking(nodes, query_bundle, query) as (texts, finish):
             # The reranker's own async path: awaits the engine, no thread shim.
             reranker = self.loaded_reranker
-            results = await reranker.arerank(query, texts, self.top_n, self.score_threshold)
+            context = self.context_arguments()
+            results = await reranker.arerank(
+                query, texts, self.top_n, self.score_threshold, **context
+            )
             return finish(results)
 
     @contextmanager
@@ -141,17 +176,38 @@ def _rescored(nodes: list[NodeWithScore], results: list[RerankResult]) -> list[N
     for result in results:
         original = nodes[result.index]
         node = original.node
-        copy = node.model_copy(
-            update={
-                "metadata": {**node.metadata, RETRIEVAL_SCORE_KEY: original.score},
-                "excluded_embed_metadata_keys": _plus(node.excluded_embed_metadata_keys),
-                "excluded_llm_metadata_keys": _plus(node.excluded_llm_metadata_keys),
-            }
-        )
-        reranked.append(NodeWithScore(node=copy, score=result.score))
+        metadata = {**node.metadata, RETRIEVAL_SCORE_KEY: original.score}
+        update: dict[str, Any] = {"metadata": metadata}
+        text = getattr(node, "text", None)
+        if result.pruned_text is not None and isinstance(text, str):
+            spans = _text_spans(result, text)
+            update["text"] = join_sentences(text, spans)
+            metadata[ORIGINAL_CONTENT_KEY] = text
+            metadata[KEPT_SPANS_KEY] = [list(span) for span in spans]
+        keys = [key for key in _OWN_KEYS if key in metadata]
+        update["excluded_embed_metadata_keys"] = _plus(node.excluded_embed_metadata_keys, keys)
+        update["excluded_llm_metadata_keys"] = _plus(node.excluded_llm_metadata_keys, keys)
+        reranked.append(NodeWithScore(node=node.model_copy(update=update), score=result.score))
     return reranked
 
 
-def _plus(keys: list[str]) -> list[str]:
+def _text_spans(result: RerankResult, text: str) -> list[Span]:
+    """The kept spans of ``result`` (offsets into the scored content: the node's metadata lines,
+    then its text) as offsets into the node's ``text``. The metadata lines are dropped; when only
+    they were kept, the text's first sentence stands in, so the pruned text is never empty."""
+    sentences = split_sentences(text)
+    offset = result.document.rfind(text) if text else -1
+    if offset < 0:  # a template that changes the text: its sentences found in the pruned text
+        kept = [(s, e) for s, e in sentences if text[s:e] in (result.pruned_text or "")]
+        return kept or sentences[:1]
+    inside = [
+        (start - offset, end - offset)
+        for start, end in result.kept_spans or ()
+        if start >= offset and end <= offset + len(text)
+    ]
+    return inside or sentences[:1]
+
+
+def _plus(keys: list[str], added: list[str]) -> list[str]:
     # A new list either way: the copy must not share a mutable list with the caller's node.
-    return list(keys) if RETRIEVAL_SCORE_KEY in keys else [*keys, RETRIEVAL_SCORE_KEY]
+    return [*keys, *(key for key in added if key not in keys)]
