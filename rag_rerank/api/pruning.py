@@ -123,7 +123,7 @@ class PruneOptions:
     context: int = _field(0, "neighbouring sentences kept each side of a kept one")
     keep_first: bool = _field(False, "always keep each passage's first sentence (a title)")
     language: str = _field("en", "language code of the sentence rules")
-    method: PruneMethod = _field(
+    method: PruneMethod = _field(  # noqa: RUF009 (a dataclasses.field)
         "auto", "where sentence scores come from: auto, sentences or head (a pruning head)"
     )
 
