@@ -71,6 +71,12 @@ def test_a_head_needs_a_model_folder(tmp_path: Path) -> None:
     assert caught.value.option == "base"
 
 
+def test_a_head_needs_a_corpus_with_content_words(bert_dir: str) -> None:
+    with pytest.raises(TrainingError) as caught:
+        train_pruning_head(bert_dir, ["It is so.", "And it was."])
+    assert caught.value.option == "corpus"
+
+
 def test_cli_train_prune_adds_a_head_to_a_base(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
