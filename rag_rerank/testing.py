@@ -14,6 +14,8 @@ random (the same for the same seed), so scores say nothing about relevance.
 - :func:`build_qwen3` / :func:`build_gemma`: decoder-only LLM rerankers (the Qwen3-Reranker and
   bge-reranker-v2-gemma architectures) with byte-level BPE / SentencePiece-style tokenizers trained
   here that hold the special tokens and words their prompt templates use.
+- :func:`build_pruning_head`: the BERT model with a random per-token pruning head (the one-pass
+  pruning kind of :mod:`rag_rerank.core.head`).
 - :func:`build_all`: all three of ``bert``, ``bert2`` (two labels) and ``xlmr`` under one folder;
   ``python -m rag_rerank.testing DIR`` does the same from a shell.
 
@@ -46,6 +48,7 @@ __all__ = [
     "build_all",
     "build_bert",
     "build_gemma",
+    "build_pruning_head",
     "build_qwen3",
     "build_xlmr",
     "minilm_folder",
@@ -262,6 +265,20 @@ def build_bert(path: str | Path, num_labels: int = 1, seed: int = 0) -> Path:
         **TINY,
     )
     return _save(model, tokenizer, path)
+
+
+def build_pruning_head(path: str | Path, seed: int = 0) -> Path:
+    """Write :func:`build_bert`'s model (same ``seed``, same weights) with a random pruning head
+    to ``path``: it loads as a :class:`~rag_rerank.core.head.PruningHeadModel`, whose forward
+    gives each document token a logit beside the relevance logit. Returns ``path`` as a Path."""
+    import torch
+
+    from .core.head import save_pruning_head
+
+    folder = build_bert(path, seed=seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    weight = torch.randn(1, TINY["hidden_size"], generator=generator) * 0.5
+    return save_pruning_head(folder, weight, torch.zeros(1))
 
 
 def build_xlmr(path: str | Path, seed: int = 0) -> Path:

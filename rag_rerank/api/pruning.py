@@ -43,7 +43,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidInputError, InvalidInputTypeError
 
@@ -52,7 +52,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_SENTENCE_CHARS",
+    "PRUNE_METHODS",
     "PruneJob",
+    "PruneMethod",
     "PruneOptions",
     "Span",
     "join_sentences",
@@ -62,6 +64,10 @@ __all__ = [
 ]
 
 Span = tuple[int, int]
+
+PruneMethod = Literal["auto", "sentences", "head"]
+PRUNE_METHODS: tuple[str, ...] = ("auto", "sentences", "head")
+"""The values of :attr:`PruneOptions.method`."""
 """``(start, end)`` character offsets of a sentence in its passage: ``passage[start:end]``."""
 
 MAX_SENTENCE_CHARS = 400
@@ -96,13 +102,18 @@ class PruneOptions:
         keep_first: Always keep the passage's first sentence (a title, a heading). Default off.
         language: Language code for the sentence rules (``"en"``, ``"de"``, ``"zh"``, ...);
             default ``"en"``, which also ends sentences at CJK full stops.
+        method: Where the sentence scores come from: ``"sentences"`` scores each (query,
+            sentence) pair with the reranker; ``"head"`` averages the token logits of a model's
+            pruning head from the pass that ranked the passages (no extra pass; a model trained
+            with ``rag-rerank train --prune``); ``"auto"`` (default) is the head when the model
+            has one, else sentences.
 
     Raises:
         InvalidInputError: A bad value; ``field`` names it as ``prune.<name>``.
 
     Example:
-        >>> PruneOptions(threshold=0.3, context=1)
-        PruneOptions(threshold=0.3, min_score=None, context=1, keep_first=False, language='en')
+        >>> PruneOptions(threshold=0.3, context=1, method="sentences")  # doctest: +ELLIPSIS
+        PruneOptions(threshold=0.3, min_score=None, context=1, ..., method='sentences')
     """
 
     threshold: float = _field(
@@ -112,6 +123,9 @@ class PruneOptions:
     context: int = _field(0, "neighbouring sentences kept each side of a kept one")
     keep_first: bool = _field(False, "always keep each passage's first sentence (a title)")
     language: str = _field("en", "language code of the sentence rules")
+    method: PruneMethod = _field(  # noqa: RUF009 (a dataclasses.field)
+        "auto", "where sentence scores come from: auto, sentences or head (a pruning head)"
+    )
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -133,6 +147,11 @@ class PruneOptions:
         if not isinstance(self.keep_first, bool):
             raise InvalidInputError(
                 "prune.keep_first", f"must be True or False, got {self.keep_first!r}"
+            )
+        if self.method not in PRUNE_METHODS:
+            raise InvalidInputError(
+                "prune.method",
+                f"must be one of {', '.join(map(repr, PRUNE_METHODS))}, got {self.method!r}",
             )
         if not isinstance(self.language, str) or not self.language.strip():
             raise InvalidInputError(

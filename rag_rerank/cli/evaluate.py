@@ -37,7 +37,17 @@ def add_eval(subparsers: Subparsers) -> None:
         "recall and passages kept against the qrels; the recommended threshold is the "
         "--calibration file's, else the one meeting --target). Needs the 'eval' extra.",
     )
-    parser.add_argument("dataset_dir", metavar="DATASET_DIR", help="folder in BEIR layout")
+    parser.add_argument(
+        "dataset_dir", metavar="DATASET_DIR", nargs="?", help="folder in BEIR layout"
+    )
+    parser.add_argument(
+        "--prune-set",
+        action="store_true",
+        help="instead of a dataset: measure pruning on the multi-sentence demo set shipped with "
+        "the package (62 questions, each document's answer sentence marked): share of context "
+        "tokens removed, share of answer sentences kept and seconds, with pruning off, by "
+        "sentence scoring and by the model's pruning head (when it has one)",
+    )
     parser.add_argument("--split", default="test", help="qrels split to evaluate (default: test)")
     # No --threshold: every candidate is reranked, so both orders rank the same k passages.
     add_selection_options(
@@ -101,6 +111,11 @@ def evaluate(args: argparse.Namespace) -> int:
     from ..evaluation import load_beir
     from ..evaluation.calibration import format_threshold_table
 
+    if args.prune_set:
+        return _evaluate_pruning(args)
+    if args.dataset_dir is None:
+        error("give a DATASET_DIR in BEIR layout, or --prune-set")
+        return 2
     if args.top_n > args.k:
         error(f"--top-n ({args.top_n}) must not exceed --k ({args.k})")
         return 1
@@ -149,6 +164,32 @@ def evaluate(args: argparse.Namespace) -> int:
                 "rows": [row.as_dict() for row in rows],
             }
             json.dump(summary, handle, indent=2)
+            handle.write("\n")
+        print(f"report written to {args.json}")
+    return 0
+
+
+def _evaluate_pruning(args: argparse.Namespace) -> int:
+    """Measure pruning on the shipped labelled set; print the table, optionally write JSON."""
+    from ..evaluation.pruning import evaluate_pruning, load_prune_set, prune_table
+
+    examples = load_prune_set()
+    reranker = load_reranker(reranker_options(args))
+    methods = ["off", "sentences"] + (["head"] if reranker.pruning_head else [])
+    try:
+        runs = evaluate_pruning(reranker, examples[: args.max_queries], methods)
+    finally:
+        reranker.close()
+    documents = len({e.document_id for e in examples[: args.max_queries]})
+    print(
+        f"pruning on the demo set: {runs[0].measures.questions} questions, each reranked with "
+        f"its document ({documents} documents of 3-5 sentences)"
+    )
+    print(model_line(reranker))
+    print(prune_table(runs))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"prune_set": [run.to_dict() for run in runs]}, handle, indent=2)
             handle.write("\n")
         print(f"report written to {args.json}")
     return 0

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .options import device_value, non_empty, positive_float, positive_int
+from .options import device_value, non_empty, non_negative_int, positive_float, positive_int
 
 if TYPE_CHECKING:
     from . import Subparsers
@@ -64,7 +64,12 @@ def add_train(subparsers: Subparsers) -> None:
         default=None,
         help="bce (default), or with --teacher margin-mse (default) or mse",
     )
-    parser.add_argument("--steps", type=positive_int, default=300, help="default: %(default)s")
+    parser.add_argument(
+        "--steps",
+        type=non_negative_int,
+        default=300,
+        help="default: %(default)s; 0 with --prune: only add a pruning head to --base",
+    )
     parser.add_argument(
         "--batch-size", type=positive_int, default=32, help="pairs per step (default: %(default)s)"
     )
@@ -87,6 +92,13 @@ def add_train(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--restart", action="store_true", help="ignore the checkpoints in OUT and start over"
     )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="then train a one-pass pruning head on the trained reranker (per-token logits "
+        "from the same forward pass as the score; its ranking is unchanged): the model "
+        "prunes with rerank(prune=True) at no extra pass. With --steps 0, on --base as it is",
+    )
     parser.set_defaults(handler=train)
 
 
@@ -96,6 +108,14 @@ def train(args: argparse.Namespace) -> int:
     from ..training import last_checkpoint
     from ..training import train as run
 
+    if args.steps == 0:
+        if not args.prune or not args.base:
+            print(
+                "error: --steps 0 only adds a pruning head: give --prune and --base",
+                file=sys.stderr,
+            )
+            return 2
+        return _prune_head(args, args.base)
     try:
         report = run(
             args.corpus,
@@ -125,4 +145,16 @@ def train(args: argparse.Namespace) -> int:
     )
     print(report.summary())
     print(f"model: {report.out} (model card: {report.out}/README.md)")
+    return _prune_head(args, report.out) if args.prune else 0
+
+
+def _prune_head(args: argparse.Namespace, model: str) -> int:
+    """Train the pruning head on ``model`` into ``--out`` and say how it went."""
+    from ..training import load_passages
+    from ..training.pruning import train_pruning_head
+
+    passages = [p.text for p in load_passages(args.corpus)]
+    report = train_pruning_head(model, passages, out=args.out, seed=args.seed, device=args.device)
+    print(report.summary())
+    print(f"model with its pruning head: {report.out}")
     return 0

@@ -71,6 +71,9 @@ class _JobFuture(Future[np.ndarray]):
     the job's remaining batches (``Future.cancel`` alone refuses once a job started)."""
 
     abandoned = False
+    row_outputs: list[list[Any]] | None = None
+    """Per pair, the model's outputs beside the logits for each of its windows (a pruning head's
+    token logits), set before the result when the model gives them."""
 
     def cancel(self) -> bool:
         if super().cancel():
@@ -310,14 +313,20 @@ class Engine:
         )
         try:
             with tqdm(total=len(lengths), unit="pair", desc="Reranking", disable=not show) as bar:
-                pending: list[tuple[np.ndarray, torch.Tensor]] = []
+                pending: list[tuple[np.ndarray, Any]] = []
                 for batch in batches:
                     if not self._abandoned(windows, owners[batch]):
                         self._score_batch(batch, windows, lengths, pending)
                     bar.update(len(batch))
                 # Results stay on the device until every batch is queued: no sync per batch, so
                 # the host collates the next batch while the GPU runs this one.
+                outputs: list[Any] | None = None
                 for batch, result in pending:
+                    if isinstance(result, tuple):  # logits and a per-row output (pruning head)
+                        result, extras = result
+                        outputs = outputs or [None] * len(lengths)
+                        for i, extra in zip(batch.tolist(), extras, strict=True):
+                            outputs[i] = extra
                     logits[batch] = result.cpu().numpy()
         except Exception as exc:
             self.stats.last_forward_ok = False
@@ -334,6 +343,10 @@ class Engine:
         offset = 0
         for job, owner in windows.job_slices:
             job_logits = logits[offset : offset + len(owner)]
+            if outputs is not None:
+                job.future.row_outputs = _per_pair(
+                    outputs[offset : offset + len(owner)], owner, job
+                )
             offset += len(owner)
             if job.future.abandoned:
                 job.future.set_exception(CancelledError())
@@ -372,7 +385,7 @@ class Engine:
         batch: np.ndarray,
         windows: _Windows,
         lengths: np.ndarray,
-        pending: list[tuple[np.ndarray, torch.Tensor]],
+        pending: list[tuple[np.ndarray, Any]],
     ) -> None:
         ids = [windows.input_ids[i] for i in batch]
         types = None
@@ -417,3 +430,13 @@ class Engine:
             return
         self.stats.pairs += len(logits)
         job.future.set_result(logits)
+
+
+def _per_pair(outputs: list[Any], owner: np.ndarray, job: _Job) -> list[list[Any]]:
+    """A job's per-row outputs grouped by the caller's pair, windows in order."""
+    grouped: list[list[Any]] = [[] for _ in job.documents]
+    for pair, output in zip(owner.tolist(), outputs, strict=True):
+        grouped[pair].append(output)
+    if job.inverse is not None:
+        return [grouped[i] for i in job.inverse.tolist()]
+    return grouped

@@ -75,7 +75,9 @@ class PairModel(Protocol):
 
     def collate(self, input_ids: Sequence[Sequence[int]], extra: Sequence[Any] | None) -> Any: ...
 
-    def forward(self, inputs: Any) -> torch.Tensor: ...
+    def forward(self, inputs: Any) -> torch.Tensor | tuple[torch.Tensor, list[Any]]:
+        """fp32 relevance logits, one per row; a model with a per-row output beside them (a
+        pruning head's token logits) returns ``(logits, outputs)``."""
 
 
 def load_model(
@@ -90,13 +92,15 @@ def load_model(
     instruction: str | None = None,
 ) -> PairModel:
     """Load ``name_or_path`` as an LLM reranker when it is one (by ``prompt_format``, its config
-    or its id), else as a :class:`CrossEncoderModel`.
+    or its id), else as a :class:`CrossEncoderModel`, or a
+    :class:`~rag_rerank.core.head.PruningHeadModel` when its config names a pruning head.
 
     Raises:
         InvalidInputError: ``prompt_format`` does not fit the model, ``instruction`` without an
             LLM reranker, or a bad ``quantize``.
         ModelLoadError: the model cannot be loaded (see :meth:`CrossEncoderModel.load`).
     """
+    from .head import PruningHeadModel, is_pruning_head
     from .llm import LLMRerankerModel, recognise
     from .model import CrossEncoderModel
 
@@ -111,7 +115,8 @@ def load_model(
                 f"is for LLM rerankers (prompt_format='qwen3' or 'bge-gemma'); {name_or_path!r} "
                 "is a cross-encoder without a prompt",
             )
-        return CrossEncoderModel.load(
+        kind = PruningHeadModel if is_pruning_head(config) else CrossEncoderModel
+        return kind.load(
             name_or_path, config, device=device, dtype=dtype, common=common, quantize=quantize
         )
     if quantize is not None:

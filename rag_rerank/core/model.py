@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -73,9 +73,7 @@ class CrossEncoderModel:
         # Padding-free execution (see forward_packed): on the CPU, where padding is pure waste.
         self.position_offset = packed_position_offset(model)
         self.packed = device.type == "cpu" and self.position_offset is not None
-        self.packed_encoder: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = (
-            PackedEncoder(model) if self.packed else None
-        )
+        self.packed_encoder = PackedEncoder(model) if self.packed else None
 
     @classmethod
     def load(
@@ -124,6 +122,23 @@ class CrossEncoderModel:
         quarter of ``max_length``, documents truncated to fit, or with ``windows`` cut into
         overlapping windows (the tokenizer's overflow with a stride). ``extra`` holds the
         segment ids where the model takes them."""
+        encoded, owner = self._tokenize(queries, documents, max_length, windows, offsets=False)
+        ids = encoded["input_ids"]
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+        types = encoded["token_type_ids"] if self.uses_token_type_ids else None
+        return EncodedPairs(ids, types, owner, lengths)
+
+    def _tokenize(
+        self,
+        queries: Sequence[str],
+        documents: Sequence[str],
+        max_length: int,
+        windows: bool,
+        *,
+        offsets: bool,
+    ) -> tuple[Any, np.ndarray]:
+        """The tokenizer's encoding of the pairs (with ``offsets``, each token's character
+        offsets too) and the pair each row belongs to."""
         tokenizer = self.tokenizer
         cut = truncate_queries(tokenizer, queries, query_token_limit(max_length))
         overlap = window_overlap(max_length, tokenizer.num_special_tokens_to_add(True))
@@ -136,15 +151,13 @@ class CrossEncoderModel:
             return_overflowing_tokens=windows,
             return_attention_mask=False,
             return_token_type_ids=self.uses_token_type_ids,
+            return_offsets_mapping=offsets,
         )
         if windows:
             owner = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
         else:
             owner = np.arange(len(documents), dtype=np.int64)
-        ids = encoded["input_ids"]
-        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
-        types = encoded["token_type_ids"] if self.uses_token_type_ids else None
-        return EncodedPairs(ids, types, owner, lengths)
+        return encoded, owner
 
     def collate(
         self, input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]] | None

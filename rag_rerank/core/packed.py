@@ -56,6 +56,16 @@ class PackedEncoder:
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[rows, labels]`` fp32 logits of a packed batch: ``input_ids``, ``token_type_ids`` and
         ``position_ids`` of shape ``[1, tokens]``, and each row's token count in ``lengths``."""
+        return self.classify(self.hidden_states(inputs), inputs["lengths"].tolist())
+
+    def classify(self, hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """``[rows, labels]`` fp32 logits from the last layer's ``[tokens, hidden]`` states."""
+        starts = [0, *itertools.accumulate(lengths)][:-1]
+        first = hidden[starts][:, None, :].float()  # each row's [CLS] / <s> token
+        return self.head(first)
+
+    def hidden_states(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The last layer's ``[tokens, hidden]`` states of a packed batch (rows end to end)."""
         base = self.model.base_model
         lengths = inputs["lengths"].tolist()
         hidden = base.embeddings(
@@ -77,9 +87,7 @@ class PackedEncoder:
                 start = end
             hidden = attention.output(context, hidden)
             hidden = layer.output(layer.intermediate(hidden), hidden)
-        starts = [0, *itertools.accumulate(lengths)][:-1]
-        first = hidden[starts][:, None, :].float()  # each row's [CLS] / <s> token
-        return self.head(first)
+        return hidden
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:

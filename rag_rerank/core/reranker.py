@@ -47,9 +47,11 @@ from .cache import ScoreCache, model_identity, open_cache
 from .cleaning import clean_documents
 from .device import resolve_device, resolve_dtype
 from .engine import Engine
+from .head import PruningHeadModel
 from .loading import PairModel, load_model
 from .lookup import CacheLookup
 from .offload import run_off_loop
+from .token_scores import RecentTokens, sentence_probabilities
 
 __all__ = ["Reranker"]
 
@@ -124,6 +126,8 @@ class Reranker(BaseReranker):
         self._max_length = min(requested, engine.model.max_length)
         self._calibration = _load_calibration(options, engine.model.name, self._max_length)
         self._cache: ScoreCache | None = None
+        # A pruning head's token scores of the pairs just ranked: pruning reads them (one pass).
+        self._tokens = RecentTokens() if isinstance(engine.model, PruningHeadModel) else None
         if options.cache is not None:
             self._cache = open_cache(options, _identity(engine.model))
 
@@ -225,6 +229,12 @@ class Reranker(BaseReranker):
     def batch_tokens(self) -> int:
         """Current token budget per forward pass (lowered after out-of-memory errors)."""
         return self._engine.batch_tokens
+
+    @property
+    def pruning_head(self) -> bool:
+        """Whether the model has a one-pass pruning head (``rag-rerank train --prune``):
+        ``prune=True`` then reads the sentence scores from the pass that ranked the passages."""
+        return self._tokens is not None
 
     @property
     def num_parameters(self) -> int:
@@ -370,18 +380,72 @@ class Reranker(BaseReranker):
     # The pruning seam (rag_rerank.api.pruning): every sentence of every passage of the job, for
     # every query, in one engine submission (through the cache, like any pairs).
 
+    # A model with a pruning head scores the sentences from the token logits of the pass that
+    # ranked the passages (kept in self._tokens); passages whose scores came from the score
+    # cache run once more. With ``clean`` the head saw other text than the passage: sentences.
+
+    def _use_head(self, job: PruneJob) -> bool:
+        method = job.options.method
+        if method == "head" and self._tokens is None:
+            raise InvalidInputError(
+                "prune.method",
+                f"'head' needs a model with a pruning head (rag-rerank train --prune); "
+                f"{self.model_name!r} has none: use 'sentences' or 'auto'",
+            )
+        return self._tokens is not None and self._options.clean is None and method != "sentences"
+
     def _sentence_scores(self, job: PruneJob) -> list[list[float]]:
+        if self._use_head(job):
+            queries, passages = self._head_missing(job)
+            if passages:
+                future = self._submit(queries, passages)
+                _wait(future)
+                self._remember(future, queries, passages)
+            return self._head_scores(job)
         queries, sentences = job.sentence_pairs()
         if not sentences:
             return job.unflatten([])
         return job.unflatten(scores_of(self._scores(queries, sentences), self._calibration))
 
     async def _asentence_scores(self, job: PruneJob) -> list[list[float]]:
+        if self._use_head(job):
+            queries, passages = self._head_missing(job)
+            if passages:
+                future = self._submit(queries, passages)
+                await asyncio.wrap_future(future)
+                self._remember(future, queries, passages)
+            return self._head_scores(job)
         queries, sentences = job.sentence_pairs()
         if not sentences:
             return job.unflatten([])
         logits = await self._ascores(queries, sentences)
         return job.unflatten(scores_of(logits, self._calibration))
+
+    def _head_missing(self, job: PruneJob) -> tuple[list[str], list[str]]:
+        """The (query, passage) pairs of ``job`` whose token scores are not at hand."""
+        assert self._tokens is not None
+        missing = [
+            (job.queries[i], job.passages[i])
+            for i in job.to_score
+            if self._tokens.get(job.queries[i], job.passages[i]) is None
+        ]
+        return [q for q, _ in missing], [p for _, p in missing]
+
+    def _head_scores(self, job: PruneJob) -> list[list[float]]:
+        assert self._tokens is not None
+        scores: list[list[float]] = [[] for _ in job.passages]
+        for i in job.to_score:
+            windows = self._tokens.get(job.queries[i], job.passages[i]) or []
+            scores[i] = sentence_probabilities(windows, job.spans[i])
+        return scores
+
+    def _remember(
+        self, future: Future[np.ndarray], queries: Sequence[str], texts: Sequence[str]
+    ) -> None:
+        """Keep a pruning head's token scores of a finished submission."""
+        outputs = getattr(future, "row_outputs", None)
+        if self._tokens is not None and outputs is not None:
+            self._tokens.put(queries, texts, outputs)
 
     async def _alogits(self, query: str, documents: list[str]) -> np.ndarray:
         return await self._ascores([query] * len(documents), documents)
@@ -402,12 +466,17 @@ class Reranker(BaseReranker):
         texts, lookup = self._prepared(queries, documents)
         cache = self._cache
         if cache is None or lookup is None:
-            return _wait(self._submit(queries, texts))
+            future = self._submit(queries, texts)
+            logits = _wait(future)
+            self._remember(future, queries, texts)
+            return logits
         self._check_running()
         lookup.found(cache.get_many(lookup.keys))
         if lookup.missing:
-            future = self._submit(*lookup.to_score())
+            pairs = lookup.to_score()
+            future = self._submit(*pairs)
             lookup.scored(self._checked(lambda: _wait(future), lookup))
+            self._remember(future, *pairs)
         return lookup.finish(cache)
 
     async def _ascores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
@@ -418,7 +487,9 @@ class Reranker(BaseReranker):
             size = sum(map(len, documents)) + sum(map(len, queries))
             texts, lookup = await run_off_loop(size, self._prepared, queries, documents)
         if cache is None or lookup is None:
-            logits: np.ndarray = await asyncio.wrap_future(self._submit(queries, texts))
+            submitted = self._submit(queries, texts)
+            logits: np.ndarray = await asyncio.wrap_future(submitted)
+            self._remember(submitted, queries, texts)
             return logits
         self._check_running()
         if cache.blocking:  # a network round trip: off the event loop
@@ -426,12 +497,14 @@ class Reranker(BaseReranker):
         else:
             lookup.found(cache.get_many(lookup.keys))
         if lookup.missing:
-            future = asyncio.wrap_future(self._submit(*lookup.to_score()))
+            pairs = lookup.to_score()
+            submitted = self._submit(*pairs)
             try:
-                logits = await future
+                logits = await asyncio.wrap_future(submitted)
             except NonFiniteScoreError as exc:
                 raise lookup.renumbered(exc) from exc
             lookup.scored(logits)
+            self._remember(submitted, *pairs)
         return lookup.finish(cache)
 
     def _check_running(self) -> None:
