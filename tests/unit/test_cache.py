@@ -50,7 +50,9 @@ def test_only_misses_run_and_each_once(rr: Reranker) -> None:
     scores = view.score(QUERY, [*DOCS, DOCS[3]])  # two known, two new, one repeated
     assert rr.stats().pairs - pairs == 2
     assert scores[3] == scores[4]
-    np.testing.assert_allclose(scores, rr.with_options(cache=None).score(QUERY, [*DOCS, DOCS[3]]))
+    # Batch composition moves fp32 scores by ~1e-7 (documented): equal within that, not bitwise.
+    uncached = rr.with_options(cache=None).score(QUERY, [*DOCS, DOCS[3]])
+    np.testing.assert_allclose(scores, uncached, rtol=0, atol=1e-6)
 
 
 async def test_async_paths_use_the_cache(rr: Reranker) -> None:
