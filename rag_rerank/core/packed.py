@@ -20,6 +20,7 @@ rounds the scores to bf16 and drifted further from fp32, so it is not used.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 from typing import Any
 
@@ -106,7 +107,6 @@ class _PackedLayer:
             layer.intermediate.dense,
             layer.output.dense,
         ]
-        onednn = onednn and torch.backends.mkldnn.is_available()
         onednn = onednn and all(map(_onednn_can_run, linears))
         self.fused_gelu = onednn and gelu
         self.query, self.key, self.value, self.out, self.up, self.down = (
@@ -168,12 +168,31 @@ class _Linear:
 
 
 def _onednn_can_run(module: Any) -> bool:
-    """A plain fp32 / bf16 ``nn.Linear`` with a bias (not an int8-quantized one)."""
+    """A plain fp32 / bf16 ``nn.Linear`` with a bias (not an int8-quantized one), on a torch
+    whose oneDNN runs that dtype's fused products."""
     return (
         type(module) is torch.nn.Linear
         and module.bias is not None
+        and module.weight.device.type == "cpu"
         and module.weight.dtype in _ONEDNN_DTYPES
+        and _onednn_runs(module.weight.dtype)
     )
+
+
+@functools.cache
+def _onednn_runs(dtype: torch.dtype) -> bool:
+    """Whether this torch build and CPU run oneDNN's fused Linear products in ``dtype`` (tried
+    once on a 1 x 1 product: builds without oneDNN, or CPUs it does not support, fall back)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    one = torch.ones(1, 1, dtype=dtype)
+    try:
+        with torch.inference_mode():
+            torch.ops.mkldnn._linear_pointwise(one, one, one[0], "gelu", [], "none")
+            torch.ops.mkldnn._linear_pointwise.binary(one, one, one, one[0], "add")
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return False
+    return True
 
 
 def _fp32_head(model: Any) -> torch.nn.Module:
