@@ -9,8 +9,8 @@ Where the CPU allows it (oneDNN, fp32 or bf16 Linear layers with biases), the Li
 oneDNN products on the modules' own weights, with the bias and, where the model has one, the
 residual add or the (erf) GELU in the same call. Attention runs pair by pair in SDPA on views of
 the query, key and value products. Measured choices, on a 2-core AMD EPYC (AVX-512 BF16, no AMX;
-docs/results/cpu-speed.md): oneDNN ran the forward 1.9x (fp32) and 1.15x (bf16) faster than
-``nn.Linear``, whose fp32 product takes a path several times slower than this CPU's rate;
+docs/results/cpu-speed.md): oneDNN ran the forward 1.7x (fp32) and 1.1x (bf16) faster than
+``nn.Linear``, whose fp32 product runs at under half this CPU's rate;
 weights pre-packed for oneDNN at load bought under 3% and would double their memory, so they are
 not; one batched SDPA call over equal-length pairs took the same time as one call per pair; a
 bf16 attention as three kernels (scores, softmax, weighted sum) was 1.7x faster than SDPA but
