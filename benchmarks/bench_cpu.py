@@ -1,8 +1,10 @@
 """CPU precision benchmark: fp32, bf16 and int8 side by side, against the machine's matmul rates.
 
 Prints the machine's measured fp32 and bf16 matmul rates (what "how close to the limit" is measured
-against), whether this CPU multiplies bf16 natively (what ``dtype=None`` picks), then, on the
-MiniLM-L6 shape (see benchmarks/harness/), one run with every row timed interleaved:
+against: the better of ``torch.matmul`` and a oneDNN product, which on CPUs
+where torch's fp32 matmul takes a slow path is the silicon's rate), whether this CPU multiplies
+bf16 natively (what ``dtype=None`` picks), then, on the MiniLM-L6 shape (see benchmarks/harness/),
+one run with every row timed interleaved:
 
 - latency, 1 query x 50 passages: sentence-transformers ``CrossEncoder.predict`` (fp32), rag-rerank
   fp32, bf16 and int8; p50, the time against rag-rerank fp32, the fp32 or bf16 floor (model FLOPs
@@ -11,15 +13,17 @@ MiniLM-L6 shape (see benchmarks/harness/), one run with every row timed interlea
   that reference's top 6 (a drift larger than it can reorder the top 5);
 - scaling: pairs/s for 10 / 50 / 200 passages and 128 / 512 / 2048-token passages in fp32, bf16,
   int8;
-- with ``--before``: fp32 and bf16 with the padding-free forward as it was before profiling (each
-  row's attention reshaped and concatenated, the classifier in the model's dtype), in the same
-  run; and the forward alone, before against after, in CPU seconds on one thread (steady on a
-  shared machine, where wall times are not);
+- with ``--before``: fp32 and bf16 with the padding-free forward at each earlier step, in the same
+  run (``before profiling``: each row's attention reshaped and concatenated, the classifier in the
+  model's dtype; ``nn.Linear``: the modules' own Linear layers, before the oneDNN products and
+  their fused bias, GELU and residual adds); and the forward alone at each step, each against the
+  step before, in CPU seconds on one thread (steady on a shared machine, where wall times are not)
+  and against the one-thread floor, on the latency workload and on 50 passages of 256 tokens;
 - with ``--profile``: torch.profiler's busiest operators of one fp32 and one bf16 forward.
 
 Examples:
     python benchmarks/bench_cpu.py                         # the issue's table, ~10 min on 2 cores
-    python benchmarks/bench_cpu.py --runs 3 --passages 10,50 --lengths 128,512 --before --profile
+    python benchmarks/bench_cpu.py --runs 3 --passages 10,50 --lengths 128,512 --before --profile 15
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ import torch
 
 from harness import SHAPES, build_model
 from harness.measure import (
-    matmul_peak,
     max_diff,
     non_embedding_params,
     pair_flops,
@@ -55,6 +58,7 @@ from harness.peers import Peer, plain_peer, rag_rerank_peer, sentence_transforme
 from harness.report import _device_text, _versions
 from harness.workloads import TextMaker, Workload, constant_lengths, pair_token_lengths
 from rag_rerank.core.device import cpu_bf16, precision_note, resolve_dtype
+from rag_rerank.core.packed import PackedEncoder
 
 CPU = torch.device("cpu")
 
@@ -76,15 +80,18 @@ def main(args: argparse.Namespace) -> int:
         f"{'native' if check.native else 'not native'} ({check.source}); "
         f"dtype=None picks {precision_note(CPU, auto)}"
     )
-    rates = {
-        name: matmul_peak("cpu", dtype, n=args.matmul_n)
-        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
-    }
+    sources = {name: matmul_rates(dtype, args.matmul_n) for name, dtype in PRECISIONS}
+    rates = {name: max(by.values()) for name, by in sources.items()}
     print(
         f"- matmul rate, {torch.get_num_threads()} threads ({args.matmul_n}^3, best of 10): "
-        f"fp32 {rates['fp32'] / 1e9:.0f} GFLOP/s, bf16 {rates['bf16'] / 1e9:.0f} GFLOP/s "
-        f"({rates['bf16'] / rates['fp32']:.2f}x; measured again after the latency runs, the "
-        "table uses the better of the two)"
+        + "; ".join(
+            f"{name} {rates[name] / 1e9:.0f} GFLOP/s ("
+            + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in by.items())
+            + ")"
+            for name, by in sources.items()
+        )
+        + f"; bf16 / fp32 {rates['bf16'] / rates['fp32']:.2f}x (measured again after the latency "
+        "runs, the table uses the best)"
     )
 
     from transformers import AutoTokenizer
@@ -106,10 +113,9 @@ def main(args: argparse.Namespace) -> int:
     ]
     if args.before:
         peers += [
-            rag_rerank_peer(
-                folder, "cpu", dtype, f"rag-rerank {name} before", prepare=_forward_before
-            )
-            for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+            rag_rerank_peer(folder, "cpu", dtype, f"rag-rerank {name} {step}", prepare=_step(step))
+            for name, dtype in PRECISIONS
+            for step in STEPS[:-1]
         ]
     print("- peers: " + "; ".join(f"{p.name} ({p.note})" for p in peers if p.note))
     print()
@@ -118,9 +124,9 @@ def main(args: argparse.Namespace) -> int:
     tokens = int(np.concatenate(w.pair_tokens).sum())
     flops = pair_flops(np.concatenate(w.pair_tokens), params, hidden, layers)
     times, logits = time_interleaved(peers, w, "cpu", args.warmup, args.runs)
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    for name, dtype in PRECISIONS:
         # Again after the timed runs, best of both: a busy machine's rate understates the floor.
-        rates[name] = max(rates[name], matmul_peak("cpu", dtype, n=args.matmul_n))
+        rates[name] = max(rates[name], *matmul_rates(dtype, args.matmul_n).values())
     ref = reference.score(w)
     base = statistics.median(times["rag-rerank fp32"])
     print(
@@ -135,12 +141,13 @@ def main(args: argparse.Namespace) -> int:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in ("fp32", "bf16"):
         print(
-            f"| torch {name} matmul rate | {rates[name] / 1e9:.0f} GFLOP/s | | "
+            f"| {name} matmul rate | {rates[name] / 1e9:.0f} GFLOP/s | | "
             f"{flops / rates[name]:.2f} | | | |"
         )
     for p in peers:
         p50 = statistics.median(times[p.name])
-        rate = rates.get(p.name.split()[1]) if p.name.startswith("rag-rerank") else None
+        # Every row in fp32 or bf16 against that precision's floor (int8 has no matmul rate here).
+        rate = next((rates[word] for word in p.name.split() if word in rates), None)
         floor = f"{flops / rate:.2f} | {100 * flops / rate / p50:.0f}%" if rate else " | "
         print(
             f"| {p.name} | {p50:.2f} | {base / p50:.2f}x | {floor} | "
@@ -158,7 +165,11 @@ def main(args: argparse.Namespace) -> int:
     )
     print()
 
-    scaling = [p for p in peers if p.name.startswith("rag-rerank") and "before" not in p.name]
+    scaling = [
+        p
+        for p in peers
+        if p.name.startswith("rag-rerank") and not p.name.endswith(tuple(STEPS[:-1]))
+    ]
     print(f"#### scaling: pairs/s (median of {args.scaling_runs} interleaved runs after 1 warm-up)")
     print()
     print("| workload | " + " | ".join(p.name for p in scaling) + " |")
@@ -181,7 +192,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"| {label} | " + " | ".join(cells) + " |")
     print()
     if args.before:
-        _before_after_cpu_seconds(folder, w, args.runs)
+        workloads = {
+            "1 query x 50 passages (64-512 tokens)": w,
+            "1 query x 50 passages of 256 tokens": maker.workload(
+                1, 50, lambda n: constant_lengths(256, n)
+            ),
+        }
+        _steps_cpu_seconds(folder, workloads, args.runs, args.matmul_n)
     if args.profile:
         _profile(folder, w, args.profile)
     for p in peers:
@@ -190,11 +207,55 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _forward_before(reranker: Any) -> str:
-    """Give ``reranker`` the padding-free forward as it was before profiling (same engine)."""
-    model = reranker.engine.model
-    model.packed_encoder = _ForwardBefore(model.model)
-    return "forward before profiling"
+PRECISIONS = (("fp32", torch.float32), ("bf16", torch.bfloat16))
+STEPS = ("before profiling", "nn.Linear", "oneDNN")
+"""The padding-free forward's steps, oldest first (see :func:`_forward_at`)."""
+
+
+def _forward_at(step: str, model: Any) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+    """The packed forward of ``model`` as it was at ``step``: ``before profiling``, ``nn.Linear``
+    (per-pair SDPA into one context, the modules' own Linear layers), or ``oneDNN`` (today's:
+    oneDNN products with the bias, GELU and residual adds fused)."""
+    if step == "before profiling":
+        return _ForwardBefore(model)
+    return PackedEncoder(model, onednn=step == "oneDNN")
+
+
+def _step(step: str) -> Callable[[Any], str]:
+    """A peer ``prepare`` that gives the reranker the packed forward as it was at ``step``."""
+
+    def prepare(reranker: Any) -> str:
+        model = reranker.engine.model
+        model.packed_encoder = _forward_at(step, model.model)
+        return f"forward at step {step!r}"
+
+    return prepare
+
+
+def matmul_rates(
+    dtype: torch.dtype, n: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
+    """FLOP/s of an ``n x n x n`` product in ``dtype``, best of 10 timed by ``clock``, by kernel:
+    ``torch.matmul``, and oneDNN (what the packed forward runs; on some CPUs
+    torch's fp32 matmul takes a much slower path)."""
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
+    packed = torch.ops.mkldnn._reorder_linear_weight(b, n)
+    kernels: dict[str, Callable[[], object]] = {
+        "torch.matmul": lambda: a @ b,
+        "oneDNN": lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""),
+    }
+    rates = {}
+    for name, run in kernels.items():
+        for _ in range(3):
+            run()
+        best = float("inf")
+        for _ in range(10):
+            start = clock()
+            run()
+            best = min(best, clock() - start)
+        rates[name] = 2.0 * n**3 / best
+    return rates
 
 
 class _ForwardBefore:
@@ -261,34 +322,58 @@ def _packed_inputs(rr: Any, w: Workload) -> list[dict[str, torch.Tensor]]:
     ]
 
 
-def _before_after_cpu_seconds(folder: str, w: Workload, runs: int) -> None:
-    """The forward alone, before and after profiling, alternated, in CPU seconds of one thread."""
+def _steps_cpu_seconds(
+    folder: str, workloads: dict[str, Workload], runs: int, matmul_n: int
+) -> None:
+    """The forward alone at each of :data:`STEPS`, alternated, in CPU seconds of one thread; each
+    step against the one before, and against the one-thread floor (FLOPs at the one-thread
+    matmul rate, timed the same way)."""
     from rag_rerank import Reranker
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # torch then runs in this thread: thread_time() counts all its work
-    print(f"#### forward before / after profiling: CPU seconds on 1 thread, median of {runs}")
+    print(
+        f"#### the forward at each step: CPU seconds on 1 thread, median of {runs} alternated runs"
+    )
     print()
-    print("| precision | before | after | after / before |")
-    print("| --- | ---: | ---: | ---: |")
-    for dtype in (torch.float32, torch.bfloat16):
+    print("| workload | precision | step | CPU s | vs step before | floor s | of floor |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    for name, dtype in PRECISIONS:
+        rate = max(matmul_rates(dtype, matmul_n, time.thread_time).values())
         rr = Reranker(folder, device="cpu", dtype=dtype, cache=None, show_progress=False)
         model = rr.engine.model
-        inputs = _packed_inputs(rr, w)
-        variants = {"before": _ForwardBefore(model.model), "after": model.packed_encoder}
-        seconds: dict[str, list[float]] = {"before": [], "after": []}
-        with torch.inference_mode():
-            for run in range(runs + 1):
-                for name in sorted(variants, reverse=run % 2 == 1):
-                    start = time.thread_time()
-                    for x in inputs:
-                        variants[name](x)  # type: ignore[misc]
-                    if run:  # the first round warms up
-                        seconds[name].append(time.thread_time() - start)
-        before, after = (statistics.median(seconds[k]) for k in ("before", "after"))
-        name = str(dtype).removeprefix("torch.")
-        print(f"| {name} | {before:.3f} | {after:.3f} | {after / before:.3f} |")
+        forwards = {step: _forward_at(step, model.model) for step in STEPS}
+        params = non_embedding_params(model.model)
+        config = model.model.config
+        for label, w in workloads.items():
+            inputs = _packed_inputs(rr, w)
+            flops = pair_flops(
+                np.concatenate(w.pair_tokens), params, config.hidden_size, config.num_hidden_layers
+            )
+            seconds: dict[str, list[float]] = {step: [] for step in STEPS}
+            with torch.inference_mode():
+                for run in range(runs + 1):
+                    for step in STEPS if run % 2 else STEPS[::-1]:
+                        start = time.thread_time()
+                        for x in inputs:
+                            forwards[step](x)
+                        if run:  # the first round warms up
+                            seconds[step].append(time.thread_time() - start)
+            previous = None
+            for step in STEPS:
+                median = statistics.median(seconds[step])
+                versus = f"{previous / median:.2f}x faster" if previous else ""
+                print(
+                    f"| {label} | {name} | {step} | {median:.3f} | {versus} | "
+                    f"{flops / rate:.3f} | {100 * flops / rate / median:.0f}% |"
+                )
+                previous = median
         rr.close()
+    print()
+    print(
+        "One-thread floor: the workload's model FLOPs at the best one-thread matmul rate of the "
+        "precision (torch.matmul or oneDNN, timed in CPU seconds)."
+    )
     print()
     torch.set_num_threads(threads)
 

@@ -1,0 +1,62 @@
+"""The padding-free CPU forward's oneDNN path (fused bias, GELU and residual adds) computes what
+the model's own modules compute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rag_rerank import Reranker, testing
+from rag_rerank.core.packed import PackedEncoder
+from reference import PlainCrossEncoder
+
+QUERY = "what does a cross-encoder do in retrieval"
+DOCUMENTS = [
+    "A cross-encoder reads the query and the passage together.",
+    "Pandas eat bamboo.",
+    "Retrieval-augmented generation grounds a language model in retrieved passages. " * 6,
+    "x",
+]
+
+
+def _packed_logits(rr: Reranker, encoder: PackedEncoder) -> torch.Tensor:
+    model = rr.engine.model
+    rows = model.tokenizer([QUERY] * len(DOCUMENTS), DOCUMENTS)
+    types = rows.get("token_type_ids")
+    with torch.inference_mode():
+        return encoder(model.collate(rows["input_ids"], types))[:, 0]
+
+
+@pytest.mark.parametrize("family", ["bert_dir", "xlmr_dir"])
+@pytest.mark.parametrize(("dtype", "tolerance"), [("fp32", 1e-5), ("bf16", 0.1)])
+def test_onednn_path_equals_the_modules_path(
+    family: str, dtype: str, tolerance: float, request: pytest.FixtureRequest
+) -> None:
+    rr = Reranker(request.getfixturevalue(family), device="cpu", dtype=dtype, cache=None)
+    model = rr.engine.model.model
+    fused = _packed_logits(rr, PackedEncoder(model))
+    modules = _packed_logits(rr, PackedEncoder(model, onednn=False))
+    assert fused.dtype == torch.float32
+    assert torch.allclose(fused, modules, atol=tolerance, rtol=0)
+
+
+def test_a_tanh_gelu_model_keeps_its_own_activation(tmp_path: Path) -> None:
+    # oneDNN fuses the erf GELU only; "gelu_new" (tanh) differs by up to ~1e-3 per activation.
+    tokenizer = testing.bert_tokenizer()
+    model = testing.random_cross_encoder(
+        "bert",
+        tokenizer,
+        vocab_size=tokenizer.vocab_size,
+        max_position_embeddings=512,
+        hidden_act="gelu_new",
+        **testing.TINY,
+    )
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    plain = PlainCrossEncoder(str(tmp_path))
+    expected = [plain.score(QUERY, d) for d in DOCUMENTS]
+    assert Reranker(str(tmp_path), cache=None).score(QUERY, DOCUMENTS) == pytest.approx(
+        expected, abs=1e-5
+    )
