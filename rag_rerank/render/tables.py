@@ -210,12 +210,14 @@ def print_demo_summary(console: Any, summary: Sequence[tuple[str, int | None, in
     first_before = sum(1 for _, before, _ in summary if before == 1)
     first_after = sum(1 for _, _, after in summary if after == 1)
     found = [(before, after) for _, before, after in summary if before and after]
-    mean = ""
     if found:
         mean_before = sum(before for before, _ in found) / len(found)
         mean_after = sum(after for _, after in found) / len(found)
-        mean = f"; mean place {mean_before:.1f} (vector store) -> {mean_after:.1f} (reranked)"
+        console.print(
+            f"answering passage's mean place: vector store {mean_before:.1f}, "
+            f"reranked {mean_after:.1f}"
+        )
     console.print(
         f"answering passage ranked first: vector store {first_before}/{len(summary)}, "
-        f"reranked {first_after}/{len(summary)}{mean}"
+        f"reranked {first_after}/{len(summary)}"
     )

@@ -4,6 +4,7 @@ it does). The demo reranker's own settings take minutes: these tests train tiny 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import pytest
 from embedding_testing import BagOfWords
+from rich.console import Console
 
 pytest.importorskip("datasets", reason="training needs the 'train' extra")
 
 from rag_rerank.cli import main
 from rag_rerank.rag.demo import load_demo_corpus
+from rag_rerank.render import print_demo_summary
 from rag_rerank.training import demo, last_checkpoint, train
 from rag_rerank.training.report import REPORT_FILE
 
@@ -96,3 +99,12 @@ def test_a_demo_build_cut_off_resumes_from_its_last_checkpoint(cache: Path) -> N
     assert report["resumed_from"] == step and report["steps"] == TINY["steps"]
     assert demo.training_plan() == ""  # built: nothing to say, nothing to train
     assert "steps of 4 pairs" in demo.describe(folder)
+
+
+def test_the_summary_shows_how_often_and_how_high_each_order_put_the_answer() -> None:
+    out = io.StringIO()
+    summary = [("a?", 1, 1), ("b?", 2, 1), ("c?", 4, 2), ("d?", None, None)]
+    print_demo_summary(Console(file=out, width=200), summary)
+    lines = out.getvalue().splitlines()
+    assert lines[-2] == "answering passage's mean place: vector store 2.3, reranked 1.3"
+    assert lines[-1] == "answering passage ranked first: vector store 1/4, reranked 2/4"
