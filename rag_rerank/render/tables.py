@@ -209,14 +209,13 @@ def print_demo_summary(console: Any, summary: Sequence[tuple[str, int | None, in
     console.print(table)
     first_before = sum(1 for _, before, _ in summary if before == 1)
     first_after = sum(1 for _, _, after in summary if after == 1)
-    found = [(before, after) for _, before, after in summary if before and after]
-    if found:
-        mean_before = sum(before for before, _ in found) / len(found)
-        mean_after = sum(after for _, after in found) / len(found)
-        console.print(
-            f"answering passage's mean place: vector store {mean_before:.1f}, "
-            f"reranked {mean_after:.1f}"
-        )
+    # Mean reciprocal rank (0 for a question whose answer was not among the candidates).
+    mrr_before = sum(1 / before for _, before, _ in summary if before) / len(summary)
+    mrr_after = sum(1 / after for _, _, after in summary if after) / len(summary)
+    console.print(
+        f"answering passage's mean reciprocal rank: vector store {mrr_before:.2f}, "
+        f"reranked {mrr_after:.2f}"
+    )
     console.print(
         f"answering passage ranked first: vector store {first_before}/{len(summary)}, "
         f"reranked {first_after}/{len(summary)}"

@@ -106,5 +106,7 @@ def test_the_summary_shows_how_often_and_how_high_each_order_put_the_answer() ->
     summary = [("a?", 1, 1), ("b?", 2, 1), ("c?", 4, 2), ("d?", None, None)]
     print_demo_summary(Console(file=out, width=200), summary)
     lines = out.getvalue().splitlines()
-    assert lines[-2] == "answering passage's mean place: vector store 2.3, reranked 1.3"
+    assert lines[-2] == (
+        "answering passage's mean reciprocal rank: vector store 0.44, reranked 0.62"
+    )  # (1 + 1/2 + 1/4 + 0) / 4 and (1 + 1 + 1/2 + 0) / 4
     assert lines[-1] == "answering passage ranked first: vector store 1/4, reranked 2/4"
