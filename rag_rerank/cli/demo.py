@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError
@@ -47,7 +48,8 @@ def add_demo(subparsers: Subparsers) -> None:
         "--train",
         action="store_true",
         help="rerank with a demo reranker trained here, offline, from the embedding model and "
-        "the demo corpus (a few minutes the first time, then cached); instead of --model",
+        "the demo corpus (up to 3 minutes on 2 CPU cores the first time, then cached; Ctrl-C "
+        "and a rerun resume); instead of --model",
     )
     add_selection_options(parser, k=50, top_n=5)
     add_model_options(parser)
@@ -71,9 +73,20 @@ def demo(args: argparse.Namespace) -> int:
     options = reranker_options(args)
     made = ""
     if args.train:
-        from ..training.demo import build_demo_reranker, describe
+        from ..training.demo import build_demo_reranker, describe, training_plan
 
-        folder = build_demo_reranker(device=options.device)  # None: the CPU
+        plan = training_plan(device=options.device)
+        if plan:
+            print(plan, flush=True)  # one line, before the minutes of work (rich would wrap it)
+        try:
+            folder = build_demo_reranker(device=options.device)  # None: the CPU
+        except KeyboardInterrupt:
+            print(
+                "stopped; the checkpoints are kept: run `rag-rerank demo --train` again to "
+                "resume the training",
+                file=sys.stderr,
+            )
+            return 130
         options = dataclasses.replace(options, model=str(folder))
         made = describe(folder)
     try:

@@ -161,8 +161,9 @@ def serve_app(
         autoscaling: ``(min, max)`` replicas, or a Serve ``autoscaling_config`` dict.
         gpus_per_replica: GPUs each replica reserves; fractions put several on one GPU.
         cpus_per_replica: CPUs each replica reserves (fractions allowed).
-        api_key, max_documents, max_body_bytes, cors_origins, max_request_windows,
-            allowed_hosts, max_echo_bytes: As for :func:`~rag_rerank.server.create_app`.
+        api_key: As for :func:`~rag_rerank.server.create_app`, and so are ``max_documents``,
+            ``max_body_bytes``, ``cors_origins``, ``max_request_windows``, ``allowed_hosts`` and
+            ``max_echo_bytes``.
         max_ongoing_requests: Requests Serve hands one replica at once. High on purpose: the
             replica's engine batches concurrent requests together and answers 429 when its
             queue (``max_queue_pairs``, default 16 x ``max_documents`` as for
@@ -172,9 +173,9 @@ def serve_app(
         models: Several models by name, as ``rag-rerank serve --model NAME=ID``: a hub id or
             folder (the options above apply to it) or its own :class:`~rag_rerank.RerankerOptions`;
             the first is the default. Every replica holds them all. Instead of ``model``.
-        split, shadow, shadow_queue: As for :func:`~rag_rerank.server.create_app`: requests that
-            name no model are routed by weight (sticky per ``X-Rerank-Key``), and the shadow
-            model scores other models' requests off their path.
+        split: As for :func:`~rag_rerank.server.create_app`, and so are ``shadow`` and
+            ``shadow_queue``: requests that name no model are routed by weight (sticky per
+            ``X-Rerank-Key``), and the shadow model scores other models' requests off their path.
         **reranker_options: Any :class:`~rag_rerank.RerankerOptions` field (``dtype="fp32"``).
 
     Raises:

@@ -88,7 +88,9 @@ def open_client(
     if host is not None:
         return chromadb.HttpClient(host=host, port=port)
     if path is not None:
-        return chromadb.PersistentClient(path=str(path))
+        # Absolute: chromadb keeps one client per path string in a process, so a relative
+        # "./index" opened again from another working directory would reach the first one.
+        return chromadb.PersistentClient(path=str(Path(path).expanduser().resolve()))
     return chromadb.EphemeralClient()
 
 

@@ -209,6 +209,13 @@ def print_demo_summary(console: Any, summary: Sequence[tuple[str, int | None, in
     console.print(table)
     first_before = sum(1 for _, before, _ in summary if before == 1)
     first_after = sum(1 for _, _, after in summary if after == 1)
+    # Mean reciprocal rank (0 for a question whose answer was not among the candidates).
+    mrr_before = sum(1 / before for _, before, _ in summary if before) / len(summary)
+    mrr_after = sum(1 / after for _, _, after in summary if after) / len(summary)
+    console.print(
+        f"answering passage's mean reciprocal rank: vector store {mrr_before:.2f}, "
+        f"reranked {mrr_after:.2f}"
+    )
     console.print(
         f"answering passage ranked first: vector store {first_before}/{len(summary)}, "
         f"reranked {first_after}/{len(summary)}"

@@ -26,6 +26,7 @@ __all__ = [
     "PrecisionDrift",
     "build_on_demo_corpus",
     "build_trained_test_model",
+    "is_built",
     "precision_drift",
 ]
 
@@ -63,15 +64,19 @@ def build_on_demo_corpus(
     """Train on the demo corpus into ``folder`` unless it already holds a model trained with
     ``settings`` (:data:`TEST_MODEL_SETTINGS`' keys, and optionally ``device``, ``held_out``),
     starting from the offline all-MiniLM-L6-v2 encoder.
-    The folder appears whole or not at all: a build cut off is started again."""
+    The folder appears whole or not at all; a build cut off (Ctrl-C) goes on from its last
+    checkpoint when called again with the same settings."""
     from ..testing import minilm_folder
     from .trainer import train
 
-    stamp = folder / "fixture.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == settings:
+    if is_built(folder, settings):
         return folder
     building = folder.with_name(folder.name + ".building")
-    shutil.rmtree(building, ignore_errors=True)
+    started = building / "fixture.json"
+    if not (started.is_file() and json.loads(started.read_text()) == settings):
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        started.write_text(json.dumps(settings))
     corpus = resources.files("rag_rerank").joinpath("data").joinpath("demo_corpus.jsonl")
     train(
         str(corpus),
@@ -93,6 +98,12 @@ def build_on_demo_corpus(
     (building / "model").rename(folder)
     shutil.rmtree(building, ignore_errors=True)
     return folder
+
+
+def is_built(folder: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``folder`` holds a model :func:`build_on_demo_corpus` trained with ``settings``."""
+    stamp = folder / "fixture.json"
+    return stamp.is_file() and json.loads(stamp.read_text()) == settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,8 @@ def train(
         resume: Continue from the last complete checkpoint in ``out/checkpoints`` (default).
         embedding_function: The vector store's chromadb embedding function (default: the
             offline all-MiniLM-L6-v2).
-        show_progress: Show the trainer's progress bar.
+        show_progress: Show one progress bar labelled ``training`` (steps done of ``steps``); the
+            trainer's own bar and its loss lines stay off either way.
 
     Returns:
         The :class:`~rag_rerank.training.TrainingReport`, also written to ``out`` with a model
@@ -208,10 +209,14 @@ def _fit(
         CrossEncoderTrainingArguments,
         losses,
     )
-    from transformers import set_seed
+    from transformers import PrinterCallback, ProgressCallback, set_seed
+
+    from ..core.loading import quiet_hub
+    from .progress import StepBar
 
     set_seed(seed)  # the new head's initial weights
-    model = CrossEncoder(base, num_labels=1, max_length=max_length, device=device)
+    with quiet_hub():
+        model = CrossEncoder(base, num_labels=1, max_length=max_length, device=device)
     objective = {
         "bce": losses.BinaryCrossEntropyLoss,
         "mse": losses.MSELoss,
@@ -233,7 +238,7 @@ def _fit(
         save_steps=checkpoint_every,
         save_total_limit=1,
         logging_steps=max(1, steps // 10),
-        disable_tqdm=not show_progress,
+        disable_tqdm=True,
         report_to="none",
         use_cpu=(device or _default_device()) == "cpu",
         dataloader_num_workers=0,
@@ -241,11 +246,16 @@ def _fit(
     trainer = CrossEncoderTrainer(
         model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=objective
     )
+    for noisy in (PrinterCallback, ProgressCallback):  # the raw {'loss': ...} lines
+        trainer.remove_callback(noisy)
+    if show_progress:
+        trainer.add_callback(StepBar())
     resumed_from = 0
     if checkpoint is not None:
         resumed_from = int(json.loads((checkpoint / _STATE).read_text())["global_step"])
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    model.save_pretrained(str(out))
+    with quiet_hub():  # no "Writing model shards" bar at each checkpoint
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        model.save_pretrained(str(out))
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return resumed_from
 

@@ -88,6 +88,20 @@ def test_reopen_and_query_again(tmp_path: Path, reranker: Reranker) -> None:
     assert [r.score for r in after] == pytest.approx([r.score for r in before], abs=1e-6)
 
 
+def test_a_relative_folder_is_the_one_in_the_current_directory(
+    tmp_path: Path, reranker: Reranker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # chromadb keeps one client per path string: "./db" opened from a second directory used
+    # to reach the first directory's database (and fail once that one was gone).
+    for name, texts in (("a", TEXTS[:3]), ("b", TEXTS[:5])):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        pipeline = open_pipeline(Path("db"), reranker)
+        pipeline.add(texts)
+        assert pipeline.count() == len(texts)
+        assert (tmp_path / name / "db").is_dir()
+
+
 def test_re_adding_texts_and_files_is_idempotent(tmp_path: Path, reranker: Reranker) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -1,16 +1,18 @@
-"""Every command in README.md is run (or, where it needs a network, a GPU or a long run, checked)
-here, so the README cannot drift from the code again.
+"""Every command in README.md and in the docs site (docs/**/*.md) is run (or, where it needs a
+network, a GPU or a long run, checked) here, so neither can drift from the code again; the site
+itself builds with ``mkdocs build --strict`` (no broken link, no warning).
 
 Commands come from the ``bash`` blocks, plus inline ``pip install ...`` and ``python -m
 rag_rerank.testing ...`` spans. Each is handled by its first word: ``rag-rerank`` runs in-process in
 a scratch folder with a tiny model as ``$RAG_RERANK_MODEL`` (a command naming a hub model or a
 dataset that is not here is parsed instead); ``pip install`` lines must name extras and folders
 that exist and pin torch; scripts must accept their flags. A command of a kind not handled here
-fails the test: add it here when you add it to the README.
+fails the test: add it here when you add it to the README or the docs.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -32,6 +34,9 @@ else:  # Python 3.10: the same parser from PyPI (in the dev extra)
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").rglob("*.md"))
+PAGES = [README, *DOCS]
+SETUP_COMMAND = re.compile(r"pip install torch==2\.13\.0 && pip install -e .*")
 
 SERVER_ROUTES = ("/rerank", "/v1/rerank", "/v2/rerank", "/health", "/ready", "/metrics", "/info")
 
@@ -103,15 +108,21 @@ def check_pip(argv: list[str]) -> None:
             assert extra in _extras(project), f"{arg}: no extra {extra!r} in {project}"
 
 
-def check_script(argv: list[str]) -> None:
-    script = ROOT / argv[1]
-    assert script.is_file(), argv
-    help_text = subprocess.run(
-        [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120
+@functools.cache
+def script_help(script: str) -> str:
+    """``python SCRIPT --help`` (once per script: the pages show some scripts many times)."""
+    assert (ROOT / script).is_file(), script
+    done = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=120
     )
-    assert help_text.returncode == 0, help_text.stderr
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def check_script(argv: list[str]) -> None:
+    help_text = script_help(argv[1])
     for flag in (a for a in argv[2:] if a.startswith("--")):
-        assert flag in help_text.stdout, f"{argv[1]} has no {flag}"
+        assert flag in help_text, f"{argv[1]} has no {flag}"
 
 
 def check_curl(argv: list[str]) -> None:
@@ -180,23 +191,63 @@ def run_line(line: str, capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPat
             # Comes with the notebooks extra (in dev); opening a server is not a test.
             assert shutil.which("jupyter-lab"), "jupyter lab is not installed (notebooks extra)"
             assert (ROOT / argv[2]).is_dir()
+        elif argv[:2] == ["jupyter", "nbconvert"]:
+            # tests/integration/test_notebooks.py executes every notebook; here: the tool is
+            # there, it executes, and the notebooks named exist.
+            assert shutil.which("jupyter-nbconvert"), "nbconvert is not installed (notebooks)"
+            assert "--execute" in argv
+            notebooks = [a for a in argv if a.endswith(".ipynb")]
+            assert notebooks and all((ROOT / n).is_file() for n in notebooks), notebooks
+        elif word == "mkdocs":
+            # test_docs_build_strict builds the site; serving it is not a test.
+            assert argv[1:] == ["serve"], argv
+            assert shutil.which("mkdocs"), "mkdocs is not installed (the docs extra)"
         else:
-            pytest.fail(f"README command not covered by tests/integration/test_readme.py: {line}")
+            pytest.fail(f"command not covered by tests/integration/test_readme.py: {line}")
 
 
-def test_every_readme_command_runs(
-    sandbox: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def _page_id(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_every_command_shown_runs(
+    page: Path,
+    sandbox: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lines = readme_commands(README.read_text("utf-8"))
-    assert len(lines) > 15
-    for line in lines:
+    for line in readme_commands(page.read_text("utf-8")):
         with monkeypatch.context() as mp:
             run_line(line, capsys, mp, sandbox)
 
 
+def test_the_readme_and_docs_show_commands() -> None:
+    assert len(readme_commands(README.read_text("utf-8"))) > 8
+    assert sum(len(readme_commands(p.read_text("utf-8"))) for p in DOCS) > 40
+
+
+def test_docs_build_strict(tmp_path: Path) -> None:
+    """``mkdocs build --strict``: every page in the nav, no broken link or anchor, every
+    docstring the API reference renders parses, no warning of any kind."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "WARNING" not in done.stderr, done.stderr[-3000:]
+    assert (tmp_path / "reference" / "python-api" / "index.html").is_file()
+
+
 def test_readme_has_exactly_two_set_up_commands() -> None:
     text = README.read_text("utf-8")
-    setup = text[text.index("## Set up") : text.index("## Quickstart")]
+    start = text.index("## Set up")
+    setup = text[start : text.index("\n## ", start)]
     blocks = re.findall(r"```bash\n(.*?)```", setup, re.S)
     assert len(blocks) == 2
     demo, tests = (b.strip() for b in blocks)
@@ -207,6 +258,9 @@ def test_readme_has_exactly_two_set_up_commands() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
     lean = " ".join(pyproject["project"]["optional-dependencies"]["all"])
     assert "ray" not in lean and "notebooks" not in lean and "jupyter" not in lean
+    for page in DOCS:  # the docs repeat them word for word, or not at all
+        for command in SETUP_COMMAND.findall(page.read_text("utf-8")):
+            assert command in (demo, tests), f"{_page_id(page)}: {command}"
 
 
 def test_demo_with_no_hub_is_the_one_line_the_readme_promises(
@@ -222,20 +276,37 @@ def test_demo_with_no_hub_is_the_one_line_the_readme_promises(
     assert "`rag-rerank demo --train` builds a demo reranker" in err
 
 
-@pytest.mark.parametrize("section", ["## Quickstart", "## Pipeline, CLI and notebooks"])
-def test_readme_python_block_runs_as_a_script(
-    section: str, sandbox: Path, xlmr_dir: str, tmp_path: Path
-) -> None:
-    text = README.read_text("utf-8")
-    body = text[text.index(section) :]
-    code = re.search(r"```python\n(.*?)```", body, re.S)
-    assert code is not None
-    script = tmp_path / "snippet.py"
-    script.write_text(code.group(1).replace("BAAI/bge-reranker-v2-m3", xlmr_dir), "utf-8")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+RUNNABLE_PYTHON = [
+    README,
+    ROOT / "docs" / "tutorials" / "first-run.md",
+    ROOT / "docs" / "tutorials" / "pipeline.md",
+]
+
+
+def test_python_blocks_run(sandbox: Path, xlmr_dir: str, tmp_path: Path) -> None:
+    """Every Python block of the README (Python, LangChain and LlamaIndex quickstarts) and of
+    the first two tutorials runs as it stands with a tiny model: one interpreter, each block
+    in a fresh namespace (torch is imported once)."""
+    blocks = [
+        (_page_id(page), code.replace("BAAI/bge-reranker-v2-m3", xlmr_dir))
+        for page in RUNNABLE_PYTHON
+        for code in re.findall(r"```python\n(.*?)```", page.read_text("utf-8"), re.S)
+    ]
+    assert len(blocks) >= 5
+    script = tmp_path / "blocks.py"
+    script.write_text(
+        "import json, sys\n"
+        f"for where, code in json.loads({json.dumps(json.dumps(blocks))}):\n"
+        "    print(f'--- {where}', file=sys.stderr, flush=True)\n"
+        "    exec(compile(code, where, 'exec'), {'__name__': '__main__'})\n",
+        "utf-8",
+    )
+    paths = [
+        str(ROOT),
+        str(ROOT / "integrations/langchain"),
+        str(ROOT / "integrations/llama_index"),
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
     )
