@@ -99,8 +99,12 @@ def test_router_routes_by_name_split_or_default() -> None:
     assert {router.route(None, key) for key in ("k1", "k2", None)} == {"b"}
     with pytest.raises(UnknownModelError, match=r"^model: no model named 'c'; served: a, b"):
         router.route("c")
-    # One model: any name reaches it (Cohere clients send their own model ids).
-    assert ModelRouter({"only": 1}).route("rerank-english-v3.0") == "only"
+    # One model: its own name reaches it, any other is refused like with several (issue 27).
+    assert ModelRouter({"only": 1}).route("only") == "only"
+    with pytest.raises(
+        UnknownModelError, match=r"no model named 'rerank-english-v3.0'; served: only"
+    ):
+        ModelRouter({"only": 1}).route("rerank-english-v3.0")
 
 
 def test_model_specs(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
