@@ -158,3 +158,70 @@ def test_identical_documents_share_one_score_and_keep_input_order(rr: Reranker) 
     assert len({r.raw_score for r in same}) == 1
     assert [r.index for r in same] == sorted(r.index for r in same)
     assert len(results) == len(docs)
+
+
+# Issue 25, 5. No abort at exit: engines stop when their Reranker is collected and at exit.
+
+EXIT_SCRIPT = """
+import atexit, sys, threading
+
+def no_engine_left():
+    # Registered before rag_rerank's own hook, so it runs after it (atexit is last in, first
+    # out): a worker still alive here is one the interpreter's finalization could kill inside
+    # torch ("terminate called without an active exception", status 134).
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("rag-rerank-engine")]
+    if alive:
+        sys.stderr.write(f"engine threads alive at exit: {alive}\\n")
+        sys.stderr.flush()
+        import os
+        os._exit(3)
+
+atexit.register(no_engine_left)
+from rag_rerank import Reranker
+
+for _ in range(3):
+    rr = Reranker(sys.argv[1], device="cpu", dtype="fp32", cache=None, batch_tokens=64)
+    threads = [threading.Thread(target=lambda: rr.score("q", ["a b c"] * 30)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+# Exit while a job runs, too.
+future = rr.engine.submit(["q"] * 40, [f"{i} " + "bank " * 600 for i in range(40)], max_length=64)
+while not future.running():
+    pass
+"""
+
+
+def test_scripts_exit_cleanly_with_engines_running(bert_dir: str, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit.py"
+    script.write_text(EXIT_SCRIPT)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, str(script), bert_dir], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        _, stderr = run.communicate(timeout=120)
+        assert "terminate called" not in stderr
+        assert run.returncode == 0, stderr[-2000:]
+
+
+def test_an_engine_stops_when_its_last_reranker_is_collected(bert_dir: str) -> None:
+    import gc
+    import weakref
+
+    rr = Reranker(bert_dir, show_progress=False, cache=None)
+    view = rr.with_options(long_documents="truncate")
+    engine = weakref.ref(rr.engine)
+    assert rr.score("q", ["a"])
+    del rr
+    gc.collect()
+    assert view.score("q", ["the view still holds the engine"])
+    del view
+    gc.collect()
+    wait_until(lambda: engine() is None, "the engine and its threads outlived every reranker")
