@@ -89,6 +89,20 @@ def add_serve(subparsers: Subparsers) -> None:
         help="on SIGTERM, seconds to let requests in flight finish (default: 30)",
     )
     parser.add_argument(
+        "--request-timeout",
+        type=positive_float,
+        default=60.0,
+        help="seconds a rerank request may take, queueing included; past it its work is "
+        "cancelled and it gets 504 (default: 60)",
+    )
+    parser.add_argument(
+        "--max-queue-wait",
+        type=positive_float,
+        default=10.0,
+        help="refuse a request at once with 429 and Retry-After when the work ahead of it "
+        "would take longer than this many seconds at the measured throughput (default: 10)",
+    )
+    parser.add_argument(
         "--max-request-windows",
         type=positive_int,
         default=2048,
@@ -314,6 +328,8 @@ def serve(args: argparse.Namespace) -> int:
             split=split,
             shadow=args.shadow,
             shadow_queue=args.shadow_queue,
+            request_timeout=args.request_timeout,
+            max_queue_wait=args.max_queue_wait,
         )
         log.info("listening at http://%s:%d", args.host, args.port)
         return run_server(

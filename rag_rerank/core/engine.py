@@ -49,7 +49,7 @@ from ..errors import (
 )
 from .batching import packed_batches, split_batch, token_budget_batches
 from .loading import EncodedPairs, PairModel
-from .windows import max_per_document
+from .windows import max_per_document, query_token_limit, window_overlap
 
 __all__ = [
     "CHARS_PER_TOKEN",
@@ -85,6 +85,7 @@ DEFAULT_STALL_SECONDS = 60.0
 
 _MIN_BATCH_TOKENS = 512
 _STOP = object()
+_SPECIAL_TOKENS = 4  # a pair's [CLS] q [SEP] d [SEP] (3) or <s> q </s></s> d </s> (4)
 _WATCH_EVERY = 0.25  # seconds between the stall watchdog's looks
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()  # every engine whose threads may run
 
@@ -123,14 +124,18 @@ def estimated_windows(
     documents: Sequence[str], max_length: int, *, queries: Sequence[str] = ()
 ) -> int:
     """The work ``documents`` cost at admission, in windows of ``max_length`` tokens: one per
-    document plus one per further ``max_length`` tokens it holds (:func:`estimated_tokens`), and
-    for the ``queries``, one window per ``max_length`` tokens of each distinct query (a query
-    is tokenized once per request, however many documents it comes with). Counted before
-    tokenizing (cheap), so a 1 MB document counts as the windows it may fill rather than as one
-    pair, and punctuation or CJK text is not undercounted 4-5 times."""
-    span = max(1, max_length)
-    work = sum(1 + estimated_tokens(document) // span for document in documents)
-    return work + sum(estimated_tokens(query) // span for query in set(queries))
+    document plus one per further stretch of text a window advances by (``max_length`` less the
+    query, the special tokens and the overlap of consecutive windows), counting tokens with
+    :func:`estimated_tokens`; and for the ``queries``, one window per ``max_length`` tokens of
+    each distinct query (a query is tokenized once per request, however many documents it comes
+    with). Counted before tokenizing (cheap), so a 1 MB document counts as the windows it may
+    fill rather than as one pair, and punctuation or CJK text is not undercounted 4-5 times."""
+    distinct = {query: estimated_tokens(query) for query in queries}
+    query_tokens = min(max(distinct.values(), default=0), query_token_limit(max_length))
+    document_tokens = max_length - query_tokens - _SPECIAL_TOKENS
+    advance = max(1, document_tokens - window_overlap(max_length, 0))  # the most overlap
+    work = sum(1 + estimated_tokens(document) // advance for document in documents)
+    return work + sum(tokens // max(1, max_length) for tokens in distinct.values())
 
 
 class _JobFuture(Future[np.ndarray]):
@@ -348,7 +353,8 @@ class Engine:
             if limit is not None and self._queued_pairs + job.cost > limit:
                 raise OverloadedError(
                     f"queue full: {self._queued_pairs} windows of work waiting, this request "
-                    f"{job.cost}, limit {limit}; retry later"
+                    f"{job.cost}, limit {limit}; retry later",
+                    retry_after=self.estimated_wait(),
                 )
             self._queued_pairs += job.cost
         job.future.add_done_callback(lambda _: self._dequeue(job))  # cancelled while queued

@@ -4,6 +4,7 @@ that dies mid-round, model failures, texts the tokenizer cannot take, repeated p
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 
 import pytest
@@ -200,9 +201,7 @@ def test_scripts_exit_cleanly_with_engines_running(bert_dir: str, tmp_path) -> N
     script = tmp_path / "exit.py"
     script.write_text(EXIT_SCRIPT)
     runs = [
-        subprocess.Popen(
-            [sys.executable, str(script), bert_dir], stderr=subprocess.PIPE, text=True
-        )
+        subprocess.Popen([sys.executable, str(script), bert_dir], stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     for run in runs:
@@ -225,3 +224,65 @@ def test_an_engine_stops_when_its_last_reranker_is_collected(bert_dir: str) -> N
     del view
     gc.collect()
     wait_until(lambda: engine() is None, "the engine and its threads outlived every reranker")
+
+
+# Issue 25, 4. Admission by real work; a fair engine.
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "!?.,;:" * 2000,  # punctuation: a token per character
+        "漢字仮名交じり文" * 1500,  # CJK: about a token per character
+        "river bank money " * 1000,  # English: about four characters a token
+    ],
+    ids=["punctuation", "cjk", "english"],
+)
+def test_admission_never_undercounts_the_windows_a_text_fills(rr: Reranker, document) -> None:
+    real = len(rr.engine.model.encode(["q"], [document], max_length=128, windows=True).lengths)
+    estimate = estimated_windows([document], 128)
+    assert real <= estimate <= 4 * real + 1
+
+
+def test_admission_counts_the_query(rr: Reranker) -> None:
+    huge_query = "bank " * 50_000
+    assert estimated_windows(["a"], 512, queries=[huge_query]) > 50
+    assert estimated_windows(["a"], 512, queries=["what is a bank?"] * 3) == 1
+
+
+def test_a_small_request_waits_for_one_batch_of_a_large_one_not_all_of_it(rr: Reranker) -> None:
+    large = _occupy(rr, docs=200, words=1500)
+    small = rr.engine.submit(["q"], ["a short one"], max_length=rr.max_length)
+    assert small.result(timeout=60).shape == (1,)
+    assert not large.done()  # before the fix: the small job waited for the whole large round
+    large.cancel()
+
+
+# Issue 25, 6. A hung model is noticed: callers fail, health says so, it recovers.
+
+
+def test_a_hung_forward_fails_its_callers_and_turns_health_unready(rr: Reranker) -> None:
+    from rag_rerank.errors import EngineStalledError
+
+    model = rr.engine.model
+    forward = model.forward
+    release = threading.Event()
+
+    def hanging_forward(*args, **kwargs):  # fault injection: the device stops answering
+        release.wait(30)
+        return forward(*args, **kwargs)
+
+    rr.engine.stall_timeout = 0.5
+    model.forward = hanging_forward
+    try:
+        with pytest.raises(EngineStalledError, match="hung"):
+            rr.score("q", ["stuck"])  # before the fix: waited as long as the forward
+        assert rr.health().stalled and not rr.health().alive
+        with pytest.raises(EngineStalledError):
+            rr.score("q", ["refused while the model hangs"])
+    finally:
+        model.forward = forward
+        release.set()
+    wait_until(lambda: rr.health().alive, "the engine did not recover after the forward returned")
+    rr.engine.stall_timeout = 60.0  # a loaded test machine may take over 0.5 s for a pass
+    assert rr.score("q", ["served again"])
