@@ -294,7 +294,8 @@ class Engine:
 
     def estimated_wait(self, windows: int = 0) -> float | None:
         """Seconds until ``windows`` more windows submitted now would be scored: the work queued
-        and held, over the measured throughput. ``None`` before the first measurement."""
+        and held, over the throughput measured on full steps. ``None`` before the engine ran
+        one (an engine that never ran a full step was never loaded enough to shed)."""
         rate = self._windows_per_second
         if rate is None:
             return None
@@ -418,11 +419,11 @@ class Engine:
                 stopping = True
                 continue
             assert isinstance(item, _Job)
-            self._dequeue(item)
             if item.future.set_running_or_notify_cancel():
                 self._active.append(item)
                 if not self._cancelled:
                     self._tokenize(item)
+            self._dequeue(item)  # after tokenizing: its work counts as held from here on
 
     def _drop_held(self, error: BaseException) -> None:
         """Fail every job held and queued: no caller may hang."""
@@ -508,7 +509,8 @@ class Engine:
             self._active_windows = 0
             return
         self._forward_started = None
-        self._measure(len(lengths), time.monotonic() - started)
+        if lengths.sum() * 2 >= self.batch_tokens:  # a small step is mostly per-pass overhead
+            self._measure(len(lengths), time.monotonic() - started)
         self.stats.last_forward_ok = True
         self.stats.failed_rounds_in_a_row = 0
         offset = 0
@@ -528,7 +530,8 @@ class Engine:
         return sum(len(rows) for rows in job.batches[job.done_batches :])
 
     def _measure(self, windows: int, seconds: float) -> None:
-        """Smooth the throughput (windows per second) the estimated wait divides by."""
+        """Smooth the throughput (windows per second) the estimated wait divides by, measured on
+        steps of at least half a batch: what a busy engine does, not its idle overhead."""
         rate = windows / max(seconds, 1e-6)
         previous = self._windows_per_second
         self._windows_per_second = rate if previous is None else 0.7 * previous + 0.3 * rate

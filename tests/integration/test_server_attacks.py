@@ -419,7 +419,8 @@ async def test_a_hung_model_answers_503_json_and_health_turns_503(bert_dir: str)
 async def test_overload_is_shed_at_once_with_429_and_retry_after(bert_dir: str) -> None:
     reranker = Reranker(bert_dir, show_progress=False, cache=None)
     try:
-        reranker.score("warm", ["the throughput is measured on real batches"] * 4)
+        # The throughput is measured on full batches (this one fills a few).
+        reranker.score("warm", [long_text(300, seed=i) for i in range(16)])
         docs = [f"{i} {long_text(1500, seed=i)}" for i in range(200)]
         backlog = reranker.engine.submit(["q"] * 200, docs, max_length=reranker.max_length)
         async with client_for(create_app(reranker, max_queue_wait=0.01)) as client:
