@@ -49,8 +49,7 @@ def main() -> None:
             rr.rerank(f"query {i}", docs)
             if i % args.every == 0:
                 print(
-                    f"after {i} requests: {rss_mb():.0f} MB "
-                    f"({time.perf_counter() - start:.0f} s)",
+                    f"after {i} requests: {rss_mb():.0f} MB ({time.perf_counter() - start:.0f} s)",
                     flush=True,
                 )
         rr.close()
