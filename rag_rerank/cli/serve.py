@@ -343,7 +343,7 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         # Requests are over by now; work they left behind is dropped, not waited for.
         for reranker in rerankers.values():
-            reranker.engine.close(timeout=1.0)
+            reranker.engine.close(timeout=1.0, cancel=True)
             reranker.close()
 
 

@@ -77,7 +77,7 @@ CHARS_PER_TOKEN = 4
 """Characters per token assumed when admission estimates a document's windows before
 tokenizing it (English text averages about 4 with WordPiece and SentencePiece vocabularies)."""
 
-EXIT_JOIN_SECONDS = 10.0
+EXIT_JOIN_SECONDS = 5.0
 """At interpreter exit, how long each engine's worker may take to finish the batch it runs."""
 
 DEFAULT_STALL_SECONDS = 60.0
@@ -419,11 +419,15 @@ class Engine:
                 stopping = True
                 continue
             assert isinstance(item, _Job)
-            if item.future.set_running_or_notify_cancel():
-                self._active.append(item)
-                if not self._cancelled:
-                    self._tokenize(item)
-            self._dequeue(item)  # after tokenizing: its work counts as held from here on
+            if not item.future.set_running_or_notify_cancel():
+                continue  # cancelled while queued: it left the queue's count then
+            # Its estimate counts as held while it is tokenized, then its real windows do.
+            self._active_windows += item.cost
+            self._dequeue(item)
+            self._active.append(item)
+            if not self._cancelled:
+                self._tokenize(item)
+            self._active_windows -= item.cost
 
     def _drop_held(self, error: BaseException) -> None:
         """Fail every job held and queued: no caller may hang."""
