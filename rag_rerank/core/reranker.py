@@ -149,7 +149,7 @@ class Reranker(BaseReranker):
             if key in _shared_rerankers:
                 return _shared_rerankers[key]
             engine = _shared_engines.get(engine_key)
-            if engine is None or not engine.alive:
+            if engine is None or not (engine.alive or engine.stalled):  # stalled: it may recover
                 instance = cls(resolved)
                 _shared_engines[engine_key] = instance._engine
             else:
