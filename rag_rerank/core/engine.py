@@ -211,8 +211,8 @@ class Engine:
         batch_tokens: Padded-token budget per forward pass. Lowered for good after a CUDA
             out-of-memory error.
         max_queue_pairs: Refuse new work with :class:`OverloadedError` while this much work is
-            queued and not yet started, counted in windows (:func:`estimated_windows`: one per
-            ordinary document). ``None`` means unbounded.
+            waiting (queued, or held by the worker and not yet scored), counted in windows
+            (:func:`estimated_windows`: one per ordinary document). ``None`` means unbounded.
         max_padding: Padding tokens a padded batch may carry before it is better split (see
             :func:`~rag_rerank.batching.token_budget_batches`); ``None`` picks the device's
             default from :data:`MAX_PADDING`.
@@ -264,6 +264,12 @@ class Engine:
         """Work submitted and not yet picked up by the worker, in windows
         (:func:`estimated_windows`); cancelled jobs leave it at once."""
         return self._queued_pairs
+
+    @property
+    def waiting_windows(self) -> int:
+        """Work not yet scored, in windows: queued, and the rest of the jobs the worker holds
+        (what ``max_queue_pairs`` bounds)."""
+        return self._queued_pairs + max(0, self._active_windows)
 
     def snapshot(self) -> RerankerStats:
         """The counters and limits now, as an immutable :class:`~rag_rerank.api.RerankerStats`."""
@@ -351,9 +357,12 @@ class Engine:
             if self.stalled:
                 raise EngineStalledError(self._stall_message())
             limit = self.max_queue_pairs
-            if limit is not None and self._queued_pairs + job.cost > limit:
+            # Waiting work: queued, and the unscored windows of the jobs the worker holds (the
+            # fair worker takes every job in at once, so the queue alone would bound nothing).
+            waiting = self.waiting_windows
+            if limit is not None and waiting + job.cost > limit:
                 raise OverloadedError(
-                    f"queue full: {self._queued_pairs} windows of work waiting, this request "
+                    f"queue full: {waiting} windows of work waiting, this request "
                     f"{job.cost}, limit {limit}; retry later",
                     retry_after=self.estimated_wait(),
                 )
