@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "CalibrationError",
+    "EngineStalledError",
     "EngineStoppedError",
     "InvalidInputError",
     "InvalidInputTypeError",
@@ -58,11 +59,21 @@ class ModelLoadError(RerankError, OSError):
 
 
 class OverloadedError(RerankError, RuntimeError):
-    """The engine's queue is full; the work was refused without being queued."""
+    """The engine's queue is full, or the wait for it too long; the work was refused without
+    being queued. ``retry_after``: seconds after which a retry may pass (``None``: unknown)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class EngineStoppedError(RerankError, RuntimeError):
     """The engine was closed, or its worker died; ``__cause__`` holds the worker's error."""
+
+
+class EngineStalledError(EngineStoppedError):
+    """A forward pass has run past the engine's ``stall_timeout``: the model may be hung. Its
+    callers and the queued ones fail with this; new work is refused until the pass returns."""
 
 
 class ScoringError(RerankError, RuntimeError):

@@ -148,10 +148,13 @@ class Health:
     Attributes:
         alive: The worker that runs the model is running.
         last_forward_ok: Whether the last forward pass succeeded; ``None`` before the first.
+        stalled: A forward pass has run past the engine's ``stall_timeout`` (the model may be
+            hung); ``alive`` is then False too.
     """
 
     alive: bool
     last_forward_ok: bool | None
+    stalled: bool = False
 
     @property
     def ready(self) -> bool:
@@ -161,6 +164,8 @@ class Health:
     @property
     def reason(self) -> str | None:
         """Why it is not ready, in words; ``None`` when it is."""
+        if self.stalled:
+            return "the model has been running one batch too long (hung?)"
         if not self.alive:
             return "the reranker worker is not running"
         if self.last_forward_ok is False:

@@ -96,6 +96,20 @@ def add_serve(subparsers: Subparsers) -> None:
         help="on SIGTERM, seconds to let requests in flight finish (default: 30)",
     )
     parser.add_argument(
+        "--request-timeout",
+        type=positive_float,
+        default=60.0,
+        help="seconds a rerank request may take, queueing included; past it its work is "
+        "cancelled and it gets 504 (default: 60)",
+    )
+    parser.add_argument(
+        "--max-queue-wait",
+        type=positive_float,
+        default=10.0,
+        help="refuse a request at once with 429 and Retry-After when the work ahead of it "
+        "would take longer than this many seconds at the measured throughput (default: 10)",
+    )
+    parser.add_argument(
         "--max-request-windows",
         type=positive_int,
         default=2048,
@@ -349,6 +363,8 @@ def serve(args: argparse.Namespace) -> int:
             shadow=args.shadow,
             shadow_queue=args.shadow_queue,
             max_echo_bytes=args.max_echo_bytes,
+            request_timeout=args.request_timeout,
+            max_queue_wait=args.max_queue_wait,
         )
         return run_server(
             app,
@@ -377,7 +393,7 @@ def _stop(rerankers: dict[str, Reranker], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     stopping = [rerankers.pop(name) for name in list(rerankers)]
     for reranker in stopping:
-        reranker.engine.close(timeout=max(0.0, deadline - time.monotonic()))
+        reranker.engine.close(timeout=max(0.0, deadline - time.monotonic()), cancel=True)
         reranker.close()
     if any(reranker.engine.alive for reranker in stopping):
         logging.getLogger("rag_rerank.server").warning(

@@ -121,6 +121,9 @@ class Reranker(BaseReranker):
 
     def _attach(self, engine: Engine, options: RerankerOptions) -> None:
         self._engine = engine
+        # The engine stops once its last user is collected (no worker left for exit to race).
+        engine.acquire()
+        weakref.finalize(self, engine.release).atexit = False
         self._options = options
         requested = options.max_length or engine.model.default_max_length
         self._max_length = min(requested, engine.model.max_length)
@@ -155,7 +158,7 @@ class Reranker(BaseReranker):
             if key in _shared_rerankers:
                 return _shared_rerankers[key]
             engine = _shared_engines.get(engine_key)
-            if engine is None or not engine.alive:
+            if engine is None or not (engine.alive or engine.stalled):  # stalled: it may recover
                 instance = cls(resolved)
                 _shared_engines[engine_key] = instance._engine
             else:
@@ -253,7 +256,10 @@ class Reranker(BaseReranker):
 
     def health(self) -> Health:
         """Whether the worker runs and the last forward pass succeeded (a snapshot)."""
-        return Health(alive=self._engine.alive, last_forward_ok=self._engine.stats.last_forward_ok)
+        engine = self._engine
+        return Health(
+            alive=engine.alive, last_forward_ok=engine.stats.last_forward_ok, stalled=engine.stalled
+        )
 
     @property
     def cache(self) -> ScoreCache | None:

@@ -22,7 +22,12 @@ from ..errors import InvalidInputError
 from .bodies import OffLoopRoute
 from .docs import install_docs
 from .errors import RETRY_AFTER_SECONDS, ServiceError, install_error_handlers
-from .guards import DEFAULT_MAX_ECHO_BYTES, DEFAULT_MAX_REQUEST_WINDOWS
+from .guards import (
+    DEFAULT_MAX_ECHO_BYTES,
+    DEFAULT_MAX_QUEUE_WAIT,
+    DEFAULT_MAX_REQUEST_WINDOWS,
+    DEFAULT_REQUEST_TIMEOUT,
+)
 from .metrics import CONTENT_TYPE, Metrics
 from .middleware import (
     AuthMiddleware,
@@ -72,9 +77,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         413: "Body over the byte limit, more documents or more windows of text than allowed, "
         "or more text to send back than max_echo_bytes.",
         422: "Bad JSON, empty query or document list, non-string items, unknown fields.",
-        429: "Queue full; retry after Retry-After seconds.",
+        429: "Queue full or its estimated wait too long; retry after Retry-After seconds.",
         500: "The model failed on this request's batch or returned a non-finite score.",
-        503: "The worker is not running, or the server is shutting down.",
+        503: "The worker is not running or the model is hung, or the server is shutting down.",
+        504: "The request ran past request_timeout; its work was cancelled.",
     }.items()
 }
 
@@ -107,6 +113,8 @@ def create_app(
     shadow: str | None = None,
     shadow_queue: int = DEFAULT_SHADOW_QUEUE,
     max_echo_bytes: int = DEFAULT_MAX_ECHO_BYTES,
+    request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
 ) -> FastAPI:
     """Build the HTTP service around in-process :class:`~rag_rerank.Reranker` s.
 
@@ -134,6 +142,11 @@ def create_app(
         max_echo_bytes: Most text, in UTF-8 bytes, one response sends back: ``/clean``'s texts,
             or the results' texts with ``return_text`` / ``return_documents`` (413 naming the
             field above it). Default 2 MiB.
+        request_timeout: Seconds a rerank request may take, queueing included; past it the
+            request's work is cancelled and it gets 504. ``None``: no deadline. Default 60.
+        max_queue_wait: Refuse a request at once with 429 and ``Retry-After`` when the work
+            ahead of it would take longer than this many seconds at the engine's measured
+            throughput. ``None``: shed on the queue's size only. Default 10.
 
     Returns:
         The FastAPI app; its :class:`~rag_rerank.server.registry.ServiceRegistry` is
@@ -159,6 +172,13 @@ def create_app(
     check_positive_int(max_body_bytes, "max_body_bytes")
     check_positive_int(max_request_windows, "max_request_windows")
     check_positive_int(max_echo_bytes, "max_echo_bytes")
+    for name, seconds in (("request_timeout", request_timeout), ("max_queue_wait", max_queue_wait)):
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0
+        ):
+            raise InvalidInputError(
+                name, f"must be a positive number of seconds or None, got {seconds!r}"
+            )
     if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
         raise InvalidInputError("api_key", "must be a non-empty string or None")
     if allowed_hosts is not None and (
@@ -181,6 +201,8 @@ def create_app(
             max_documents=max_documents,
             max_body_bytes=max_body_bytes,
             max_request_windows=max_request_windows,
+            request_timeout=request_timeout,
+            max_queue_wait=max_queue_wait,
             name=name,
             metrics=shared_metrics,
             shadow=None if name == shadow else scorer,

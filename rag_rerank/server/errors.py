@@ -7,18 +7,21 @@
        more windows of text than ``max_request_windows``
 422    bad JSON (also undecodable or too deeply nested), empty query, empty document list,
        non-string items, texts that are not valid Unicode, unknown fields
-429    the engine's queue is full (``Retry-After`` says when to come back)
+429    the engine's queue is full, or the work ahead would take longer than ``max_queue_wait``
+       (``Retry-After`` says when to come back)
 499    the client disconnected before its answer was ready (never seen by that client)
 500    the model failed on the request's batch or returned NaN or infinity for one of its pairs;
        any other failure (``internal``): never plain text
-503    the worker is not running, the server is shutting down, or too many connections
-       (``Retry-After``)
+503    the worker is not running, a forward pass ran past the stall timeout (the model may be
+       hung), the server is shutting down, or too many connections (``Retry-After``)
+504    the request ran past ``request_timeout`` (its work was cancelled)
 =====  ====================================================================================
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -145,9 +148,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OverloadedError)
     async def _overloaded(request: Request, exc: OverloadedError) -> JSONResponse:
-        return error_response(
-            429, "overloaded", str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-        )
+        retry = RETRY_AFTER_SECONDS if exc.retry_after is None else math.ceil(exc.retry_after)
+        return error_response(429, "overloaded", str(exc), headers={"Retry-After": str(retry)})
 
     @app.exception_handler(EngineStoppedError)
     async def _stopped(request: Request, exc: EngineStoppedError) -> JSONResponse:

@@ -15,10 +15,13 @@ from .errors import ServiceError
 
 __all__ = [
     "DEFAULT_MAX_ECHO_BYTES",
+    "DEFAULT_MAX_QUEUE_WAIT",
     "DEFAULT_MAX_REQUEST_WINDOWS",
+    "DEFAULT_REQUEST_TIMEOUT",
     "PROBE_INTERVAL_SECONDS",
     "UNHEALTHY_AFTER_FAILURES",
     "ReadinessProbe",
+    "check_queue_wait",
     "check_request_work",
 ]
 
@@ -31,6 +34,12 @@ for 512-token windows: 1,000 documents of up to 4 KB, or about 4 MB in one docum
 DEFAULT_MAX_ECHO_BYTES = 2 * 1024 * 1024
 """Most text one response sends back, in UTF-8 bytes (``/clean``, ``return_text``,
 ``return_documents``): an answer a client never reads stays in memory until it is cut."""
+DEFAULT_REQUEST_TIMEOUT = 60.0
+"""Seconds a rerank request may take, queueing included, before it is cancelled with a 504."""
+
+DEFAULT_MAX_QUEUE_WAIT = 10.0
+"""Seconds of estimated wait (work queued and running over the measured throughput) above which
+a new request is refused at once with 429 and ``Retry-After``."""
 
 UNHEALTHY_AFTER_FAILURES = 3
 """``/health`` turns 503 after this many rounds of forward passes failed in a row."""
@@ -40,27 +49,50 @@ PROBE_INTERVAL_SECONDS = 1.0
 
 
 def check_request_work(
+    query: str,
     texts: Sequence[str],
     field: str,
     *,
     max_length: int,
     max_request_windows: int,
     max_queue_pairs: int | None,
-) -> None:
+) -> int:
     """Refuse, before any tokenizing, texts the tokenizer cannot take (422 naming the item,
     via :class:`~rag_rerank.InvalidInputError`) and more text than one request may send or the
-    queue could ever hold (413 naming the limit)."""
+    queue could ever hold (413 naming the limit). Returns the request's work in windows (the
+    query's included; :func:`~rag_rerank.core.engine.estimated_windows`)."""
     check_documents(texts, field)
-    windows = estimated_windows(texts, max_length)
+    windows = estimated_windows(texts, max_length, queries=(query,))
     for most, name in ((max_request_windows, "max_request_windows"), (max_queue_pairs, "queue")):
         if most is not None and windows > most:
             raise ServiceError(
                 413,
                 "too_much_text",
                 f"{field}: about {windows} windows of text, the limit is {most} "
-                f"({name}; a window is ~{max_length * 4} characters)",
+                f"({name}; a window is {max_length} tokens: ~{max_length * 4} characters of "
+                "English text, fewer of punctuation or CJK)",
                 field=field,
             )
+    return windows
+
+
+def check_queue_wait(reranker: Reranker, windows: int, max_queue_wait: float | None) -> None:
+    """Refuse at once (429 with ``Retry-After``) a request that would wait longer than
+    ``max_queue_wait`` seconds: the work queued and running plus its own ``windows``, over the
+    engine's measured throughput. Shedding early beats answering after 25 s."""
+    if max_queue_wait is None:
+        return
+    wait = reranker.engine.estimated_wait(windows)
+    if wait is None or wait <= max_queue_wait:
+        return
+    retry = max(1, math.ceil(wait - max_queue_wait))
+    raise ServiceError(
+        429,
+        "overloaded",
+        f"overloaded: about {wait:.1f} s of work is waiting, the limit is {max_queue_wait:g} s; "
+        f"retry after {retry} s",
+        headers={"Retry-After": str(retry)},
+    )
 
 
 class ReadinessProbe:

@@ -20,7 +20,14 @@ from ..core import Reranker
 from ..core.device import precision_note
 from ..errors import NonFiniteScoreError
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError
-from .guards import DEFAULT_MAX_REQUEST_WINDOWS, ReadinessProbe, check_request_work
+from .guards import (
+    DEFAULT_MAX_QUEUE_WAIT,
+    DEFAULT_MAX_REQUEST_WINDOWS,
+    DEFAULT_REQUEST_TIMEOUT,
+    ReadinessProbe,
+    check_queue_wait,
+    check_request_work,
+)
 from .metrics import Metrics
 from .middleware import ARRIVED_KEY
 from .schemas import InfoResponse
@@ -46,6 +53,8 @@ class RerankService:
         max_documents: int,
         max_body_bytes: int,
         max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
+        request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+        max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
         name: str | None = None,
         metrics: Metrics | None = None,
         shadow: ShadowScorer | None = None,
@@ -55,6 +64,8 @@ class RerankService:
         self.max_documents = max_documents
         self.max_body_bytes = max_body_bytes
         self.max_request_windows = max_request_windows
+        self.request_timeout = request_timeout
+        self.max_queue_wait = max_queue_wait
         self.metrics = Metrics() if metrics is None else metrics
         self.shadow = shadow
         self.draining = False
@@ -125,25 +136,29 @@ class RerankService:
                 f"{field}: {len(texts)} documents, the limit is {limit} per request",
                 field=field,
             )
-        check_request_work(
+        windows = check_request_work(
+            query,
             texts,
             field,
             max_length=self.reranker.max_length,
             max_request_windows=self.max_request_windows,
             max_queue_pairs=capacity,
         )
+        check_queue_wait(self.reranker, windows, self.max_queue_wait)
         reranker = self._view(truncate)
         pruning = prune_options(prune)  # a bad one fails before any work
         start = time.perf_counter()
         try:
             if self.shadow is None:
-                results = await _unless_disconnected(
+                results = await self._within_deadline(
                     request.receive,
                     reranker.arerank(query, texts, top_n=top_n, threshold=threshold, prune=pruning),
                 )
             else:  # the shadow compares full rankings: select here rather than in the core
                 cutoff = resolve_threshold(threshold, reranker.calibration)
-                ranked = await _unless_disconnected(request.receive, reranker.arerank(query, texts))
+                ranked = await self._within_deadline(
+                    request.receive, reranker.arerank(query, texts)
+                )
                 results = [r for r in ranked if cutoff is None or r.score >= cutoff][:top_n]
                 if pruning is not None:
                     pruned = reranker.aprune(query, results, pruning)
@@ -162,6 +177,23 @@ class RerankService:
         scores = [r.score for r in results]
         self.metrics.observe_results(scores, threshold=threshold, model=self.name)
         return results
+
+    async def _within_deadline(
+        self, receive: Receive, work: Coroutine[Any, Any, list[RerankResult]]
+    ) -> list[RerankResult]:
+        """``work``'s results, or 504 after ``request_timeout`` seconds: cancelling it drops the
+        request's queued and remaining batches from the engine."""
+        try:
+            return await asyncio.wait_for(
+                _unless_disconnected(receive, work), timeout=self.request_timeout
+            )
+        except TimeoutError:
+            raise ServiceError(
+                504,
+                "timeout",
+                f"the request took longer than {self.request_timeout:g} s "
+                "(request_timeout); its work was cancelled",
+            ) from None
 
     def _view(self, truncate: bool | int | None) -> Reranker:
         if truncate is True:

@@ -12,7 +12,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 
 import httpx
 import pytest
@@ -304,3 +304,91 @@ def test_shutdown_takes_one_drain_budget_and_a_second_signal_ends_it(bert_dir: s
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+# Issue 25: a request deadline (504), a hung model (503, /health), shedding on estimated wait.
+
+
+@contextmanager
+def hanging_forward(reranker: Reranker) -> Iterator[threading.Event]:
+    """Fault injection: the model's forward blocks until the event is set (or 30 s)."""
+    model = reranker.engine.model
+    forward = model.forward
+    release = threading.Event()
+
+    def hang(*args, **kwargs):
+        release.wait(30)
+        return forward(*args, **kwargs)
+
+    model.forward = hang
+    try:
+        yield release
+    finally:
+        model.forward = forward
+        release.set()
+
+
+async def test_a_request_past_its_deadline_is_cancelled_with_504_json(bert_dir: str) -> None:
+    reranker = Reranker(bert_dir, show_progress=False, cache=None)
+    try:
+        app = create_app(reranker, request_timeout=0.5)
+        async with client_for(app) as client:
+            with hanging_forward(reranker):
+                response = await client.post("/rerank", json={"query": "q", "texts": ["a"]})
+                assert response.status_code == 504
+                assert response.json()["error_type"] == "timeout"
+                assert "request_timeout" in response.json()["error"]
+            app.state.service.default.request_timeout = 60.0  # this machine may be loaded
+            response = await client.post("/rerank", json={"query": "q", "texts": ["b"]})
+            assert response.status_code == 200
+    finally:
+        reranker.close()
+
+
+async def test_a_hung_model_answers_503_json_and_health_turns_503(bert_dir: str) -> None:
+    reranker = Reranker(bert_dir, show_progress=False, cache=None)
+    reranker.engine.stall_timeout = 0.5
+    try:
+        async with client_for(create_app(reranker)) as client:
+            with hanging_forward(reranker):
+                response = await client.post("/rerank", json={"query": "q", "texts": ["a"]})
+                assert response.status_code == 503  # before the fix: waited for the forward
+                assert response.json()["error_type"] == "unavailable"
+                assert (await client.get("/health")).status_code == 503
+                ready = await client.get("/ready")
+                assert ready.status_code == 503
+                assert "hung" in ready.json()["error"]
+            for _ in range(100):
+                if (await client.get("/health")).status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await client.get("/health")).status_code == 200
+    finally:
+        reranker.close()
+
+
+async def test_overload_is_shed_at_once_with_429_and_retry_after(bert_dir: str) -> None:
+    reranker = Reranker(bert_dir, show_progress=False, cache=None)
+    try:
+        # The throughput is measured on full batches (this one fills a few).
+        reranker.score("warm", [long_text(300, seed=i) for i in range(16)])
+        docs = [f"{i} {long_text(1500, seed=i)}" for i in range(200)]
+        backlog = reranker.engine.submit(["q"] * 200, docs, max_length=reranker.max_length)
+        async with client_for(create_app(reranker, max_queue_wait=0.01)) as client:
+            response = await client.post("/rerank", json={"query": "q", "texts": ["a"]})
+            assert response.status_code == 429  # before the fix: 200 after the whole backlog
+            assert response.json()["error_type"] == "overloaded"
+            assert int(response.headers["Retry-After"]) >= 1
+            assert not backlog.done()
+        backlog.cancel()
+    finally:
+        reranker.close()
+
+
+def test_serve_flags_for_the_request_deadline_and_the_queue_wait() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--model", "m", "--request-timeout", "5", "--max-queue-wait", "2.5"]
+    )
+    assert (args.request_timeout, args.max_queue_wait) == (5.0, 2.5)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--model", "m", "--request-timeout", "0"])

@@ -130,37 +130,47 @@ async def test_16_concurrent_clients_over_tcp(url: str, rr: Reranker) -> None:
 
 def test_disconnected_clients_pairs_leave_the_queue(url: str, http: httpx.Client, rr) -> None:
     engine = rr.engine
-    occupier = _occupy(rr, 16)
     pairs_before = engine.stats.pairs
     disconnects_before = _count(
         http.get("/metrics").text,
         r'rag_rerank_requests_total\{method="POST",route="/rerank",status="499"\}',
     )
+    forward = engine.model.forward
+    release = threading.Event()
+
+    def slow_forward(*args, **kwargs):  # fault injection: the request's batch takes a while
+        release.wait(30)
+        return forward(*args, **kwargs)
+
+    engine.model.forward = slow_forward
     body = json.dumps({"query": "gone", "texts": [f"doc {i}" for i in range(8)]}).encode()
     port = int(url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(
-            b"POST /rerank HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        wait_until(lambda: engine.queued_pairs == 8, "the request's pairs were not queued")
-    # The socket is closed: the server notices, answers 499 to nobody and cancels the pairs.
-    wait_until(
-        lambda: (
-            _count(
-                http.get("/metrics").text,
-                r'rag_rerank_requests_total\{method="POST",route="/rerank",status="499"\}',
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"POST /rerank HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
             )
-            == disconnects_before + 1
-        ),
-        "the server did not notice the disconnect",
-    )
-    occupier.result(timeout=60)
-    wait_until(lambda: engine.queued_pairs == 0, "the cancelled pairs stayed queued")
+            wait_until(lambda: engine.waiting_windows == 8, "the request's pairs were not queued")
+        # The socket is closed: the server notices, answers 499 to nobody and cancels the pairs.
+        wait_until(
+            lambda: (
+                _count(
+                    http.get("/metrics").text,
+                    r'rag_rerank_requests_total\{method="POST",route="/rerank",status="499"\}',
+                )
+                == disconnects_before + 1
+            ),
+            "the server did not notice the disconnect",
+        )
+    finally:
+        engine.model.forward = forward
+        release.set()
+    wait_until(lambda: engine.waiting_windows == 0, "the cancelled pairs stayed queued")
     assert http.post("/rerank", json={"query": "q", "texts": ["after"]}).status_code == 200
-    # Only the long job and the last request were scored: the 8 pairs never ran.
-    assert engine.stats.pairs == pairs_before + 16 + 1
+    # Only the last request was resolved: the 8 pairs were dropped.
+    assert engine.stats.pairs == pairs_before + 1
 
 
 def test_remote_reranker_matches_in_process_reranker(url: str, bert_dir: str) -> None:
@@ -201,25 +211,39 @@ def test_remote_reranker_retries_when_the_queue_is_full(url: str, http, rr: Rera
     metric = r'rag_rerank_requests_total\{method="POST",route="/rerank",status="429"\}'
     refused_before = _count(http.get("/metrics").text, metric)
     expected = rr.score(QUERY, DOCS)
-    occupier = _occupy(rr, CAPACITY, words=300)
-    filler = rr.engine.submit(
-        ["fill"] * CAPACITY,
-        [f"x{i}" for i in range(CAPACITY)],
-        max_length=64,
-        long_documents="truncate",
-    )
-    with (
-        RemoteReranker(url, api_key=KEY, max_retries=0) as impatient,
-        pytest.raises(OverloadedError),
-    ):
-        impatient.score(QUERY, DOCS)
-    with RemoteReranker(
-        url, api_key=KEY, max_retries=300, backoff=0.02, max_backoff=0.1
-    ) as patient:
-        assert patient.score(QUERY, DOCS) == pytest.approx(expected, abs=1e-6)
-    occupier.result(timeout=60)
-    filler.result(timeout=60)
-    assert _count(http.get("/metrics").text, metric) >= refused_before + 2
+    forward = rr.engine.model.forward
+    release = threading.Event()
+
+    def slow_forward(*args, **kwargs):  # fault injection: the long job holds the engine
+        release.wait(30)
+        return forward(*args, **kwargs)
+
+    rr.engine.model.forward = slow_forward
+    try:
+        occupier = _occupy(rr, CAPACITY, words=300)  # its unscored windows fill the limit
+        with (
+            RemoteReranker(url, api_key=KEY, max_retries=0) as impatient,
+            pytest.raises(OverloadedError),
+        ):
+            impatient.score(QUERY, DOCS)
+        with RemoteReranker(
+            url, api_key=KEY, max_retries=300, backoff=0.02, max_backoff=0.1
+        ) as patient:
+            scores: list[list[float]] = []
+            worker = threading.Thread(target=lambda: scores.append(patient.score(QUERY, DOCS)))
+            worker.start()
+            wait_until(
+                lambda: _count(http.get("/metrics").text, metric) >= refused_before + 2,
+                "the patient client was never refused",
+            )
+            rr.engine.model.forward = forward
+            release.set()
+            worker.join(60)
+        assert scores and scores[0] == pytest.approx(expected, abs=1e-6)
+        occupier.result(timeout=60)
+    finally:
+        rr.engine.model.forward = forward
+        release.set()
 
 
 def test_serve_defaults_to_loopback_and_fails_clearly_on_a_bad_model(tmp_path, capsys) -> None:
