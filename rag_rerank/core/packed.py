@@ -39,12 +39,12 @@ _PACKED_CLASSES = {
 _ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 
 TOKEN_BUCKET = 64
-"""Below fp32, a packed batch's token count is padded up to a multiple of this (rows of zeros that
-attention skips and the head never reads). The CPU's bf16 matrix products keep code built for
-every row count they see, never freed: with one shape per batch, resident memory grew by hundreds
-of MB over the first thousands of requests (docs/how-to/engine-limits.md). Buckets bound the
-shapes to ``batch_tokens / 64`` (32 at the CPU default of 2,048), at the cost of under 64 rows of
-work per batch. fp32 products do not keep per-shape code, so fp32 batches are not padded."""
+"""A packed batch's token count is padded up to a multiple of this (rows of zeros that attention
+skips and the head never reads). The CPU's oneDNN products keep code built for every row count
+they see, never freed: with one shape per batch, resident memory grew by ~550 MB (fp32 and bf16
+alike) over the first few hundred requests (docs/how-to/engine-limits.md). Buckets bound the
+shapes to ``batch_tokens / 64`` (32 at the CPU default of 2,048), for under 64 rows of extra work
+per batch."""
 
 
 def packed_position_offset(model: PreTrainedModel) -> int | None:
@@ -80,7 +80,7 @@ class PackedEncoder:
         gelu = model.config.hidden_act == "gelu"  # erf GELU: what oneDNN fuses
         base: Any = model.base_model
         self.layers = [_PackedLayer(layer, gelu, onednn) for layer in base.encoder.layer]
-        self.bucket = 1 if model.dtype == torch.float32 else TOKEN_BUCKET
+        self.bucket = TOKEN_BUCKET
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[rows, labels]`` fp32 logits of a packed batch: ``input_ids``, ``token_type_ids`` and

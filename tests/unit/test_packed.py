@@ -1,5 +1,5 @@
 """The padding-free CPU forward's oneDNN path (fused bias, GELU and residual adds) computes what
-the model's own modules compute, and below fp32 runs only a bounded set of shapes."""
+the model's own modules compute, and runs only a bounded set of shapes."""
 
 from __future__ import annotations
 
@@ -63,10 +63,11 @@ def test_a_tanh_gelu_model_keeps_its_own_activation(tmp_path: Path) -> None:
     )
 
 
-def test_bf16_products_see_only_bucketed_row_counts(bert_dir: str) -> None:
-    # Issue 25 item 8: bf16 products keep code per row count, so one shape per batch (the real
-    # token count) grew resident memory without bound; padded batches use few shapes.
-    rr = Reranker(bert_dir, device="cpu", dtype="bf16", cache=None)
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_products_see_only_bucketed_row_counts(dtype: str, bert_dir: str) -> None:
+    # Issue 25 item 8: oneDNN products keep code per row count, so one shape per batch (the real
+    # token count) grew resident memory by hundreds of MB; padded batches use few shapes.
+    rr = Reranker(bert_dir, device="cpu", dtype=dtype, cache=None)
     model = rr.engine.model
     rows_seen: set[int] = set()
     for words in (1, 3, 17, 40):
