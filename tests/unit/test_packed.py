@@ -1,5 +1,5 @@
 """The padding-free CPU forward's oneDNN path (fused bias, GELU and residual adds) computes what
-the model's own modules compute."""
+the model's own modules compute, and runs only a bounded set of shapes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.profiler import profile
 
 from rag_rerank import Reranker, testing
-from rag_rerank.core.packed import PackedEncoder
+from rag_rerank.core.packed import TOKEN_BUCKET, PackedEncoder
 from reference import PlainCrossEncoder
 
 QUERY = "what does a cross-encoder do in retrieval"
@@ -60,3 +61,25 @@ def test_a_tanh_gelu_model_keeps_its_own_activation(tmp_path: Path) -> None:
     assert Reranker(str(tmp_path), cache=None).score(QUERY, DOCUMENTS) == pytest.approx(
         expected, abs=1e-5
     )
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_products_see_only_bucketed_row_counts(dtype: str, bert_dir: str) -> None:
+    # Issue 25 item 8: oneDNN products keep code per row count, so one shape per batch (the real
+    # token count) grew resident memory by hundreds of MB; padded batches use few shapes.
+    rr = Reranker(bert_dir, device="cpu", dtype=dtype, cache=None)
+    model = rr.engine.model
+    rows_seen: set[int] = set()
+    for words in (1, 3, 17, 40):
+        documents = [" ".join(["river"] * words)] * 3
+        rows = model.tokenizer([QUERY] * len(documents), documents)
+        batch = model.collate(rows["input_ids"], rows.get("token_type_ids"))
+        with profile(record_shapes=True) as prof, torch.inference_mode():
+            logits = model.forward(batch)
+        assert logits.shape == (len(documents),)
+        assert torch.isfinite(logits).all()
+        products = [e for e in prof.events() if e.name == "mkldnn::_linear_pointwise"]
+        assert products
+        rows_seen.update(e.input_shapes[0][0] for e in products)
+    assert all(rows % TOKEN_BUCKET == 0 for rows in rows_seen), rows_seen
+    assert len(rows_seen) <= 3
