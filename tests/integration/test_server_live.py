@@ -279,7 +279,7 @@ def test_sigterm_drains_then_exits_0(bert_dir: str) -> None:
                 return False
 
         wait_until(healthy, "rag-rerank serve did not come up", timeout=90)
-        docs = [long_text(2000, seed=i) for i in range(8)]
+        docs = [long_text(2000, seed=i) for i in range(48)]  # seconds of work even on a fast CPU
         slow: dict[str, httpx.Response] = {}
 
         def send_slow_request() -> None:
