@@ -8,15 +8,13 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from server_testing import free_port, live_server, long_text, wait_until
+from server_testing import live_server, long_text, serve_cli, wait_until
 
 from rag_rerank import InvalidInputError, OverloadedError, RemoteReranker, Reranker
 from rag_rerank.cli import build_parser, main
@@ -260,25 +258,8 @@ def test_serve_defaults_to_loopback_and_fails_clearly_on_a_bad_model(tmp_path, c
 
 @pytest.mark.slow  # starts a fresh Python process that imports torch
 def test_sigterm_drains_then_exits_0(bert_dir: str) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    env.pop("RAG_RERANK_API_KEY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag_rerank.cli", "serve", "--model", bert_dir,
-         "--port", str(port), "--drain-timeout", "60", "--log-level", "info"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    process, base = serve_cli(bert_dir, drain_timeout=60)
     try:
-
-        def healthy() -> bool:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                return httpx.get(f"{base}/health").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, "rag-rerank serve did not come up", timeout=90)
         docs = [long_text(2000, seed=i) for i in range(48)]  # seconds of work even on a fast CPU
         slow: dict[str, httpx.Response] = {}
 
