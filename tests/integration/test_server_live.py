@@ -10,7 +10,6 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -32,7 +31,6 @@ DOCS = [
     "Pandas eat bamboo.",
     "Savings grow when interest compounds.",
 ]
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
