@@ -150,11 +150,14 @@ class Health:
         last_forward_ok: Whether the last forward pass succeeded; ``None`` before the first.
         stalled: A forward pass has run past the engine's ``stall_timeout`` (the model may be
             hung); ``alive`` is then False too.
+        failed_rounds: Rounds of forward passes that failed in a row, up to now (0 after a
+            success).
     """
 
     alive: bool
     last_forward_ok: bool | None
     stalled: bool = False
+    failed_rounds: int = 0
 
     @property
     def ready(self) -> bool:

@@ -19,11 +19,8 @@ def error(message: str) -> None:
 def model_line(reranker: Reranker, *, parameters: bool = False) -> str:
     """``model: <name> on <device> (<dtype>[; CPU bf16 native or not])``, the first line of a
     command's report; with ``parameters``, the model's parameter count after its name."""
-    from ..core.device import precision_note
-
     size = f" ({reranker.num_parameters:,} parameters)" if parameters else ""
-    precision = precision_note(reranker.device, reranker.dtype)
-    return f"model: {reranker.model_name}{size} on {reranker.device} ({precision})"
+    return f"model: {reranker.model_name}{size} on {reranker.device} ({reranker.precision})"
 
 
 def console() -> Any:

@@ -291,8 +291,6 @@ def serve(args: argparse.Namespace) -> int:
     """Check the models fit, load and warm them up, serve until SIGTERM; returns the exit code."""
     import logging
 
-    from ..core.device import precision_note
-
     try:
         from ..server import create_app
         from ..server.models import ModelRouter, parse_split
@@ -349,7 +347,7 @@ def serve(args: argparse.Namespace) -> int:
                 reranker.model_name,
                 name,
                 reranker.device,
-                precision_note(reranker.device, reranker.dtype),
+                reranker.precision,
             )
         app = create_app(
             rerankers,
@@ -393,9 +391,8 @@ def _stop(rerankers: dict[str, Reranker], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     stopping = [rerankers.pop(name) for name in list(rerankers)]
     for reranker in stopping:
-        reranker.engine.close(timeout=max(0.0, deadline - time.monotonic()), cancel=True)
-        reranker.close()
-    if any(reranker.engine.alive for reranker in stopping):
+        reranker.close(timeout=max(0.0, deadline - time.monotonic()), cancel=True)
+    if any(reranker.health().alive for reranker in stopping):
         logging.getLogger("rag_rerank.server").warning(
             "a forward pass still runs at the end of --drain-timeout: exiting now"
         )

@@ -45,7 +45,7 @@ from ..errors import (
 )
 from .cache import ScoreCache, model_identity, open_cache
 from .cleaning import clean_documents
-from .device import resolve_device, resolve_dtype
+from .device import precision_note, resolve_device, resolve_dtype
 from .engine import Engine
 from .head import PruningHeadModel
 from .loading import PairModel, load_model
@@ -258,7 +258,28 @@ class Reranker(BaseReranker):
         """Whether the worker runs and the last forward pass succeeded (a snapshot)."""
         engine = self._engine
         return Health(
-            alive=engine.alive, last_forward_ok=engine.stats.last_forward_ok, stalled=engine.stalled
+            alive=engine.alive,
+            last_forward_ok=engine.stats.last_forward_ok,
+            stalled=engine.stalled,
+            failed_rounds=engine.stats.failed_rounds_in_a_row,
+        )
+
+    def estimated_wait(self, windows: int = 0) -> float | None:
+        """Seconds until ``windows`` more windows submitted now would be scored (the work waiting
+        in the shared engine over its measured throughput); ``None`` before a full batch ran."""
+        return self._engine.estimated_wait(windows)
+
+    @property
+    def precision(self) -> str:
+        """The precision in words, with whether a CPU multiplies bf16 natively (e.g.
+        ``"bfloat16; CPU bf16 native (AMX)"``): for logs and ``/info``."""
+        return precision_note(self.device, self.dtype)
+
+    async def aprobe(self) -> None:
+        """Score one tiny pair on the model, past the score cache (a cached score would prove
+        nothing): a readiness probe after failed forward passes. Raises what the pass raised."""
+        await asyncio.wrap_future(
+            self._engine.submit(["probe"], ["a probe passage"], max_length=self.max_length)
         )
 
     @property
@@ -346,8 +367,16 @@ class Reranker(BaseReranker):
             ranked = _unflat(job.apply(_flat(ranked), await self._asentence_scores(job)), ranked)
         return [budget.apply(results) for results in ranked]
 
-    def close(self) -> None:
-        """Stop the engine (every instance sharing it stops too). Further calls raise."""
+    def close(self, timeout: float | None = 10.0, *, cancel: bool = False) -> None:
+        """Stop the engine (every instance sharing it stops too). Further calls raise.
+
+        Args:
+            timeout: Seconds to wait for the worker to stop (``None``: as long as it takes). A
+                forward pass cannot be interrupted: check :meth:`health` ``.alive`` after a
+                short timeout.
+            cancel: Fail the work still queued with
+                :class:`~rag_rerank.errors.EngineStoppedError` instead of finishing it first.
+        """
         with _shared_lock:
             for key, instance in list(_shared_rerankers.items()):
                 if instance._engine is self._engine:
@@ -355,7 +384,7 @@ class Reranker(BaseReranker):
             for key, engine in list(_shared_engines.items()):
                 if engine is self._engine:
                     del _shared_engines[key]
-        self._engine.close()
+        self._engine.close(timeout, cancel=cancel)
 
     def __enter__(self) -> Reranker:
         return self

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -82,7 +81,7 @@ def check_queue_wait(reranker: Reranker, windows: int, max_queue_wait: float | N
     engine's measured throughput. Shedding early beats answering after 25 s."""
     if max_queue_wait is None:
         return
-    wait = reranker.engine.estimated_wait(windows)
+    wait = reranker.estimated_wait(windows)
     if wait is None or wait <= max_queue_wait:
         return
     retry = max(1, math.ceil(wait - max_queue_wait))
@@ -107,8 +106,8 @@ class ReadinessProbe:
     @property
     def healthy(self) -> bool:
         """The worker runs and its recent rounds of forward passes did not all fail."""
-        engine = self.reranker.engine
-        return engine.alive and engine.stats.failed_rounds_in_a_row < UNHEALTHY_AFTER_FAILURES
+        health = self.reranker.health()
+        return health.alive and health.failed_rounds < UNHEALTHY_AFTER_FAILURES
 
     async def __call__(self) -> None:
         health = self.reranker.health()
@@ -118,10 +117,7 @@ class ReadinessProbe:
         if now - self._probed_at < PROBE_INTERVAL_SECONDS:
             return
         self._probed_at = now
-        engine = self.reranker.engine
-        try:  # straight to the engine: a cached score would prove nothing
-            await asyncio.wrap_future(
-                engine.submit(["probe"], ["a probe passage"], max_length=self.reranker.max_length)
-            )
+        try:
+            await self.reranker.aprobe()
         except Exception as exc:
             logger.warning("readiness probe failed: %s", type(exc).__name__)

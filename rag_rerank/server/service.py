@@ -17,7 +17,6 @@ from starlette.types import Receive
 from .. import __version__
 from ..api import RerankResult, prune_options, resolve_threshold
 from ..core import Reranker
-from ..core.device import precision_note
 from ..errors import NonFiniteScoreError
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError
 from .guards import (
@@ -214,7 +213,7 @@ class RerankService:
             model_id=reranker.model_name,
             device=str(reranker.device),
             model_dtype=str(reranker.dtype).removeprefix("torch."),
-            precision=precision_note(reranker.device, reranker.dtype),
+            precision=reranker.precision,
             max_input_length=reranker.max_length,
             max_batch_tokens=stats.batch_tokens,
             max_client_batch_size=min(self.max_documents, stats.max_queue_pairs or 1 << 62),
