@@ -63,6 +63,15 @@ def check_positive_int(value: object, field: str, *, optional: bool = False) -> 
         raise InvalidInputError(field, f"must be a positive integer, got {value!r}")
 
 
+def check_positive_number(value: object, field: str, *, optional: bool = False) -> None:
+    """Raise :class:`InvalidInputError` naming ``field`` unless ``value`` is an int or float > 0
+    (or ``None`` with ``optional``). ``True`` and NaN are refused."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidInputError(field, f"must be a positive number, got {value!r}")
+
+
 def check_query(query: object, field: str = "query") -> str:
     """A non-empty query string, or :class:`InvalidInputError` naming ``field``."""
     if not isinstance(query, str):
