@@ -45,16 +45,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
+from http_load import free_port
 
 KEY = "bench-key"
 CASES = ("flood", "unread", "html", "unknown_keys", "long_query", "drain")
 AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:

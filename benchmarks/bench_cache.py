@@ -17,7 +17,6 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from http_load import free_port
 
 WORDS = (
     "bank loan money river water boat interest account fish stream panda bamboo city capital "
@@ -49,12 +50,6 @@ def _workload(requests: int, repeat: float, docs: int, words: int, seed: int) ->
         asked.append((query, passages))
         out.append(asked[-1])
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _time(rr, workload: list[tuple]) -> dict[str, float]:
@@ -104,7 +99,7 @@ def main() -> int:
         binary = shutil.which("redis-server")
         if binary is None:
             raise SystemExit("redis-server not found: apt-get install redis-server, or --redis-url")
-        port = _free_port()
+        port = free_port()
         command = [binary, "--bind", "127.0.0.1", "--port", str(port)]
         server = subprocess.Popen(
             [*command, "--save", "", "--appendonly", "no"],

@@ -55,7 +55,7 @@ from harness.measure import (
     top_gap,
 )
 from harness.peers import Peer, plain_peer, rag_rerank_peer, sentence_transformers_peer
-from harness.report import _device_text, _versions
+from harness.report import device_text, versions
 from harness.workloads import TextMaker, Workload, constant_lengths, pair_token_lengths
 from rag_rerank.core.device import cpu_bf16, precision_note, resolve_dtype
 from rag_rerank.core.packed import PackedEncoder
@@ -70,11 +70,9 @@ def main(args: argparse.Namespace) -> int:
     folder = str(build_model(shape, Path(args.workdir).expanduser() / shape.name))
     check = cpu_bf16()
     auto = resolve_dtype(CPU, None)
-    print(
-        f"### {shape.name} ({shape.mimics} architecture, random weights) on {_device_text('cpu')}"
-    )
+    print(f"### {shape.name} ({shape.mimics} architecture, random weights) on {device_text('cpu')}")
     print()
-    print(f"- versions: {_versions()}")
+    print(f"- versions: {versions()}")
     print(
         f"- torch CPU capability: {torch.backends.cpu.get_cpu_capability()}; bf16: "
         f"{'native' if check.native else 'not native'} ({check.source}); "

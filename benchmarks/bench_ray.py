@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_server import WORDS, _drive, _free_port, _payloads
+from http_load import WORDS, drive, free_port, rerank_bodies
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,8 +79,9 @@ def _wait_ready(url: str, timeout: float = 300) -> None:
 def _load(url: str, args: argparse.Namespace, label: str) -> list[dict[str, object]]:
     rows = []
     for clients in args.clients:
-        asyncio.run(_drive(url, _payloads(min(50, args.requests), args.docs, args.words, 9), 4))
-        result = asyncio.run(_drive(url, _payloads(args.requests, args.docs, args.words), clients))
+        asyncio.run(drive(url, rerank_bodies(min(50, args.requests), args.docs, args.words, 9), 4))
+        bodies = rerank_bodies(args.requests, args.docs, args.words)
+        result = asyncio.run(drive(url, bodies, clients))
         rows.append({"server": label, **result})
         print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -114,7 +115,7 @@ def main() -> int:
         results["batch"].append(_batch(ray, args, workers))
         print(json.dumps(results["batch"][-1]), flush=True)
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [
@@ -142,7 +143,7 @@ def main() -> int:
         server.terminate()
         server.wait(60)
 
-    port = _free_port()
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     url = f"http://127.0.0.1:{port}"
     for replicas in (1, 2):

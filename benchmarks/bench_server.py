@@ -19,51 +19,15 @@ import argparse
 import asyncio
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-import numpy as np
+from http_load import drive, free_port, rerank_bodies
 
 REPO = Path(__file__).resolve().parents[1]
-WORDS = [
-    "bank",
-    "river",
-    "money",
-    "loan",
-    "interest",
-    "account",
-    "water",
-    "boat",
-    "fish",
-    "stream",
-    "savings",
-    "credit",
-    "rate",
-    "deposit",
-    "panda",
-    "bamboo",
-    "capital",
-    "city",
-    "france",
-    "paris",
-    "tower",
-    "iron",
-    "lattice",
-    "energy",
-    "light",
-    "plant",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _rss_mib(pid: int) -> float:
@@ -71,54 +35,6 @@ def _rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-def _payloads(count: int, docs: int, words: int, seed: int = 0) -> list[dict]:
-    rng = random.Random(seed)
-    payloads = []
-    for _ in range(count):
-        query = " ".join(rng.choices(WORDS, k=6))
-        texts = [
-            " ".join(rng.choices(WORDS, k=rng.randint(words // 2, words))) for _ in range(docs)
-        ]
-        payloads.append({"query": query, "texts": texts})
-    return payloads
-
-
-async def _drive(url: str, payloads: list[dict], concurrency: int) -> dict[str, float]:
-    latencies: list[float] = []
-    errors: dict[int, int] = {}
-    queue: asyncio.Queue[dict] = asyncio.Queue()
-    for payload in payloads:
-        queue.put_nowait(payload)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
-
-        async def worker() -> None:
-            while True:
-                try:
-                    payload = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                start = time.perf_counter()
-                response = await client.post("/rerank", json=payload)
-                latencies.append(time.perf_counter() - start)
-                if response.status_code != 200:
-                    errors[response.status_code] = errors.get(response.status_code, 0) + 1
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    ms = np.asarray(latencies) * 1000
-    return {
-        "concurrency": concurrency,
-        "requests": len(payloads),
-        "seconds": elapsed,
-        "requests_per_s": len(payloads) / elapsed,
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "errors": sum(errors.values()),
-    }
 
 
 def main() -> int:
@@ -134,7 +50,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "rag_rerank.cli", "serve", "--model", args.model]
     command += ["--port", str(port), "--log-level", "warning", "--max-queue-pairs", "100000"]
@@ -164,26 +80,26 @@ def main() -> int:
             f"{args.docs} docs x ~{args.words} words per request; cpus {os.cpu_count()}; "
             f"score cache {info.get('cache') or 'off'}"
         )
-        asyncio.run(_drive(url, _payloads(200, args.docs, args.words, seed=99), 8))  # warm-up
+        asyncio.run(drive(url, rerank_bodies(200, args.docs, args.words, seed=99), 8))  # warm-up
         results = []
         print(
             f"{'clients':>8} {'requests':>9} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}"
         )
         for concurrency in (int(c) for c in args.concurrency.split(",")):
-            payloads = _payloads(args.requests, args.docs, args.words, seed=concurrency)
-            row = asyncio.run(_drive(url, payloads, concurrency))
+            payloads = rerank_bodies(args.requests, args.docs, args.words, seed=concurrency)
+            row = asyncio.run(drive(url, payloads, concurrency))
             results.append(row)
             print(
                 f"{concurrency:>8} {row['requests']:>9} {row['requests_per_s']:>9.1f} "
                 f"{row['p50_ms']:>9.1f} {row['p99_ms']:>9.1f} {row['errors']:>7}"
             )
         before = _rss_mib(server.pid)
-        payloads = _payloads(1000, args.docs, args.words, seed=7)
+        payloads = rerank_bodies(1000, args.docs, args.words, seed=7)
         done = 0
         start = time.perf_counter()
         while done < args.rss_requests:
             batch = payloads[: min(len(payloads), args.rss_requests - done)]
-            asyncio.run(_drive(url, batch, 16))
+            asyncio.run(drive(url, batch, 16))
             done += len(batch)
         after = _rss_mib(server.pid)
         rss = {

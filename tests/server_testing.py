@@ -27,6 +27,13 @@ POISON_WORD = "zebra"
 """Documents containing this word score NaN with :func:`build_nan_model`."""
 
 
+def client_for(app: FastAPI, **headers: str) -> httpx.AsyncClient:
+    """A client of ``app`` through ASGI (no socket), sending ``headers`` with every request."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
+    )
+
+
 @contextmanager
 def live_server(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port; yield its base URL; stop it after."""

@@ -53,7 +53,9 @@ class Options:
     peers: tuple[str, ...] = ("st", "flag", "plain")
 
 
-def _versions() -> str:
+def versions() -> str:
+    """The report's versions line: python, torch, transformers, tokenizers, rag-rerank and the
+    installed peers."""
     import tokenizers
     import transformers
 
@@ -73,7 +75,8 @@ def _versions() -> str:
     return ", ".join(parts)
 
 
-def _device_text(device: str) -> str:
+def device_text(device: str) -> str:
+    """The report's device: the GPU's name, or the CPU model, core count and torch threads."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     cpu = platform.processor() or platform.machine()
@@ -144,10 +147,10 @@ def run(options: Options, print_fn: Callable[[str], None] = print) -> str:
     peak = matmul_peak(device) if on_gpu else None
 
     precision = precision_note(torch.device(device), dtype)
-    out(f"### {label} on {_device_text(device)}, {precision}")
+    out(f"### {label} on {device_text(device)}, {precision}")
     out()
     out(f"- date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
-    out(f"- versions: {_versions()}")
+    out(f"- versions: {versions()}")
     out(f"- non-embedding parameters: {params / 1e6:.1f} M")
     out("- score cache: off for every rag-rerank row (each figure measures the model)")
     if peak:

@@ -9,11 +9,6 @@ import torch
 from rag_rerank import Reranker
 from reference import PlainCrossEncoder
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-]
-
 QUERY = "what do giant pandas eat"
 DOCS = [f"passage {i}: " + "bamboo forest panda bear china " * (1 + i % 30) for i in range(64)]
 

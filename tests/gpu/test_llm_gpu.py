@@ -10,11 +10,6 @@ import torch
 from rag_rerank import ModelLoadError, Reranker
 from rag_rerank.core.llm.model import check_fits
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-]
-
 QUERY = "what do giant pandas eat"
 DOCS = [f"passage {i}: " + "bamboo forest panda bear china " * (1 + i % 30) for i in range(64)]
 

@@ -41,13 +41,6 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr
 
 
 @pytest.fixture(scope="module")
-def rr(bert_dir: str) -> Iterator[Reranker]:
-    reranker = Reranker(bert_dir, show_progress=False)
-    yield reranker
-    reranker.close()
-
-
-@pytest.fixture(scope="module")
 def url(rr: Reranker) -> Iterator[str]:
     with live_server(create_app(rr, api_key=KEY)) as base_url:
         yield base_url

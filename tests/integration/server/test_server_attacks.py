@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 
 import httpx
 import pytest
-from server_testing import guarded_server, long_text, serve_cli, wait_until
+from server_testing import client_for, guarded_server, long_text, serve_cli, wait_until
 
 from rag_rerank import Reranker
 from rag_rerank.cli import build_parser
@@ -29,12 +29,6 @@ def rr(bert_dir: str) -> Iterator[Reranker]:
     reranker = Reranker(bert_dir, show_progress=False, cache=None, max_queue_pairs=400)
     yield reranker
     reranker.close()
-
-
-def client_for(app, **headers: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
-    )
 
 
 @pytest.fixture

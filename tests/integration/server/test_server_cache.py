@@ -4,7 +4,7 @@ hits, misses and errors, /clean shows what the model read."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,13 +25,6 @@ def rr(bert_dir: str) -> Iterator[Reranker]:
     reranker = Reranker(bert_dir, show_progress=False, cache=1000, clean="html")
     yield reranker
     reranker.close()
-
-
-@pytest.fixture
-async def client(rr: Reranker) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(rr))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 def _metric(text: str, name: str) -> float:

@@ -28,7 +28,7 @@ DOCS = [
     "An apple a day keeps the doctor away.",
     "Savings accounts pay interest on money you deposit.",
 ]
-BEIR_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "beir_sample"
+BEIR_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "beir_sample"
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from server_testing import POISON_WORD, build_nan_model, long_text, wait_until
+from server_testing import POISON_WORD, build_nan_model, client_for, long_text, wait_until
 
 from rag_rerank import InvalidInputError, Reranker
 from rag_rerank.server import create_app
@@ -23,25 +23,6 @@ DOCS = [
     "Savings accounts pay interest on money you deposit.",
     "The giant panda is a bear native to China.",
 ]
-
-
-@pytest.fixture(scope="module")
-def rr(bert_dir: str) -> Reranker:
-    reranker = Reranker(bert_dir, show_progress=False)
-    yield reranker
-    reranker.close()
-
-
-def client_for(app, **headers: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
-    )
-
-
-@pytest.fixture
-async def client(rr: Reranker) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(create_app(rr)) as c:
-        yield c
 
 
 # -- schemas ------------------------------------------------------------------------------------

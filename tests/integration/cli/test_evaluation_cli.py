@@ -13,7 +13,7 @@ from rag_rerank.cli import main
 from rag_rerank.evaluation import compute_metrics, evaluate, load_beir
 from rag_rerank.rag.embeddings import default_embedding_function
 
-SAMPLE = Path(__file__).parents[1] / "data" / "beir_sample"
+SAMPLE = Path(__file__).parents[2] / "data" / "beir_sample"
 METRICS = {"NDCG@10", "MRR@10", "Recall@5", "Recall@20"}
 
 

@@ -16,7 +16,7 @@ import pytest
 from rag_rerank.api import RerankerOptions
 from rag_rerank.cli import build_parser
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "transformers", "chromadb", "fastapi")
 COMMANDS = ("score", "index", "ask", "rerank", "demo", "eval", "serve", "batch")
 

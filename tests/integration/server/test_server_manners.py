@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from urllib.parse import urlparse
 
 import httpx
 import pytest
-from server_testing import live_server
+from server_testing import client_for, live_server
 
 from rag_rerank import Reranker
 from rag_rerank.server import create_app
@@ -21,17 +21,9 @@ QUERY = "where can I borrow money?"
 DOCS = ["The bank lends money.", "Pandas eat bamboo.", "Rivers have banks."]
 
 
-@pytest.fixture(scope="module")
-def rr(bert_dir: str) -> Iterator[Reranker]:
-    reranker = Reranker(bert_dir, show_progress=False)
-    yield reranker
-    reranker.close()
-
-
 @pytest.fixture
 async def client(rr: Reranker) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(rr, api_key=KEY))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with client_for(create_app(rr, api_key=KEY)) as c:
         yield c
 
 

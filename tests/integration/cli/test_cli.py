@@ -283,7 +283,7 @@ def test_score_documents_without_a_query(
 def test_eval_json_into_a_missing_folder_fails_first(
     tmp_path: Path, capsys: pytest.CaptureFixture, no_model_load: None
 ) -> None:
-    data = Path(__file__).parent.parent / "data" / "beir_sample"
+    data = Path(__file__).parents[2] / "data" / "beir_sample"
     code, _, err = run(capsys, "eval", str(data), "--json", str(tmp_path / "no" / "r.json"))
     assert code == 1 and "--json" in err and "no such folder" in err
 

@@ -14,7 +14,7 @@ from server_testing import free_port
 
 from rag_rerank.cli import build_parser, main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def run(*argv: str) -> tuple[int, str]:

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 
 from harness.measure import pair_flops
 from harness.shapes import Shape, build_model
 from harness.workloads import TextMaker, pair_token_lengths
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from rag_rerank import Reranker, RerankerOptions
 pytest.importorskip("langchain_core", reason="needs langchain-core")
 pytest.importorskip("llama_index.core", reason="needs llama-index-core")
 
-_ROOT = Path(__file__).resolve().parents[2] / "integrations"
+_ROOT = Path(__file__).resolve().parents[3] / "integrations"
 for package in ("langchain", "llama_index"):
     if str(_ROOT / package) not in sys.path:
         sys.path.insert(0, str(_ROOT / package))

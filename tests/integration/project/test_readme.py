@@ -32,7 +32,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: the same parser from PyPI (in the dev extra)
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").rglob("*.md"))
 PAGES = [README, *DOCS]
@@ -146,7 +146,7 @@ def run_rerank_cli(
     trains = args[0] == "train" or "--train" in args
     if needs_hub or missing_data or args[0] == "serve" or trains:
         # A hub model, a dataset that is not here, a server that would not return, or minutes
-        # of training (tests/integration/test_training.py runs it): parsed.
+        # of training (tests/integration/training/test_training.py runs it): parsed.
         build_parser().parse_args(args)
         return
     if stdin is not None:
@@ -192,7 +192,7 @@ def run_line(line: str, capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPat
             assert shutil.which("jupyter-lab"), "jupyter lab is not installed (notebooks extra)"
             assert (ROOT / argv[2]).is_dir()
         elif argv[:2] == ["jupyter", "nbconvert"]:
-            # tests/integration/test_notebooks.py executes every notebook; here: the tool is
+            # tests/integration/project/test_notebooks.py executes every notebook; here: the tool is
             # there, it executes, and the notebooks named exist.
             assert shutil.which("jupyter-nbconvert"), "nbconvert is not installed (notebooks)"
             assert "--execute" in argv
@@ -203,7 +203,7 @@ def run_line(line: str, capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPat
             assert argv[1:] == ["serve"], argv
             assert shutil.which("mkdocs"), "mkdocs is not installed (the docs extra)"
         else:
-            pytest.fail(f"command not covered by tests/integration/test_readme.py: {line}")
+            pytest.fail(f"command not covered by tests/integration/project/test_readme.py: {line}")
 
 
 def _page_id(page: Path) -> str:

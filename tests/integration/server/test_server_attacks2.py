@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from server_testing import REPO, guarded_server, long_text, serve_cli, wait_until
+from server_testing import REPO, client_for, guarded_server, long_text, serve_cli, wait_until
 
 from rag_rerank import InvalidInputError, Reranker
 from rag_rerank.cli import build_parser
@@ -35,12 +35,6 @@ def rr(bert_dir: str) -> Iterator[Reranker]:
     reranker = Reranker(bert_dir, show_progress=False, cache=None)
     yield reranker
     reranker.close()
-
-
-def client_for(app, **headers: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
-    )
 
 
 def _junk(size: int, seed: int) -> str:

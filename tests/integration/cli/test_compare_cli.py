@@ -75,7 +75,7 @@ def test_compare_needs_two_models_and_good_labels(
 
 
 def test_compare_on_a_beir_folder(bert_dir: str, xlmr_dir: str, tmp_path: Path, capsys) -> None:
-    sample = Path(__file__).parents[1] / "data" / "beir_sample"
+    sample = Path(__file__).parents[2] / "data" / "beir_sample"
     out = tmp_path / "figures.json"
     argv = ["compare", str(sample), "--k", "5", "--max-queries", "3", "--quiet"]
     assert main([*argv, "--model", bert_dir, "--model", xlmr_dir, "--json", str(out)]) == 0

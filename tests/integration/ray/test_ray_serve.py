@@ -32,13 +32,6 @@ APP = "rerank"
 
 
 @pytest.fixture(scope="module")
-def local(bert_dir: str) -> Iterator[Reranker]:
-    reranker = Reranker(bert_dir, device="cpu", dtype="fp32", cache=None, show_progress=False)
-    yield reranker
-    reranker.close()
-
-
-@pytest.fixture(scope="module")
 def deployed(bert_dir: str, xlmr_dir: str) -> Iterator[tuple[str, object]]:
     """``(base URL, handle)`` of a 2-replica app; Ray and Serve stop after the module."""
     from rag_rerank.cluster import connect, serve_app

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from server_testing import live_server
@@ -18,20 +16,6 @@ DOCS = [
     "Red pandas are small. Their diet is mostly bamboo, too. They are not bears.",
     "Savings accounts pay interest.",
 ]
-
-
-@pytest.fixture(scope="module")
-def rr(bert_dir: str) -> Reranker:
-    reranker = Reranker(bert_dir, show_progress=False)
-    yield reranker
-    reranker.close()
-
-
-@pytest.fixture
-async def client(rr: Reranker) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(rr))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 def pruned(results) -> list[tuple[int, str, list[list[int]]]]:

@@ -26,13 +26,6 @@ def run(*argv: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def local(bert_dir: str) -> Iterator[Reranker]:
-    reranker = Reranker(bert_dir, device="cpu", dtype="fp32", cache=None, show_progress=False)
-    yield reranker
-    reranker.close()
-
-
-@pytest.fixture(scope="module")
 def ray_up() -> Iterator[object]:
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

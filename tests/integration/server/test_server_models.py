@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from server_testing import live_server, long_text
+from server_testing import client_for, live_server, long_text
 
 from rag_rerank import RemoteReranker, Reranker
 from rag_rerank.cli import main
@@ -42,12 +42,6 @@ def bert(bert_dir: str) -> Iterator[Reranker]:
 def xlmr(xlmr_dir: str) -> Iterator[Reranker]:
     with Reranker(xlmr_dir, show_progress=False, cache=None) as reranker:
         yield reranker
-
-
-def client_for(app, **headers: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
-    )
 
 
 @pytest.fixture
