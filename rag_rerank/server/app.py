@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -15,19 +15,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from .. import __version__
-from ..api import RerankResult, check_positive_int
+from ..api import RerankResult, ServerOptions
 from ..core import Reranker
 from ..core.offload import run_off_loop
 from ..errors import InvalidInputError
 from .bodies import OffLoopRoute
 from .docs import install_docs
 from .errors import RETRY_AFTER_SECONDS, ServiceError, install_error_handlers
-from .guards import (
-    DEFAULT_MAX_ECHO_BYTES,
-    DEFAULT_MAX_QUEUE_WAIT,
-    DEFAULT_MAX_REQUEST_WINDOWS,
-    DEFAULT_REQUEST_TIMEOUT,
-)
 from .metrics import CONTENT_TYPE, Metrics
 from .middleware import (
     AuthMiddleware,
@@ -53,20 +47,11 @@ from .schemas import (
     TEIRerankRequest,
 )
 from .service import RerankService
-from .shadow import DEFAULT_SHADOW_QUEUE, ShadowScorer
+from .shadow import ShadowScorer
 
-__all__ = [
-    "DEFAULT_MAX_BODY_BYTES",
-    "DEFAULT_MAX_DOCUMENTS",
-    "DEFAULT_MAX_ECHO_BYTES",
-    "DEFAULT_MAX_REQUEST_WINDOWS",
-    "create_app",
-]
+__all__ = ["create_app"]
 
 logger = logging.getLogger("rag_rerank.server")
-
-DEFAULT_MAX_DOCUMENTS = 1000
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
@@ -102,19 +87,8 @@ def _check_echo(texts: Iterable[str], limit: int, field: str) -> None:
 
 def create_app(
     reranker: Reranker | Mapping[str, Reranker],
-    *,
-    api_key: str | None = None,
-    max_documents: int = DEFAULT_MAX_DOCUMENTS,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    cors_origins: Sequence[str] | None = None,
-    max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
-    allowed_hosts: Sequence[str] | None = None,
-    split: Mapping[str, float] | None = None,
-    shadow: str | None = None,
-    shadow_queue: int = DEFAULT_SHADOW_QUEUE,
-    max_echo_bytes: int = DEFAULT_MAX_ECHO_BYTES,
-    request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
-    max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
+    options: ServerOptions | None = None,
+    **settings: Any,
 ) -> FastAPI:
     """Build the HTTP service around in-process :class:`~rag_rerank.Reranker` s.
 
@@ -123,42 +97,28 @@ def create_app(
             rr2}``; the first is the default model). Each engine batches concurrent requests
             together; its ``max_queue_pairs`` bounds its queue (429 when full). The caller keeps
             ownership: the app never closes them.
-        api_key: When set, every route but ``/health`` needs ``Authorization: Bearer <key>``
-            (or HTTP Basic with the key as the password, for browsers).
-        max_documents: Most documents in one request (413 above it).
-        max_body_bytes: Largest request body in bytes (413 before parsing above it).
-        cors_origins: Origins allowed to call the API from browsers; ``None`` disables CORS.
-        max_request_windows: Most text one request may send, in windows of the model's
-            length (one per ordinary document, one per ~2,000 characters of a long one; 413
-            above it, before any tokenizing).
-        allowed_hosts: ``Host`` header names served (any port), e.g. ``["localhost",
-            "127.0.0.1"]``; others get 400 (guards a key-less server against DNS rebinding).
-            ``None`` serves any host.
-        split: Weights by model name for requests that name no model (``{"default": 90,
-            "candidate": 10}``): sticky per ``X-Rerank-Key`` header, random without one.
-        shadow: A model name: it also scores every request another model serves, off the
-            request's path; ``/metrics`` and ``/info`` compare the rankings.
-        shadow_queue: Shadow requests waiting or running at once; more are dropped (counted).
-        max_echo_bytes: Most text, in UTF-8 bytes, one response sends back: ``/clean``'s texts,
-            or the results' texts with ``return_text`` / ``return_documents`` (413 naming the
-            field above it). Default 2 MiB.
-        request_timeout: Seconds a rerank request may take, queueing included; past it the
-            request's work is cancelled and it gets 504. ``None``: no deadline. Default 60.
-        max_queue_wait: Refuse a request at once with 429 and ``Retry-After`` when the work
-            ahead of it would take longer than this many seconds at the engine's measured
-            throughput. ``None``: shed on the queue's size only. Default 10.
+        options: The service's settings (default: :class:`~rag_rerank.ServerOptions`'
+            defaults). The app reads ``api_key``, ``max_documents``, ``max_body_bytes``,
+            ``cors_origins``, ``max_request_windows``, ``allowed_hosts``, ``split``, ``shadow``,
+            ``shadow_queue``, ``max_echo_bytes``, ``request_timeout`` and ``max_queue_wait``
+            (the address, the connection limits and the drain are for
+            :func:`~rag_rerank.server.run.run_server`).
+        **settings: :class:`~rag_rerank.ServerOptions` fields applied over ``options``
+            (``create_app(rr, api_key="secret", max_documents=200)``).
 
     Returns:
         The FastAPI app; its :class:`~rag_rerank.server.registry.ServiceRegistry` is
         ``app.state.service``.
 
     Raises:
-        InvalidInputError: A bad argument, or a ``split`` name or ``shadow`` that is not served.
+        InvalidInputTypeError: A keyword that is not a ServerOptions field (``field`` names it).
+        InvalidInputError: A bad setting, or a ``split`` name or ``shadow`` that is not served.
 
     Example:
         >>> app = create_app(Reranker("BAAI/bge-reranker-v2-m3"))  # doctest: +SKIP
         >>> uvicorn.run(app, host="127.0.0.1", port=8080)  # doctest: +SKIP
     """
+    options = ServerOptions.from_kwargs(options, **settings)
     models = {reranker.model_name: reranker} if isinstance(reranker, Reranker) else reranker
     if not isinstance(models, Mapping) or not models:
         raise InvalidInputError("reranker", "must be a Reranker or a mapping of names to them")
@@ -167,42 +127,18 @@ def create_app(
             raise InvalidInputError(
                 f"reranker[{name!r}]", f"must be a Reranker, got {type(served).__name__}"
             )
-    check_positive_int(shadow_queue, "shadow_queue")
-    check_positive_int(max_documents, "max_documents")
-    check_positive_int(max_body_bytes, "max_body_bytes")
-    check_positive_int(max_request_windows, "max_request_windows")
-    check_positive_int(max_echo_bytes, "max_echo_bytes")
-    for name, seconds in (("request_timeout", request_timeout), ("max_queue_wait", max_queue_wait)):
-        if seconds is not None and (
-            isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0
-        ):
-            raise InvalidInputError(
-                name, f"must be a positive number of seconds or None, got {seconds!r}"
-            )
-    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-        raise InvalidInputError("api_key", "must be a non-empty string or None")
-    if allowed_hosts is not None and (
-        isinstance(allowed_hosts, str) or not all(isinstance(h, str) and h for h in allowed_hosts)
-    ):
-        raise InvalidInputError("allowed_hosts", "must be a list of host names or None")
-    if cors_origins is not None and (
-        isinstance(cors_origins, str) or not all(isinstance(o, str) for o in cors_origins)
-    ):
-        raise InvalidInputError("cors_origins", "must be a list of origin strings or None")
-
-    router = ModelRouter(models, split=split, shadow=shadow)  # every name checked first
+    shadow = options.shadow
+    router = ModelRouter(models, split=options.split, shadow=shadow)  # every name checked first
     shared_metrics = Metrics()
     scorer = (
-        None if shadow is None else ShadowScorer(shadow, models[shadow], max_pending=shadow_queue)
+        None
+        if shadow is None
+        else ShadowScorer(shadow, models[shadow], max_pending=options.shadow_queue)
     )
     services = {
         name: RerankService(
             served,
-            max_documents=max_documents,
-            max_body_bytes=max_body_bytes,
-            max_request_windows=max_request_windows,
-            request_timeout=request_timeout,
-            max_queue_wait=max_queue_wait,
+            options,
             name=name,
             metrics=shared_metrics,
             shadow=None if name == shadow else scorer,
@@ -249,7 +185,7 @@ def create_app(
             prune=body.prune,
         )
         if body.return_text:
-            _check_echo((r.document for r in results), max_echo_bytes, "return_text")
+            _check_echo((r.document for r in results), options.max_echo_bytes, "return_text")
         ranks = []
         for r in results:
             rank: dict[str, Any] = {
@@ -282,7 +218,7 @@ def create_app(
             prune=body.prune,
         )
         if body.return_documents:
-            _check_echo((r.document for r in results), max_echo_bytes, "return_documents")
+            _check_echo((r.document for r in results), options.max_echo_bytes, "return_documents")
         items = []
         for r in results:
             item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
@@ -377,14 +313,14 @@ def create_app(
     async def clean(body: CleanRequest) -> CleanResponse:
         """Each text after the server's cleaning (``--clean html``); unchanged without it. The web
         page uses it to show what the model read."""
-        if len(body.texts) > max_documents:
+        if len(body.texts) > options.max_documents:
             raise ServiceError(
                 413,
                 "too_many_documents",
-                f"texts: {len(body.texts)} documents, the limit is {max_documents}",
+                f"texts: {len(body.texts)} documents, the limit is {options.max_documents}",
                 field="texts",
             )
-        _check_echo(body.texts, max_echo_bytes, "texts")  # cleaning never lengthens a text
+        _check_echo(body.texts, options.max_echo_bytes, "texts")  # cleaning never lengthens a text
         default = service.reranker
         size = sum(map(len, body.texts))
         texts = await run_off_loop(size, default.cleaned, body.texts, "texts")
@@ -396,18 +332,18 @@ def create_app(
 
     # add_middleware wraps: the last one added runs first.
     app.add_middleware(JSONBodyMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
-    if api_key is not None:
-        app.add_middleware(AuthMiddleware, api_key=api_key)
-    if cors_origins:
+    app.add_middleware(BodyLimitMiddleware, max_bytes=options.max_body_bytes)
+    if options.api_key is not None:
+        app.add_middleware(AuthMiddleware, api_key=options.api_key)
+    if options.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=list(cors_origins),
+            allow_origins=list(options.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    if allowed_hosts is not None:
-        app.add_middleware(HostMiddleware, allowed_hosts=list(allowed_hosts))
+    if options.allowed_hosts is not None:
+        app.add_middleware(HostMiddleware, allowed_hosts=list(options.allowed_hosts))
     known = frozenset(getattr(route, "path", "") for route in app.routes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics, known_paths=known)
     return app
