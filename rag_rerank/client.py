@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'RemoteReranker needs httpx: pip install "rag-rerank[server]" (or pip install httpx)'
     ) from exc
 
-from .api import BaseReranker, Calibration, check_positive_int
+from .api import BaseReranker, Calibration, check_positive_int, check_positive_number
 from .errors import (
     EngineStoppedError,
     InvalidInputError,
@@ -124,13 +124,9 @@ class RemoteReranker(BaseReranker):
             raise InvalidInputError("url", f"must be an http:// or https:// URL, got {url!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key):
             raise InvalidInputError("api_key", "must be a non-empty string or None")
-        for name, value in (
-            ("timeout", timeout),
-            ("backoff", backoff),
-            ("max_backoff", max_backoff),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise InvalidInputError(name, f"must be a positive number, got {value!r}")
+        check_positive_number(timeout, "timeout")
+        check_positive_number(backoff, "backoff")
+        check_positive_number(max_backoff, "max_backoff")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidInputError("max_retries", f"must be an integer >= 0, got {max_retries!r}")
         check_positive_int(batch_size, "batch_size", optional=True)
