@@ -317,8 +317,8 @@ def _stop(rerankers: dict[str, Reranker], seconds: float) -> None:
 def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> None:
     """Raise :class:`~rag_rerank.server.memory.InsufficientMemoryError` (a ModelLoadError: exit
     2) when the models' estimated needs exceed ``limit`` or the device's free memory."""
-    from ..core.device import resolve_device, resolve_dtype
-    from ..server.memory import available_bytes, check_memory, model_need
+    from ..core.device import free_memory, resolve_device, resolve_dtype
+    from ..server.memory import check_memory, model_need
 
     first = next(iter(options.values()))
     device = resolve_device(first.device)
@@ -333,7 +333,7 @@ def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> Non
     if limit is not None:
         check_memory(needs, limit, f"--memory-limit {limit} bytes")
     else:
-        check_memory(needs, available_bytes(str(device)), f"the free memory of {device}")
+        check_memory(needs, free_memory(device), f"the free memory of {device}")
 
 
 def _allowed_hosts(args: argparse.Namespace) -> Sequence[str] | None:
