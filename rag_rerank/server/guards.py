@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..api import check_documents
 from ..core import Reranker
@@ -16,6 +16,7 @@ __all__ = [
     "PROBE_INTERVAL_SECONDS",
     "UNHEALTHY_AFTER_FAILURES",
     "ReadinessProbe",
+    "check_echo",
     "check_queue_wait",
     "check_request_work",
 ]
@@ -55,6 +56,21 @@ def check_request_work(
                 field=field,
             )
     return windows
+
+
+def check_echo(texts: Iterable[str], limit: int, field: str) -> None:
+    """413 naming ``field`` when ``texts`` hold more than ``limit`` UTF-8 bytes to send back
+    (an answer the client may never read stays in memory until it is cut)."""
+    size = 0
+    for text in texts:
+        size += len(text.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise ServiceError(
+                413,
+                "too_much_echo",
+                f"{field}: more than {limit} bytes of text to send back (max_echo_bytes)",
+                field=field,
+            )
 
 
 def check_queue_wait(reranker: Reranker, windows: int, max_queue_wait: float | None) -> None:
