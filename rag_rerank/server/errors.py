@@ -39,7 +39,7 @@ from ..errors import (
     ScoringError,
 )
 from .metrics import UNMATCHED
-from .schemas import ErrorResponse
+from .status import ErrorResponse
 
 __all__ = [
     "ERROR_RESPONSES",

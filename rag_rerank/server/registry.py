@@ -12,8 +12,8 @@ from fastapi import Request
 from .errors import ServiceError
 from .metrics import EngineState, Metrics
 from .models import KEY_HEADER, MODEL_HEADER, ModelRouter, UnknownModelError
-from .schemas import InfoResponse, ModelInfo, ShadowSummary
 from .shadow import ShadowScorer
+from .status import InfoResponse, ModelInfo, ShadowSummary
 
 if TYPE_CHECKING:
     from ..core import Reranker

@@ -22,8 +22,8 @@ from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError
 from .guards import ReadinessProbe, check_queue_wait, check_request_work
 from .metrics import Metrics
 from .middleware import ARRIVED_KEY
-from .schemas import InfoResponse
 from .shadow import ShadowScorer
+from .status import InfoResponse
 
 __all__ = ["RerankService"]
 

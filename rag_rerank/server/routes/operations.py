@@ -15,7 +15,8 @@ from ..guards import check_echo
 from ..metrics import CONTENT_TYPE
 from ..middleware import page_headers
 from ..registry import ServiceRegistry
-from ..schemas import CleanRequest, CleanResponse, ErrorResponse, InfoResponse, StatusResponse
+from ..schemas import CleanRequest, CleanResponse
+from ..status import ErrorResponse, InfoResponse, StatusResponse
 
 __all__ = ["router"]
 
