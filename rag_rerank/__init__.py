@@ -22,6 +22,7 @@ from .api import (
     RerankerOptions,
     RerankerStats,
     RerankResult,
+    ServerOptions,
 )
 from .errors import (
     CalibrationError,
@@ -87,5 +88,6 @@ __all__ = [
     "RerankerLike",
     "RerankerOptions",
     "RerankerStats",
+    "ServerOptions",
     "__version__",
 ]

@@ -27,7 +27,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'RemoteReranker needs httpx: pip install "rag-rerank[server]" (or pip install httpx)'
     ) from exc
 
-from .api import BaseReranker, Calibration, check_positive_int
+from .api import (
+    LONG_DOCUMENTS,
+    BaseReranker,
+    Calibration,
+    LongDocuments,
+    check_positive_int,
+    check_positive_number,
+)
 from .errors import (
     EngineStoppedError,
     InvalidInputError,
@@ -89,8 +96,12 @@ class RemoteReranker(BaseReranker):
         max_backoff: Longest wait between two tries, in seconds.
         batch_size: Most documents per HTTP request (larger lists are split and merged). ``None``
             asks the server's ``/info`` (``max_client_batch_size``) once.
-        truncate: Sent as TEI's ``truncate``: ``True`` scores only the first window of a long
-            document. ``None`` leaves the server's mode (rag-rerank chunks long documents).
+        long_documents: As :attr:`RerankerOptions.long_documents
+            <rag_rerank.RerankerOptions.long_documents>`, sent as TEI's ``truncate`` field:
+            ``"truncate"`` scores only the first window of a long document; ``"windows"`` asks
+            the server not to truncate (a rag-rerank server scores the best window unless started
+            with ``--long-documents truncate``; a TEI server refuses inputs over its limit).
+            ``None`` (the default) leaves the server's mode.
         calibration: A calibration file from ``rag-rerank calibrate`` (or a loaded
             :class:`~rag_rerank.api.Calibration`) for the server's model: ``score`` becomes the
             calibrated probability and ``threshold="calibrated"`` works, as with a calibrated
@@ -116,7 +127,7 @@ class RemoteReranker(BaseReranker):
         backoff: float = 0.1,
         max_backoff: float = 5.0,
         batch_size: int | None = None,
-        truncate: bool | None = None,
+        long_documents: LongDocuments | None = None,
         calibration: str | os.PathLike[str] | Calibration | None = None,
         model: str | None = None,
     ) -> None:
@@ -124,18 +135,17 @@ class RemoteReranker(BaseReranker):
             raise InvalidInputError("url", f"must be an http:// or https:// URL, got {url!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key):
             raise InvalidInputError("api_key", "must be a non-empty string or None")
-        for name, value in (
-            ("timeout", timeout),
-            ("backoff", backoff),
-            ("max_backoff", max_backoff),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise InvalidInputError(name, f"must be a positive number, got {value!r}")
+        check_positive_number(timeout, "timeout")
+        check_positive_number(backoff, "backoff")
+        check_positive_number(max_backoff, "max_backoff")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidInputError("max_retries", f"must be an integer >= 0, got {max_retries!r}")
         check_positive_int(batch_size, "batch_size", optional=True)
-        if truncate is not None and not isinstance(truncate, bool):
-            raise InvalidInputError("truncate", f"must be True, False or None, got {truncate!r}")
+        if long_documents is not None and long_documents not in LONG_DOCUMENTS:
+            raise InvalidInputError(
+                "long_documents",
+                f"must be 'windows', 'truncate' or None, got {long_documents!r}",
+            )
         if model is not None and (not isinstance(model, str) or not model.strip()):
             raise InvalidInputError("model", f"must be a non-empty string or None, got {model!r}")
         self.model = model
@@ -144,7 +154,7 @@ class RemoteReranker(BaseReranker):
         self.max_retries = max_retries
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
-        self.truncate = truncate
+        self.long_documents = long_documents
         if calibration is not None and not isinstance(calibration, Calibration):
             calibration = Calibration.load(calibration)
         self._calibration = calibration
@@ -257,8 +267,8 @@ class RemoteReranker(BaseReranker):
         body: dict[str, Any] = {"query": query, "texts": list(texts), "raw_scores": True}
         if self.model is not None:
             body["model"] = self.model
-        if self.truncate is not None:
-            body["truncate"] = self.truncate
+        if self.long_documents is not None:  # TEI's wire field
+            body["truncate"] = self.long_documents == "truncate"
         return body
 
     def _logits(self, query: str, docs: list[str]) -> np.ndarray:

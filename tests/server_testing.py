@@ -19,7 +19,8 @@ import uvicorn
 from fastapi import FastAPI
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rag_rerank.server.run import Timeouts, guarded_protocol
+from rag_rerank.api import ServerOptions
+from rag_rerank.server.run import guarded_protocol
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,7 +56,7 @@ def live_server(app: FastAPI) -> Iterator[str]:
 
 
 @contextmanager
-def guarded_server(app: FastAPI, timeouts: Timeouts) -> Iterator[int]:
+def guarded_server(app: FastAPI, timeouts: ServerOptions) -> Iterator[int]:
     """Serve ``app`` with the guarded protocol of ``rag-rerank serve`` (connection timeouts and
     limits) on a free loopback port; yield the port; stop it after."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

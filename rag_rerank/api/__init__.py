@@ -58,6 +58,7 @@ from .results import (
     select,
     sigmoid,
 )
+from .serving import ServerOptions
 
 __all__ = [
     "CALIBRATED",
@@ -82,6 +83,7 @@ __all__ = [
     "RerankerLike",
     "RerankerOptions",
     "RerankerStats",
+    "ServerOptions",
     "Span",
     "TokenCounter",
     "approximate_tokens",

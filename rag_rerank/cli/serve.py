@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-from typing import TYPE_CHECKING
+import typing
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
+from ..api import ServerOptions
+from ..api.serving import QUEUE_PER_REQUEST
 from ..errors import InvalidInputError
 from .models import add_models_option, model_specs, parse_size
 from .options import (
@@ -34,18 +39,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 API_KEY_ENV = "RAG_RERANK_API_KEY"
 """Environment variable that sets the default of ``--api-key``."""
 
-_QUEUE_PER_REQUEST = 16
-"""Default queue bound, in requests of ``--max-documents`` each."""
-
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 """Host names served by default when bound to a loopback address (``--allowed-hosts``)."""
-
-
-def _host_list(text: str) -> list[str] | None:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected host names separated by commas, or '*'")
-    return None if names == ["*"] else names
 
 
 def add_serve(subparsers: Subparsers) -> None:
@@ -59,135 +54,14 @@ def add_serve(subparsers: Subparsers) -> None:
         "field), by --split or by default, and --shadow compares a candidate on live traffic. "
         "Needs the 'server' extra.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    parser.add_argument(
-        "--port", type=port_number, default=8080, help="port; 0 picks a free one (default: 8080)"
-    )
-    parser.add_argument(
-        "--api-key",
-        type=non_empty,
-        default=os.environ.get(API_KEY_ENV) or None,
-        help=f"require 'Authorization: Bearer KEY' on every route but /health; prefer "
-        f"${API_KEY_ENV}, which other users cannot read in the process list (default: none)",
-    )
-    parser.add_argument(
-        "--max-documents",
-        type=positive_int,
-        default=1000,
-        help="documents per request (default: 1000)",
-    )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=positive_int,
-        default=8 * 1024 * 1024,
-        help="largest request body in bytes (default: 8 MiB)",
-    )
-    parser.add_argument(
-        "--cors-origin",
-        action="append",
-        default=None,
-        metavar="ORIGIN",
-        help="allow browser calls from this origin (repeatable; default: CORS off)",
-    )
-    parser.add_argument(
-        "--drain-timeout",
-        type=non_negative_float,
-        default=30.0,
-        help="on SIGTERM, seconds to let requests in flight finish (default: 30)",
-    )
-    parser.add_argument(
-        "--request-timeout",
-        type=positive_float,
-        default=60.0,
-        help="seconds a rerank request may take, queueing included; past it its work is "
-        "cancelled and it gets 504 (default: 60)",
-    )
-    parser.add_argument(
-        "--max-queue-wait",
-        type=positive_float,
-        default=10.0,
-        help="refuse a request at once with 429 and Retry-After when the work ahead of it "
-        "would take longer than this many seconds at the measured throughput (default: 10)",
-    )
-    parser.add_argument(
-        "--max-request-windows",
-        type=positive_int,
-        default=2048,
-        help="most text per request, in windows of --max-length tokens (about 2,000 characters "
-        "each; an ordinary document is one): 413 above it (default: 2048)",
-    )
-    parser.add_argument(
-        "--allowed-hosts",
-        type=_host_list,
-        default=(),
-        metavar="HOSTS",
-        help="comma-separated Host header names to serve, or '*' for any (default: "
-        "localhost,127.0.0.1,::1 when --host is a loopback address, else any)",
-    )
-    parser.add_argument(
-        "--header-timeout",
-        type=positive_float,
-        default=10.0,
-        help="seconds a client has to send a request's headers (default: 10)",
-    )
-    parser.add_argument(
-        "--body-min-rate",
-        type=positive_float,
-        default=10_000.0,
-        help="slowest request body upload accepted, in bytes per second (default: 10000)",
-    )
-    parser.add_argument(
-        "--keep-alive-timeout",
-        type=positive_float,
-        default=5.0,
-        help="seconds an idle keep-alive connection stays open (default: 5)",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=positive_int,
-        default=None,
-        help="open connections; past it new ones get 503 (default: below the process's "
-        "file-descriptor limit, at most 4096)",
-    )
-    parser.add_argument(
-        "--write-timeout",
-        type=positive_float,
-        default=10.0,
-        help="seconds a response may wait unread before its connection is cut (default: 10)",
-    )
-    parser.add_argument(
-        "--write-min-rate",
-        type=positive_float,
-        default=10_000.0,
-        help="slowest reading of a response accepted, in bytes per second (default: 10000)",
-    )
-    parser.add_argument(
-        "--max-pending-write-bytes",
-        type=positive_int,
-        default=256 * 1024 * 1024,
-        help="bytes of responses waiting to be read, over all connections, above which new "
-        "requests get 503 (default: 256 MiB)",
-    )
-    parser.add_argument(
-        "--max-echo-bytes",
-        type=positive_int,
-        default=2 * 1024 * 1024,
-        help="most text one response sends back (/clean, return_text, return_documents), in "
-        "bytes: 413 above it (default: 2 MiB)",
-    )
-    parser.add_argument(
-        "--log-level",
-        type=str.lower,
-        choices=("debug", "info", "warning", "error"),
-        default="info",
-        help="server log level (default: info)",
-    )
+    settings = [name for name in ServerOptions.names() if name not in _ROLLOUT]
+    _add_setting_flags(parser, settings)
     group = add_model_options(
         parser,
         help_overrides={
             "max_queue_pairs": "Pairs waiting before new requests get 429 (per model), a long "
             "document counting once per window of text; "
-            f"default {_QUEUE_PER_REQUEST} x --max-documents.",
+            f"default {QUEUE_PER_REQUEST} x --max-documents.",
             "show_progress": "Progress bars in the server's log; default off.",
         },
         exclude=("model",),
@@ -199,38 +73,94 @@ def add_serve(subparsers: Subparsers) -> None:
         "name); the first is the default.",
     )
     rollout = parser.add_argument_group("rolling out a new model")
-    rollout.add_argument(
-        "--split",
-        default=None,
-        metavar="NAME=WEIGHT,...",
-        help="route requests that name no model by weight, e.g. default=90,candidate=10; sticky "
-        "per X-Rerank-Key header, random without one (default: all to the first model)",
-    )
-    rollout.add_argument(
-        "--shadow",
-        default=None,
-        metavar="NAME",
-        help="also score every request served by another model with this one, off the request's "
-        "path; /metrics and /info compare the rankings (top-1, top-5 overlap, Kendall tau)",
-    )
-    rollout.add_argument(
-        "--shadow-queue",
-        type=positive_int,
-        default=64,
-        metavar="N",
-        help="shadow requests waiting or running at once; more are dropped and counted "
-        "(default: 64)",
-    )
-    rollout.add_argument(
-        "--memory-limit",
-        type=_size,
-        default=None,
-        metavar="SIZE",
-        help="memory the models may use, e.g. 8GiB (default: the device's free memory); the "
-        "server refuses to start when the models' estimated needs exceed it",
-    )
+    _add_setting_flags(rollout, _ROLLOUT)
     _add_ray_options(parser)
     parser.set_defaults(handler=serve)
+
+
+_ROLLOUT = ("split", "shadow", "shadow_queue", "memory_limit")
+"""The settings in the "rolling out a new model" group of ``serve --help``."""
+
+_FLAGS = {"cors_origins": "--cors-origin"}  # repeated once per origin: singular
+_METAVARS = {
+    "cors_origins": "ORIGIN",
+    "allowed_hosts": "HOSTS",
+    "split": "NAME=WEIGHT,...",
+    "shadow": "NAME",
+    "shadow_queue": "N",
+    "memory_limit": "SIZE",
+}
+_HELP = {  # where the command line reads a setting its own way
+    "allowed_hosts": "Comma-separated Host header names to serve (any port), or '*' for any; "
+    "others get 400. Default: localhost,127.0.0.1,::1 when --host is a loopback address, "
+    "else any.",
+    "memory_limit": "Memory the models may use, e.g. 8GiB (default: the device's free memory); "
+    "the server refuses to start when the models' estimated needs exceed it.",
+}
+
+
+def _add_setting_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, names: Sequence[str]
+) -> None:
+    """One flag per :class:`ServerOptions` field in ``names`` (``max_documents`` ->
+    ``--max-documents``), with the field's default and help; values parsed as the field's type
+    and checked as they are parsed, so a bad one is a usage error naming the flag."""
+    hints = typing.get_type_hints(ServerOptions)
+    defaults = ServerOptions()
+    for name in names:
+        kind = hints[name]
+        default = getattr(defaults, name)
+        text = _HELP.get(name) or re.sub(r"\bNone\b", "off", ServerOptions.help(name))
+        if default is not None:
+            text += f" Default: {_shown(name, default)}."
+        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+        extra: dict[str, Any] = {"metavar": _METAVARS[name]} if name in _METAVARS else {}
+        if name == "api_key":
+            default = os.environ.get(API_KEY_ENV) or None
+            text += (
+                f" Default: ${API_KEY_ENV}, which other users cannot read in the process list "
+                "(prefer it to the flag), else none."
+            )
+        elif name == "allowed_hosts":
+            default = ()  # resolved by --host: see _allowed_hosts
+        if typing.get_origin(kind) is Literal:
+            extra.update(type=str.lower, choices=typing.get_args(kind))
+        elif name == "cors_origins":
+            extra["action"] = "append"
+            text += " Repeatable: one origin each."
+        else:
+            extra["type"] = _PARSERS.get(name) or _parser_of(kind)
+        parser.add_argument(flag, dest=name, default=default, help=text.replace("%", "%%"), **extra)
+
+
+def _shown(name: str, default: object) -> str:
+    if name.endswith("_bytes") and isinstance(default, int) and default % 2**20 == 0:
+        return f"{default // 2**20} MiB"
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def _parser_of(kind: object) -> Callable[[str], Any]:
+    """The value parser of a setting of type ``kind``: positive numbers, ``off`` for an
+    optional number of seconds, text as given."""
+    if kind in (int, int | None):
+        return positive_int
+    if kind is float:
+        return positive_float
+    if kind == float | None:
+        return _positive_or_off
+    return str
+
+
+def _positive_or_off(text: str) -> float | None:
+    """A number > 0, or ``off``/``none`` as ``None``."""
+    return None if text.strip().lower() in ("off", "none") else positive_float(text)
+
+
+def _host_list(text: str) -> list[str] | None:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected host names separated by commas, or '*'")
+    return None if names == ["*"] else names
 
 
 def _add_ray_options(parser: argparse.ArgumentParser) -> None:
@@ -287,6 +217,16 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "port": port_number,
+    "api_key": non_empty,
+    "drain_timeout": non_negative_float,
+    "allowed_hosts": _host_list,
+    "memory_limit": _size,
+}
+"""Settings whose flag takes other values than its type's default parser (:func:`_parser_of`)."""
+
+
 def serve(args: argparse.Namespace) -> int:
     """Check the models fit, load and warm them up, serve until SIGTERM; returns the exit code."""
     import logging
@@ -294,20 +234,23 @@ def serve(args: argparse.Namespace) -> int:
     try:
         from ..server import create_app
         from ..server.models import ModelRouter, parse_split
-        from ..server.run import Timeouts, run_server
+        from ..server.run import run_server
     except ImportError as exc:
         error(str(exc))
         return 2
     specs = model_specs(args.model)
     try:
         split = None if args.split is None else parse_split(args.split)
+        settings = {name: getattr(args, name) for name in ServerOptions.names()}
+        settings.update(split=split, allowed_hosts=_allowed_hosts(args))
+        server = ServerOptions(**settings)
         # Every name checked before any model loads.
-        ModelRouter(dict.fromkeys(specs), split=split, shadow=args.shadow)
+        ModelRouter(dict.fromkeys(specs), split=split, shadow=server.shadow)
     except InvalidInputError as exc:
-        error(f"--{exc}")
+        error("--" + exc.field.replace("_", "-") + str(exc).removeprefix(exc.field))
         return 2
-    queue_pairs = args.max_queue_pairs or _QUEUE_PER_REQUEST * args.max_documents
-    if queue_pairs < args.max_documents:
+    queue_pairs = args.max_queue_pairs or server.default_queue_pairs
+    if queue_pairs < server.max_documents:
         error("--max-queue-pairs must be at least --max-documents")
         return 2
     options = {
@@ -319,24 +262,15 @@ def serve(args: argparse.Namespace) -> int:
         )
         for name, reference in specs.items()
     }
+    logging.basicConfig(level=server.log_level.upper(), format=LOG_FORMAT)
     if args.ray:
-        return _serve_on_ray(args, options, split)
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+        return _serve_on_ray(args, options, server)
     log = logging.getLogger("rag_rerank.server")
-    if args.host not in LOOPBACK_HOSTS and not args.api_key:
+    if server.host not in LOOPBACK_HOSTS and not server.api_key:
         log.warning(
-            "listening on %s without --api-key: anyone who can reach it can use it", args.host
+            "listening on %s without --api-key: anyone who can reach it can use it", server.host
         )
-    timeouts = Timeouts(
-        header_timeout=args.header_timeout,
-        body_min_rate=args.body_min_rate,
-        keep_alive_timeout=args.keep_alive_timeout,
-        max_connections=args.max_connections,
-        write_timeout=args.write_timeout,
-        write_min_rate=args.write_min_rate,
-        max_pending_write_bytes=args.max_pending_write_bytes,
-    )
-    _check_memory(options, args.memory_limit)
+    _check_memory(options, server.memory_limit)
     rerankers: dict[str, Reranker] = {}
     try:
         for name, model_options in options.items():
@@ -349,30 +283,8 @@ def serve(args: argparse.Namespace) -> int:
                 reranker.device,
                 reranker.precision,
             )
-        app = create_app(
-            rerankers,
-            api_key=args.api_key,
-            max_documents=args.max_documents,
-            max_body_bytes=args.max_body_bytes,
-            cors_origins=args.cors_origin,
-            max_request_windows=args.max_request_windows,
-            allowed_hosts=_allowed_hosts(args),
-            split=split,
-            shadow=args.shadow,
-            shadow_queue=args.shadow_queue,
-            max_echo_bytes=args.max_echo_bytes,
-            request_timeout=args.request_timeout,
-            max_queue_wait=args.max_queue_wait,
-        )
-        return run_server(
-            app,
-            host=args.host,
-            port=args.port,
-            drain_timeout=args.drain_timeout,
-            log_level=args.log_level.lower(),
-            timeouts=timeouts,
-            on_exit=lambda seconds: _stop(rerankers, seconds),
-        )
+        app = create_app(rerankers, server)
+        return run_server(app, server, on_exit=lambda seconds: _stop(rerankers, seconds))
     finally:
         _stop(rerankers, 1.0)  # a failed start; after a run, _stop found nothing left to stop
 
@@ -405,8 +317,8 @@ def _stop(rerankers: dict[str, Reranker], seconds: float) -> None:
 def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> None:
     """Raise :class:`~rag_rerank.server.memory.InsufficientMemoryError` (a ModelLoadError: exit
     2) when the models' estimated needs exceed ``limit`` or the device's free memory."""
-    from ..core.device import resolve_device, resolve_dtype
-    from ..server.memory import available_bytes, check_memory, model_need
+    from ..core.device import free_memory, resolve_device, resolve_dtype
+    from ..server.memory import check_memory, model_need
 
     first = next(iter(options.values()))
     device = resolve_device(first.device)
@@ -421,10 +333,10 @@ def _check_memory(options: dict[str, RerankerOptions], limit: int | None) -> Non
     if limit is not None:
         check_memory(needs, limit, f"--memory-limit {limit} bytes")
     else:
-        check_memory(needs, available_bytes(str(device)), f"the free memory of {device}")
+        check_memory(needs, free_memory(device), f"the free memory of {device}")
 
 
-def _allowed_hosts(args: argparse.Namespace) -> list[str] | None:
+def _allowed_hosts(args: argparse.Namespace) -> Sequence[str] | None:
     """``--allowed-hosts``; not given: the loopback names on loopback, any host elsewhere."""
     if args.allowed_hosts != ():
         return args.allowed_hosts
@@ -432,7 +344,7 @@ def _allowed_hosts(args: argparse.Namespace) -> list[str] | None:
 
 
 def _serve_on_ray(
-    args: argparse.Namespace, options: dict[str, RerankerOptions], split: dict[str, float] | None
+    args: argparse.Namespace, options: dict[str, RerankerOptions], server: ServerOptions
 ) -> int:
     """``serve --ray``: the same app on Ray Serve replicas until SIGTERM or Ctrl-C."""
     import logging
@@ -443,7 +355,6 @@ def _serve_on_ray(
         error(str(exc))
         return 2
 
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     log = logging.getLogger("rag_rerank.server")
     started = connect(args.ray_address)  # first: a bad address fails before Serve is imported
     try:
@@ -457,17 +368,8 @@ def _serve_on_ray(
             autoscaling=args.autoscale,
             gpus_per_replica=gpus,
             cpus_per_replica=args.cpus_per_replica,
-            api_key=args.api_key,
-            max_documents=args.max_documents,
-            max_body_bytes=args.max_body_bytes,
-            cors_origins=args.cors_origin,
-            max_request_windows=args.max_request_windows,
-            allowed_hosts=_allowed_hosts(args),
-            max_echo_bytes=args.max_echo_bytes,
             models=options,
-            split=split,
-            shadow=args.shadow,
-            shadow_queue=args.shadow_queue,
+            server=server,
         )
     except BaseException:
         if started:
@@ -475,8 +377,7 @@ def _serve_on_ray(
         raise
     return run_until_stopped(
         app,
-        host=args.host,
-        port=args.port,
+        server,
         shutdown_ray=started,
         ready=lambda url: log.info(
             "serving %s on Ray Serve at %s", ", ".join(o.model for o in options.values()), url

@@ -9,10 +9,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..api import RerankerOptions, RerankResult
-from ..api.checks import check_positive_int
+from ..api import RerankerOptions, RerankResult, ServerOptions, check_positive_int
 from ..errors import InvalidInputError
-from ..server.guards import DEFAULT_MAX_ECHO_BYTES, DEFAULT_MAX_REQUEST_WINDOWS
 from ..server.models import ModelRouter
 from .runtime import ray  # before ray.serve: its ImportError names the extra
 
@@ -39,13 +37,13 @@ class RerankDeployment:
         results = await handle.rerank.remote("what is a panda?", docs, top_n=5)
     """
 
-    def __init__(self, options: dict[str, dict[str, Any]], app: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, dict[str, Any]], server: ServerOptions) -> None:
         from ..core import Reranker
 
         self._rerankers = {name: Reranker(RerankerOptions(**o)) for name, o in options.items()}
         for reranker in self._rerankers.values():
             reranker.score("warm-up", ["a warm-up passage"])  # fail here, not on a request
-        self._app = app
+        self._server = server
         threading.Thread(
             target=self._export_metrics, name="rag-rerank-metrics", daemon=True
         ).start()
@@ -53,7 +51,7 @@ class RerankDeployment:
     def __serve_build_asgi_app__(self) -> Any:
         from ..server import create_app
 
-        return create_app(self._rerankers, **self._app)
+        return create_app(self._rerankers, self._server)
 
     def _model(self, model: str | None) -> Any:
         if model is None:
@@ -131,20 +129,11 @@ def serve_app(
     autoscaling: tuple[int, int] | dict[str, Any] | None = None,
     gpus_per_replica: float = 0.0,
     cpus_per_replica: float = 1.0,
-    api_key: str | None = None,
-    max_documents: int = 1000,
-    max_body_bytes: int = 8 * 1024 * 1024,
-    cors_origins: Sequence[str] | None = None,
-    max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
-    allowed_hosts: Sequence[str] | None = None,
-    max_echo_bytes: int = DEFAULT_MAX_ECHO_BYTES,
     max_ongoing_requests: int = 256,
     options: RerankerOptions | None = None,
     models: Mapping[str, str | RerankerOptions] | None = None,
-    split: Mapping[str, float] | None = None,
-    shadow: str | None = None,
-    shadow_queue: int = 64,
-    **reranker_options: Any,
+    server: ServerOptions | None = None,
+    **settings: Any,
 ) -> Application:
     """A Ray Serve application of the reranking service, ready for ``serve.run``.
 
@@ -161,25 +150,27 @@ def serve_app(
         autoscaling: ``(min, max)`` replicas, or a Serve ``autoscaling_config`` dict.
         gpus_per_replica: GPUs each replica reserves; fractions put several on one GPU.
         cpus_per_replica: CPUs each replica reserves (fractions allowed).
-        api_key: As for :func:`~rag_rerank.server.create_app`, and so are ``max_documents``,
-            ``max_body_bytes``, ``cors_origins``, ``max_request_windows``, ``allowed_hosts`` and
-            ``max_echo_bytes``.
         max_ongoing_requests: Requests Serve hands one replica at once. High on purpose: the
             replica's engine batches concurrent requests together and answers 429 when its
-            queue (``max_queue_pairs``, default 16 x ``max_documents`` as for
-            ``rag-rerank serve``) is full.
-        options: Reranker options (default: the defaults); ``model`` and ``reranker_options``
-            keywords are applied over them.
+            queue (``max_queue_pairs``, default
+            :attr:`ServerOptions.default_queue_pairs <rag_rerank.ServerOptions.default_queue_pairs>`
+            as for ``rag-rerank serve``) is full.
+        options: Reranker options (default: the defaults); ``model`` and the reranker option
+            keywords of ``settings`` are applied over them.
         models: Several models by name, as ``rag-rerank serve --model NAME=ID``: a hub id or
             folder (the options above apply to it) or its own :class:`~rag_rerank.RerankerOptions`;
             the first is the default. Every replica holds them all. Instead of ``model``.
-        split: As for :func:`~rag_rerank.server.create_app`, and so are ``shadow`` and
-            ``shadow_queue``: requests that name no model are routed by weight (sticky per
-            ``X-Rerank-Key``), and the shadow model scores other models' requests off their path.
-        **reranker_options: Any :class:`~rag_rerank.RerankerOptions` field (``dtype="fp32"``).
+        server: The service's settings, as for :func:`~rag_rerank.server.create_app` (API key,
+            request limits, ``split``, ``shadow``, ...); default ServerOptions' defaults. Serve's
+            proxy listens where :func:`run_until_stopped` says.
+        **settings: Any :class:`~rag_rerank.ServerOptions` field (``api_key="secret"``,
+            ``split={"default": 90, "candidate": 10}``), applied over ``server``, or any
+            :class:`~rag_rerank.RerankerOptions` field (``dtype="fp32"``), applied over
+            ``options``.
 
     Raises:
-        InvalidInputError: A bad count or option (``field`` names it).
+        InvalidInputError: A bad count, option or setting (``field`` names it).
+        InvalidInputTypeError: A keyword that is neither a reranker option nor a server setting.
 
     Example:
         >>> from ray import serve  # doctest: +SKIP
@@ -188,13 +179,13 @@ def serve_app(
     """
     if model is not None and models is not None:
         raise InvalidInputError("models", "give model or models, not both")
+    names = set(ServerOptions.names())
+    server = ServerOptions.from_kwargs(server, **{k: v for k, v in settings.items() if k in names})
+    reranker_options = {k: v for k, v in settings.items() if k not in names}
     if model is not None:
         reranker_options["model"] = model
     common = RerankerOptions.from_kwargs(options, **reranker_options)
-    check_positive_int(max_documents, "max_documents")
-    check_positive_int(max_body_bytes, "max_body_bytes")
     check_positive_int(max_ongoing_requests, "max_ongoing_requests")
-    check_positive_int(shadow_queue, "shadow_queue")
     served: dict[str, RerankerOptions] = {}
     for label, reference in (models or {common.model: common}).items():
         if isinstance(reference, RerankerOptions):
@@ -202,9 +193,9 @@ def serve_app(
         else:
             one = common.replace(model=reference)
         if one.max_queue_pairs is None:
-            one = one.replace(max_queue_pairs=16 * max_documents)
+            one = one.replace(max_queue_pairs=server.default_queue_pairs)
         served[label] = one
-    ModelRouter(served, split=split, shadow=shadow)  # every name checked before Serve starts
+    ModelRouter(served, split=server.split, shadow=server.shadow)  # every name checked first
     config: dict[str, Any] = {"name": DEPLOYMENT_NAME, "max_ongoing_requests": max_ongoing_requests}
     if replicas is not None and autoscaling is not None:
         raise InvalidInputError("replicas", "give replicas or autoscaling, not both")
@@ -220,20 +211,10 @@ def serve_app(
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise InvalidInputError(name, f"must be a number >= 0, got {value!r}")
     config["ray_actor_options"] = {"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica}
-    app = {
-        "api_key": api_key,
-        "max_documents": max_documents,
-        "max_body_bytes": max_body_bytes,
-        "cors_origins": None if cors_origins is None else list(cors_origins),
-        "max_request_windows": max_request_windows,
-        "allowed_hosts": None if allowed_hosts is None else list(allowed_hosts),
-        "max_echo_bytes": max_echo_bytes,
-        "split": None if split is None else dict(split),
-        "shadow": shadow,
-        "shadow_queue": shadow_queue,
-    }
     deployment: Any = serve.deployment(RerankDeployment)  # typed as a decorator factory
-    return deployment.options(**config).bind({name: o.to_dict() for name, o in served.items()}, app)
+    return deployment.options(**config).bind(
+        {name: o.to_dict() for name, o in served.items()}, server
+    )
 
 
 def _autoscaling(value: tuple[int, int] | dict[str, Any]) -> dict[str, Any]:
@@ -259,9 +240,8 @@ def _autoscaling(value: tuple[int, int] | dict[str, Any]) -> dict[str, Any]:
 
 def run_until_stopped(
     app: Application,
+    server: ServerOptions | None = None,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
     name: str = "rag-rerank",
     shutdown_ray: bool = False,
     ready: Callable[[str], None] | None = None,
@@ -271,7 +251,9 @@ def run_until_stopped(
 
     Args:
         app: From :func:`serve_app`.
-        host, port: Where Serve's HTTP proxy listens (a Serve already running keeps its own).
+        server: ``host`` and ``port`` say where Serve's HTTP proxy listens (a Serve already
+            running keeps its own); default ServerOptions' defaults. The app's own settings
+            were given to :func:`serve_app`.
         name: The Serve application's name.
         shutdown_ray: Also shut Serve and Ray down on the way out (when the caller started
             them: a local instance).
@@ -280,6 +262,8 @@ def run_until_stopped(
     Returns:
         0 after a signal.
     """
+    server = server or ServerOptions()
+    host, port = server.host, server.port
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)

@@ -14,6 +14,7 @@ __all__ = [
     "CPU_BF16_ENV",
     "CpuBf16",
     "cpu_bf16",
+    "free_memory",
     "precision_note",
     "resolve_device",
     "resolve_dtype",
@@ -136,3 +137,21 @@ def precision_note(device: torch.device, dtype: torch.dtype) -> str:
         return f"{name}; CPU bf16 native ({check.source})"
     detail = f" ({check.source})" if check.source.startswith(CPU_BF16_ENV) else ""
     return f"{name}; CPU bf16 not native{detail}"
+
+
+def free_memory(device: torch.device | str) -> int | None:
+    """Bytes free on ``device``: CUDA's free memory, or the host's ``MemAvailable`` for the CPU
+    (and any other device); ``None`` when unknown. For the start-up check that the models to
+    serve fit (:mod:`rag_rerank.server.memory`)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

@@ -15,7 +15,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'rag_rerank.server needs FastAPI and uvicorn: pip install "rag-rerank[server]"'
     ) from exc
 
-from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DOCUMENTS, create_app
+from ..api import ServerOptions
+from .app import create_app
 from .service import RerankService
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_DOCUMENTS", "RerankService", "create_app"]
+__all__ = ["RerankService", "ServerOptions", "create_app"]

@@ -39,13 +39,37 @@ from ..errors import (
     ScoringError,
 )
 from .metrics import UNMATCHED
+from .status import ErrorResponse
 
-__all__ = ["RETRY_AFTER_SECONDS", "ClientDisconnected", "ServiceError", "error_response"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "RETRY_AFTER_SECONDS",
+    "ClientDisconnected",
+    "ServiceError",
+    "error_response",
+]
 
 logger = logging.getLogger("rag_rerank.server")
 
 RETRY_AFTER_SECONDS = 1
 """``Retry-After`` sent with 429 and 503."""
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        401: "Missing or wrong API key.",
+        400: "Host header not in the allowed hosts.",
+        404: "The request names a model the server does not serve (the message lists them).",
+        413: "Body over the byte limit, more documents or more windows of text than allowed, "
+        "or more text to send back than max_echo_bytes.",
+        422: "Bad JSON, empty query or document list, non-string items, unknown fields.",
+        429: "Queue full or its estimated wait too long; retry after Retry-After seconds.",
+        500: "The model failed on this request's batch or returned a non-finite score.",
+        503: "The worker is not running or the model is hung, or the server is shutting down.",
+        504: "The request ran past request_timeout; its work was cancelled.",
+    }.items()
+}
+"""The error answers of the rerank routes, for the OpenAPI document."""
 
 
 class ServiceError(Exception):

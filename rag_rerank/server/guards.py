@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..api import check_documents
 from ..core import Reranker
@@ -13,32 +13,15 @@ from ..core.engine import estimated_windows
 from .errors import ServiceError
 
 __all__ = [
-    "DEFAULT_MAX_ECHO_BYTES",
-    "DEFAULT_MAX_QUEUE_WAIT",
-    "DEFAULT_MAX_REQUEST_WINDOWS",
-    "DEFAULT_REQUEST_TIMEOUT",
     "PROBE_INTERVAL_SECONDS",
     "UNHEALTHY_AFTER_FAILURES",
     "ReadinessProbe",
+    "check_echo",
     "check_queue_wait",
     "check_request_work",
 ]
 
 logger = logging.getLogger("rag_rerank.server")
-
-DEFAULT_MAX_REQUEST_WINDOWS = 2048
-"""Most text one request may send, in windows (:func:`~rag_rerank.core.engine.estimated_windows`
-for 512-token windows: 1,000 documents of up to 4 KB, or about 4 MB in one document)."""
-
-DEFAULT_MAX_ECHO_BYTES = 2 * 1024 * 1024
-"""Most text one response sends back, in UTF-8 bytes (``/clean``, ``return_text``,
-``return_documents``): an answer a client never reads stays in memory until it is cut."""
-DEFAULT_REQUEST_TIMEOUT = 60.0
-"""Seconds a rerank request may take, queueing included, before it is cancelled with a 504."""
-
-DEFAULT_MAX_QUEUE_WAIT = 10.0
-"""Seconds of estimated wait (work queued and running over the measured throughput) above which
-a new request is refused at once with 429 and ``Retry-After``."""
 
 UNHEALTHY_AFTER_FAILURES = 3
 """``/health`` turns 503 after this many rounds of forward passes failed in a row."""
@@ -73,6 +56,21 @@ def check_request_work(
                 field=field,
             )
     return windows
+
+
+def check_echo(texts: Iterable[str], limit: int, field: str) -> None:
+    """413 naming ``field`` when ``texts`` hold more than ``limit`` UTF-8 bytes to send back
+    (an answer the client may never read stays in memory until it is cut)."""
+    size = 0
+    for text in texts:
+        size += len(text.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise ServiceError(
+                413,
+                "too_much_echo",
+                f"{field}: more than {limit} bytes of text to send back (max_echo_bytes)",
+                field=field,
+            )
 
 
 def check_queue_wait(reranker: Reranker, windows: int, max_queue_wait: float | None) -> None:

@@ -2,8 +2,8 @@
 
 Each model's need is estimated before it loads, from its safetensors headers (parameter count x
 bytes per parameter at the serving dtype) plus a working margin for activations and the
-allocator; the device's free memory (CUDA: ``torch.cuda.mem_get_info``; CPU: ``MemAvailable``)
-or an explicit limit must cover the sum. A server that cannot fit them all stops with a message
+allocator; the device's free memory (:func:`rag_rerank.core.device.free_memory`) or an explicit
+limit must cover the sum. A server that cannot fit them all stops with a message
 saying how much each needs, instead of dying of out-of-memory on its first requests.
 """
 
@@ -20,7 +20,6 @@ from ..errors import ModelLoadError
 __all__ = [
     "WORKING_MARGIN",
     "InsufficientMemoryError",
-    "available_bytes",
     "check_memory",
     "model_need",
     "weight_bytes",
@@ -75,24 +74,6 @@ def local_folder(reference: str, revision: str | None = None) -> str | None:
         )
     except Exception:  # not cached, or not a hub id: the load itself will say why
         return None
-
-
-def available_bytes(device: str) -> int | None:
-    """Free memory of ``device``: CUDA's free bytes, or the host's ``MemAvailable`` for the
-    CPU; ``None`` when unknown."""
-    if device.startswith("cuda"):
-        import torch
-
-        free, _ = torch.cuda.mem_get_info(torch.device(device))
-        return int(free)
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def check_memory(needs: Mapping[str, int | None], available: int | None, where: str) -> None:

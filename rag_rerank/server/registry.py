@@ -11,9 +11,9 @@ from fastapi import Request
 
 from .errors import ServiceError
 from .metrics import EngineState, Metrics
-from .models import KEY_HEADER, ModelRouter, UnknownModelError
-from .schemas import InfoResponse, ModelInfo, ShadowSummary
+from .models import KEY_HEADER, MODEL_HEADER, ModelRouter, UnknownModelError
 from .shadow import ShadowScorer
+from .status import InfoResponse, ModelInfo, ShadowSummary
 
 if TYPE_CHECKING:
     from ..core import Reranker
@@ -45,6 +45,12 @@ class ServiceRegistry:
         self.metrics = metrics
         self.shadow = shadow
 
+    @staticmethod
+    def of(request: Request) -> ServiceRegistry:
+        """The registry of the app serving ``request`` (``app.state.service``)."""
+        registry: ServiceRegistry = request.app.state.service
+        return registry
+
     @property
     def default(self) -> RerankService:
         """The default model's service."""
@@ -66,6 +72,11 @@ class ServiceRegistry:
         except UnknownModelError as exc:
             raise ServiceError(404, "model_not_found", str(exc), field="model") from None
         return self.services[name]
+
+    @staticmethod
+    def served_by(service: RerankService) -> dict[str, str]:
+        """Response headers naming the model that answered (readable by browsers too)."""
+        return {"Access-Control-Expose-Headers": MODEL_HEADER, MODEL_HEADER: service.name}
 
     # -- what /health, /ready and the draining shutdown see -------------------------------------
 

@@ -4,13 +4,13 @@ On SIGTERM (or the first Ctrl-C): ``/ready`` turns 503 at once and new rerank re
 with ``Retry-After`` (a load balancer moves them elsewhere); requests in flight finish, waiting
 at most ``drain_timeout`` seconds in all; then the process exits 0. A second signal exits at once.
 
-Connections are guarded (:class:`Timeouts`): request headers must arrive within
-``header_timeout`` seconds, a body at ``body_min_rate`` bytes per second at least, an idle
-keep-alive connection closes after ``keep_alive_timeout``, and past ``max_connections`` open
-connections a new one gets an immediate JSON 503 and is closed. A response must be read: a
-connection whose answer waits unread longer than ``write_timeout``, or drains slower than
-``write_min_rate``, is cut (its buffered answer dropped, its request counted as disconnected),
-and while the answers waiting to be written on all connections hold more than
+Connections are guarded (the connection settings of :class:`~rag_rerank.ServerOptions`):
+request headers must arrive within ``header_timeout`` seconds, a body at ``body_min_rate`` bytes
+per second at least, an idle keep-alive connection closes after ``keep_alive_timeout``, and past
+``max_connections`` open connections a new one gets an immediate JSON 503 and is closed. A
+response must be read: a connection whose answer waits unread longer than ``write_timeout``, or
+drains slower than ``write_min_rate``, is cut (its buffered answer dropped, its request counted
+as disconnected), and while the answers waiting to be written on all connections hold more than
 ``max_pending_write_bytes``, a new request gets a JSON 503.
 """
 
@@ -25,7 +25,6 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -34,14 +33,13 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..errors import InvalidInputError
+from ..api import ServerOptions
 from .errors import RETRY_AFTER_SECONDS
 from .middleware import DELIVERED_KEY
 from .registry import ServiceRegistry
 
 __all__ = [
     "DrainingServer",
-    "Timeouts",
     "default_max_connections",
     "run_server",
 ]
@@ -59,50 +57,6 @@ def default_max_connections() -> int:
     if soft == resource.RLIM_INFINITY:
         return 4096
     return max(16, min(4096, soft - 128))
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Limits on what one connection may hold (seconds, bytes per second, connections).
-
-    Attributes:
-        header_timeout: Seconds from a connection's opening (or its previous response) until
-            the request's headers are complete. Default 10.
-        body_min_rate: Slowest body upload accepted, in bytes per second, after the first
-            ``header_timeout`` seconds of the body. Default 10,000.
-        keep_alive_timeout: Seconds an idle keep-alive connection stays open. Default 5.
-        max_connections: Open connections; past it a new one gets 503. ``None``: below the
-            file-descriptor limit (:func:`default_max_connections`).
-        write_timeout: Seconds a response may wait unread: a connection whose pending output
-            does not shrink for this long is cut. Default 10.
-        write_min_rate: Slowest reading of a response accepted, in bytes per second, after
-            its first ``write_timeout`` seconds. Default 10,000.
-        max_pending_write_bytes: Bytes of responses waiting to be written, over all
-            connections, above which a new request gets 503. Default 256 MiB.
-    """
-
-    header_timeout: float = 10.0
-    body_min_rate: float = 10_000.0
-    keep_alive_timeout: float = 5.0
-    max_connections: int | None = None
-    write_timeout: float = 10.0
-    write_min_rate: float = 10_000.0
-    max_pending_write_bytes: int = 256 * 1024 * 1024
-
-    def __post_init__(self) -> None:
-        names = ("header_timeout", "body_min_rate", "keep_alive_timeout", "write_timeout")
-        for name in (*names, "write_min_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise InvalidInputError(name, f"must be a positive number, got {value!r}")
-        most = self.max_connections
-        if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1):
-            raise InvalidInputError("max_connections", f"must be a positive integer, got {most!r}")
-        cap = self.max_pending_write_bytes
-        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-            raise InvalidInputError(
-                "max_pending_write_bytes", f"must be a positive integer, got {cap!r}"
-            )
 
 
 def _unavailable(message: str, error_type: str = "unavailable") -> bytes:
@@ -144,8 +98,10 @@ class _CountingTransport:
         return getattr(self._transport, name)
 
 
-def guarded_protocol(timeouts: Timeouts) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with :class:`Timeouts` enforced per connection."""
+def guarded_protocol(timeouts: ServerOptions) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with the connection settings of ``timeouts`` enforced per
+    connection (``header_timeout``, ``body_min_rate``, ``max_connections``, ``write_timeout``,
+    ``write_min_rate``, ``max_pending_write_bytes``)."""
     max_connections = timeouts.max_connections or default_max_connections()
     # All connections' unwritten bytes, and when they were summed (reused for _PENDING_FRESH).
     pending: dict[str, float] = {"bytes": 0, "at": -math.inf}
@@ -351,32 +307,30 @@ class DrainingServer(uvicorn.Server):
 
 def run_server(
     app: FastAPI,
+    options: ServerOptions | None = None,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    drain_timeout: float = 30.0,
-    log_level: str = "info",
-    timeouts: Timeouts | None = None,
     on_exit: Callable[[float], None] | None = None,
 ) -> int:
     """Serve ``app`` (from :func:`create_app`) until SIGTERM or Ctrl-C; return the exit code.
 
+    ``options`` gives the address (``host``, ``port``), the ``log_level``, the connection limits
+    and the ``drain_timeout`` budget (default: :class:`~rag_rerank.ServerOptions`' defaults).
     ``on_exit``, when given, is called once the server has stopped, with the seconds left of
     the ``drain_timeout`` budget: the time the caller has to stop its engines."""
-    timeouts = timeouts or Timeouts()
+    options = options or ServerOptions()
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
-        log_level=log_level,
+        host=options.host,
+        port=options.port,
+        log_level=options.log_level,
         log_config=None,  # uvicorn's lines go through the caller's logging: one format
         access_log=False,  # the app logs each request itself, with sizes and timings only
-        timeout_graceful_shutdown=max(1, int(drain_timeout)),
-        timeout_keep_alive=timeouts.keep_alive_timeout,  # type: ignore[arg-type]
-        http=guarded_protocol(timeouts),
+        timeout_graceful_shutdown=max(1, int(options.drain_timeout)),
+        timeout_keep_alive=options.keep_alive_timeout,  # type: ignore[arg-type]
+        http=guarded_protocol(options),
         lifespan="off",
     )
-    server = DrainingServer(config, app.state.service, drain_timeout)
+    server = DrainingServer(config, app.state.service, options.drain_timeout)
     try:
         server.run()
     finally:

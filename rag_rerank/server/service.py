@@ -15,22 +15,15 @@ from fastapi import Request
 from starlette.types import Receive
 
 from .. import __version__
-from ..api import RerankResult, prune_options, resolve_threshold
+from ..api import RerankResult, ServerOptions, prune_options, resolve_threshold
 from ..core import Reranker
 from ..errors import NonFiniteScoreError
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError
-from .guards import (
-    DEFAULT_MAX_QUEUE_WAIT,
-    DEFAULT_MAX_REQUEST_WINDOWS,
-    DEFAULT_REQUEST_TIMEOUT,
-    ReadinessProbe,
-    check_queue_wait,
-    check_request_work,
-)
+from .guards import ReadinessProbe, check_queue_wait, check_request_work
 from .metrics import Metrics
 from .middleware import ARRIVED_KEY
-from .schemas import InfoResponse
 from .shadow import ShadowScorer
+from .status import InfoResponse
 
 __all__ = ["RerankService"]
 
@@ -48,23 +41,15 @@ class RerankService:
     def __init__(
         self,
         reranker: Reranker,
+        options: ServerOptions | None = None,
         *,
-        max_documents: int,
-        max_body_bytes: int,
-        max_request_windows: int = DEFAULT_MAX_REQUEST_WINDOWS,
-        request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
-        max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
         name: str | None = None,
         metrics: Metrics | None = None,
         shadow: ShadowScorer | None = None,
     ) -> None:
         self.reranker = reranker
         self.name = reranker.model_name if name is None else name
-        self.max_documents = max_documents
-        self.max_body_bytes = max_body_bytes
-        self.max_request_windows = max_request_windows
-        self.request_timeout = request_timeout
-        self.max_queue_wait = max_queue_wait
+        self.settings = options or ServerOptions()
         self.metrics = Metrics() if metrics is None else metrics
         self.shadow = shadow
         self.draining = False
@@ -126,7 +111,7 @@ class RerankService:
                 "the server is shutting down; retry on another instance",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-        limit = self.max_documents
+        limit = self.settings.max_documents
         capacity = self.reranker.options.max_queue_pairs
         if len(texts) > limit:
             raise ServiceError(
@@ -140,10 +125,10 @@ class RerankService:
             texts,
             field,
             max_length=self.reranker.max_length,
-            max_request_windows=self.max_request_windows,
+            max_request_windows=self.settings.max_request_windows,
             max_queue_pairs=capacity,
         )
-        check_queue_wait(self.reranker, windows, self.max_queue_wait)
+        check_queue_wait(self.reranker, windows, self.settings.max_queue_wait)
         reranker = self._view(truncate)
         pruning = prune_options(prune)  # a bad one fails before any work
         start = time.perf_counter()
@@ -184,13 +169,13 @@ class RerankService:
         request's queued and remaining batches from the engine."""
         try:
             return await asyncio.wait_for(
-                _unless_disconnected(receive, work), timeout=self.request_timeout
+                _unless_disconnected(receive, work), timeout=self.settings.request_timeout
             )
         except TimeoutError:
             raise ServiceError(
                 504,
                 "timeout",
-                f"the request took longer than {self.request_timeout:g} s "
+                f"the request took longer than {self.settings.request_timeout:g} s "
                 "(request_timeout); its work was cancelled",
             ) from None
 
@@ -216,8 +201,10 @@ class RerankService:
             precision=reranker.precision,
             max_input_length=reranker.max_length,
             max_batch_tokens=stats.batch_tokens,
-            max_client_batch_size=min(self.max_documents, stats.max_queue_pairs or 1 << 62),
-            max_body_bytes=self.max_body_bytes,
+            max_client_batch_size=min(
+                self.settings.max_documents, stats.max_queue_pairs or 1 << 62
+            ),
+            max_body_bytes=self.settings.max_body_bytes,
             max_queue_pairs=stats.max_queue_pairs,
             long_documents=reranker.long_documents,
             version=__version__,

@@ -21,12 +21,9 @@ from typing import Any
 from ..api import RerankerLike
 from ..evaluation.agreement import AgreementSummary, agreement
 
-__all__ = ["DEFAULT_SHADOW_QUEUE", "ShadowScorer"]
+__all__ = ["ShadowScorer"]
 
 logger = logging.getLogger("rag_rerank.server")
-
-DEFAULT_SHADOW_QUEUE = 64
-"""Shadow requests waiting or running at once, by default; more are dropped."""
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

@@ -19,9 +19,9 @@ import pytest
 from server_testing import client_for, guarded_server, long_text, serve_cli, wait_until
 
 from rag_rerank import Reranker
+from rag_rerank.api import ServerOptions
 from rag_rerank.cli import build_parser
 from rag_rerank.server import create_app
-from rag_rerank.server.run import Timeouts
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def _closed_by_server(conn: socket.socket, within: float) -> bool:
 
 
 def test_slow_headers_and_slow_bodies_are_disconnected(rr: Reranker) -> None:
-    timeouts = Timeouts(header_timeout=0.5, body_min_rate=1000, max_connections=3)
+    timeouts = ServerOptions(header_timeout=0.5, body_min_rate=1000, max_connections=3)
     with guarded_server(create_app(rr, api_key="k"), timeouts) as port:
         partial = socket.create_connection(("127.0.0.1", port))
         partial.sendall(b"POST /rerank HTTP/1.1\r\nHost: x\r\n")  # no key needed to hold it

@@ -22,12 +22,12 @@ import pytest
 from server_testing import REPO, client_for, guarded_server, long_text, serve_cli, wait_until
 
 from rag_rerank import InvalidInputError, Reranker
+from rag_rerank.api import ServerOptions
 from rag_rerank.cli import build_parser
 from rag_rerank.core import lookup
 from rag_rerank.core.cache import query_digest, score_key
 from rag_rerank.core.cleaning import clean_html
 from rag_rerank.server import create_app
-from rag_rerank.server.run import Timeouts
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def _metric(port: int, series: str) -> bool:
 def test_an_answer_left_unread_is_cut_and_counted_as_disconnected(rr: Reranker) -> None:
     # uvicorn closes an idle keep-alive connection once its answer is written, which waits
     # for the unread answer to be read: the cut must come all the same.
-    timeouts = Timeouts(write_timeout=1, write_min_rate=1000, keep_alive_timeout=0.2)
+    timeouts = ServerOptions(write_timeout=1, write_min_rate=1000, keep_alive_timeout=0.2)
     with guarded_server(_unread_app(rr), timeouts) as port:
         conn = _unread_clean(port)
         cut = 'rag_rerank_requests_total{method="POST",route="/clean",status="499"} 1'
@@ -117,7 +117,7 @@ def test_an_answer_left_unread_is_cut_and_counted_as_disconnected(rr: Reranker) 
 def test_unread_answers_over_the_cap_turn_new_requests_away_with_json_503(
     rr: Reranker,
 ) -> None:
-    timeouts = Timeouts(write_timeout=60, max_pending_write_bytes=1024 * 1024)
+    timeouts = ServerOptions(write_timeout=60, max_pending_write_bytes=1024 * 1024)
     with guarded_server(_unread_app(rr), timeouts) as port:
         conn = _unread_clean(port)
         base = f"http://127.0.0.1:{port}"
@@ -220,7 +220,7 @@ def test_cleaning_a_large_body_leaves_the_loop_to_others(bert_dir: str) -> None:
     page = "<p>Pandas &amp; <b>bears</b> eat bamboo</p>" * 150_000  # 6.6 MB: seconds to clean
     finished = threading.Event()
     try:
-        with guarded_server(app, Timeouts()) as port:
+        with guarded_server(app, ServerOptions()) as port:
             base = f"http://127.0.0.1:{port}"
 
             def clean() -> None:
@@ -323,7 +323,7 @@ def test_the_attack_benchmark_runs_as_the_docs_show(tmp_path) -> None:
 )
 def test_bad_write_limits_name_the_field(settings: dict, field: str) -> None:
     with pytest.raises(InvalidInputError) as raised:
-        Timeouts(**settings)
+        ServerOptions(**settings)
     assert raised.value.field == field
 
 

@@ -203,6 +203,20 @@ def test_remote_reranker_matches_in_process_reranker(url: str, bert_dir: str) ->
     rr.close()
 
 
+def test_remote_reranker_long_documents_goes_on_the_wire_as_truncate(
+    url: str, rr: Reranker
+) -> None:
+    docs = [long_text(800), "money at the bank"]
+    first = rr.with_options(long_documents="truncate").score(QUERY, docs)
+    for mode, expected in (("truncate", first), ("windows", rr.score(QUERY, docs))):
+        with RemoteReranker(url, api_key=KEY, long_documents=mode) as remote:
+            assert remote.score(QUERY, docs) == pytest.approx(expected, abs=1e-6)
+    assert first[0] != pytest.approx(rr.score(QUERY, docs)[0], abs=1e-6)
+    with pytest.raises(InvalidInputError) as info:
+        RemoteReranker(url, long_documents=True)  # type: ignore[arg-type]
+    assert info.value.field == "long_documents"
+
+
 def test_remote_reranker_retries_when_the_queue_is_full(url: str, http, rr: Reranker) -> None:
     metric = r'rag_rerank_requests_total\{method="POST",route="/rerank",status="429"\}'
     refused_before = _count(http.get("/metrics").text, metric)
