@@ -13,6 +13,7 @@ __all__ = [
     "check_documents",
     "check_pairs",
     "check_positive_int",
+    "check_positive_number",
     "check_query",
     "check_reranker",
     "check_selection",
