@@ -58,6 +58,7 @@ from .results import (
     select,
     sigmoid,
 )
+from .training import LOSSES, Loss, TrainingOptions
 
 __all__ = [
     "CALIBRATED",
@@ -66,6 +67,7 @@ __all__ = [
     "CONTEXT_ORDERS",
     "DEFAULT_MODEL",
     "LONG_DOCUMENTS",
+    "LOSSES",
     "MAX_SENTENCE_CHARS",
     "BaseReranker",
     "CacheStats",
@@ -76,6 +78,7 @@ __all__ = [
     "ContextOrder",
     "Health",
     "LongDocuments",
+    "Loss",
     "PruneJob",
     "PruneOptions",
     "RerankResult",
@@ -84,6 +87,7 @@ __all__ = [
     "RerankerStats",
     "Span",
     "TokenCounter",
+    "TrainingOptions",
     "approximate_tokens",
     "check_documents",
     "check_pairs",

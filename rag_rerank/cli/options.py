@@ -19,9 +19,9 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..api import CONTEXT_ORDERS, PruneOptions, RerankerOptions
+from ..api import CONTEXT_ORDERS, PruneOptions, RerankerOptions, TrainingOptions
 from ..api.references import check_hub_model
-from ..errors import InvalidInputError, InvalidInputTypeError
+from ..errors import RerankError
 
 if TYPE_CHECKING:
     from ..core import Reranker
@@ -193,6 +193,16 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+_PARSERS: dict[type, Callable[[str], Any]] = {int: _int, float: _float, str: str}
+
+
 # -- model flags --------------------------------------------------------------------------------
 
 
@@ -221,62 +231,98 @@ def add_model_options(
     group = parser.add_argument_group(
         "model options", "how the cross-encoder is loaded and run (any command that loads it)"
     )
-    hints = typing.get_type_hints(RerankerOptions)
-    overrides = help_overrides or {}
-    for field in dataclasses.fields(RerankerOptions):
+    library = RerankerOptions()
+    add_option_flags(
+        group,
+        RerankerOptions,
+        help={
+            "model": f"{RerankerOptions.help('model')} Default: ${MODEL_ENV}, else "
+            f"{library.model}.",
+            "cache": f"{RerankerOptions.help('cache')} Default: ${CACHE_ENV} (a Redis URL kept "
+            f"out of `ps`), else {library.cache}.",
+            **(help_overrides or {}),
+        },
+        defaults={
+            "model": os.environ.get(MODEL_ENV, library.model),
+            "cache": os.environ.get(CACHE_ENV) or library.cache,
+        },
+        parsers={
+            # Checked as they are parsed, before torch loads: CUDA that is not here, a missing file.
+            "device": _option_value(RerankerOptions, "device", device_value),
+            "calibration": _option_value(RerankerOptions, "calibration", existing_file),
+        },
+        exclude=exclude,
+    )
+    return group
+
+
+def add_option_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    options: type[Any],
+    *,
+    help: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    parsers: Mapping[str, Callable[[str], Any]] | None = None,
+    exclude: Collection[str] = (),
+) -> None:
+    """One flag per field of the frozen options class ``options`` (``max_length`` ->
+    ``--max-length``) with the field's type, default and help text (``options.help(name)``).
+    Each value is checked by ``options.from_kwargs`` as it is parsed, so a bad one is a usage
+    error naming the flag.
+
+    Args:
+        parser: The parser or argument group to add the flags to.
+        options: :class:`RerankerOptions`, :class:`~rag_rerank.api.TrainingOptions`...
+        help: Help text by field name, instead of the field's.
+        defaults: Defaults by field name instead of the field's (from the environment); their
+            help text says the default itself.
+        parsers: Value parsers by field name, used as given (without the options' check).
+        exclude: Fields that get no flag.
+    """
+    hints = typing.get_type_hints(options)
+    help, defaults, parsers = help or {}, defaults or {}, parsers or {}
+    for field in dataclasses.fields(options):
         name = field.name
         if name in exclude:
             continue
         flag = "--" + name.replace("_", "-")
-        text = _cli_wording(overrides.get(name, RerankerOptions.help(name))).replace("%", "%%")
-        default = field.default
-        if name == "model":
-            default = os.environ.get(MODEL_ENV, field.default)
-            text += f" Default: ${MODEL_ENV}, else {field.default}."
-        elif name == "cache":
-            default = os.environ.get(CACHE_ENV) or field.default
-            text += f" Default: ${CACHE_ENV} (a Redis URL kept out of `ps`), else {field.default}."
-        elif default is not None and not isinstance(default, bool):
+        text = _cli_wording(help.get(name, options.help(name))).replace("%", "%%")
+        default = defaults.get(name, field.default)
+        if name not in defaults and default is not None and not isinstance(default, bool):
             text += " Default: %(default)s."
         kind = _unwrap_optional(hints[name])
         if kind is bool:
             # --trust-remote-code / --no-trust-remote-code; None (show_progress) means "auto".
-            group.add_argument(
+            parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=default, help=text
             )
         elif typing.get_origin(kind) is Literal:
             choices = [str(c) for c in typing.get_args(kind)]
-            group.add_argument(flag, choices=choices, default=default, help=text)
+            parser.add_argument(flag, choices=choices, default=default, help=text)
         elif set(typing.get_args(kind)) - {type(None)} == {int, str}:  # cache: size or name
-            group.add_argument(
+            parser.add_argument(
                 flag,
-                type=_option_value(name, _int_or_text),
+                type=_option_value(options, name, _int_or_text),
                 default=default,
                 metavar=name.upper(),
                 help=text,
             )
-        elif kind is int and default is not None and hints[name] is not int:  # cache_ttl: N or off
-            group.add_argument(
-                flag, type=_option_value(name, _int_or_off), default=default, metavar="N", help=text
-            )
-        elif kind is int or kind is str:
-            group.add_argument(
+        elif kind in (int, float, str):
+            if name in parsers:
+                convert = parsers[name]
+            elif kind is int and default is not None and hints[name] is not int:  # N or off
+                convert = _option_value(options, name, _int_or_off)
+            else:
+                convert = _option_value(options, name, _PARSERS[kind])
+            parser.add_argument(
                 flag,
-                type=_option_value(name, _int if kind is int else _TEXT_VALUES.get(name, str)),
+                type=convert,
                 default=default,
                 metavar="N" if kind is int else name.upper(),
                 help=text,
             )
         else:  # a new option of a new type: say so here rather than guess a parser
             raise TypeError(f"no command-line flag for option {name} of type {kind!r}")
-    return group
-
-
-_TEXT_VALUES: dict[str, Callable[[str], str]] = {
-    "device": device_value,
-    "calibration": existing_file,
-}
-"""Flags checked as they are parsed, before torch loads: a missing file, CUDA that is not here."""
 
 
 def _cli_wording(text: str) -> str:
@@ -308,16 +354,18 @@ def _unwrap_optional(hint: Any) -> Any:
     return hint
 
 
-def _option_value(name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """A parser for option ``name``'s flag: ``convert`` the text, then check it as
-    :class:`RerankerOptions` would, so the message names the flag, not a traceback."""
+def _option_value(
+    options: type[Any], name: str, convert: Callable[[str], Any]
+) -> Callable[[str], Any]:
+    """A parser for option ``name``'s flag: ``convert`` the text, then check it as ``options``
+    would, so the message names the flag, not a traceback."""
 
     def parse(text: str) -> Any:
         value = convert(text)
         try:
-            RerankerOptions.from_kwargs(**{name: value})
-        except (InvalidInputError, InvalidInputTypeError) as exc:
-            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{exc.field}: ")) from None
+            options.from_kwargs(**{name: value})
+        except RerankError as exc:  # its message starts with the option's name
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{name}: ")) from None
         return value
 
     parse.__name__ = name  # argparse names the type in "invalid <name> value" messages
@@ -445,3 +493,22 @@ def add_context_options(parser: argparse.ArgumentParser) -> None:
         help="'score': best first; 'edges': the best at both ends, the weakest in the middle "
         "(default: score)",
     )
+
+
+# -- training flags -----------------------------------------------------------------------------
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`~rag_rerank.api.TrainingOptions` field, with its default and help;
+    ``--steps`` also takes 0 (``train --prune --steps 0`` only adds a pruning head)."""
+    add_option_flags(
+        parser,
+        TrainingOptions,
+        help={"steps": "Optimizer steps; 0 with --prune: only add a pruning head to --base."},
+        parsers={"steps": non_negative_int, "device": device_value},
+    )
+
+
+def training_options(args: argparse.Namespace) -> TrainingOptions:
+    """The :class:`~rag_rerank.api.TrainingOptions` of the parsed training flags."""
+    return TrainingOptions(**{name: getattr(args, name) for name in TrainingOptions.names()})
