@@ -7,10 +7,11 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .options import add_training_options, non_empty, training_options
+from .option_flags import add_training_options, training_options
+from .options import non_empty
 
 if TYPE_CHECKING:
-    from . import Subparsers
+    from .options import Subparsers
 
 __all__ = ["add_train"]
 
