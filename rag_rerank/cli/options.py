@@ -95,10 +95,7 @@ def non_empty(text: str) -> str:
 
 def positive_float(text: str) -> float:
     """A number > 0 (seconds, rates)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = number(text)
     if not value > 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
@@ -106,10 +103,7 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     """A number >= 0 (seconds)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = number(text)
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
     return value

@@ -56,7 +56,7 @@ def train(
         labels: A JSONL of ``{"query", "document", "label"}`` lines (the calibration format).
         teacher: A reranker to distil (hub id or folder), loaded by :class:`~rag_rerank.Reranker`.
         options: The training settings (default: :class:`~rag_rerank.api.TrainingOptions`'
-            defaults: 300 steps of 32 pairs of 128 tokens at a rate of 5e-5, seed 0...).
+            defaults).
         resume: Continue from the last complete checkpoint in ``out/checkpoints`` (default).
         embedding_function: The vector store's chromadb embedding function (default: the
             offline all-MiniLM-L6-v2).
