@@ -101,11 +101,23 @@ def is_built(folder: Path, options: TrainingOptions) -> bool:
     return _stamped(folder / "fixture.json") == options
 
 
+_OLD_STAMP_DEFAULTS = {
+    "device": "cpu",
+    "held_out": 0.05,
+    "hard_negatives": 1,
+    "random_negatives": 1,
+}
+"""What a stamp written before :class:`TrainingOptions` left out meant: the builder's own
+defaults then. Read so, the test models and demo rerankers already cached are not rebuilt."""
+
+
 def _stamped(stamp: Path) -> TrainingOptions | None:
-    """The options a build wrote to ``stamp`` (settings by name; older builds wrote some only,
-    the rest being the defaults), or ``None``: no stamp, or one that names no valid options."""
+    """The options a build wrote to ``stamp`` (every setting by name), or ``None``: no stamp, or
+    one that names no valid options."""
     try:
-        return TrainingOptions.from_kwargs(**json.loads(stamp.read_text()))
+        return TrainingOptions.from_kwargs(
+            **{**_OLD_STAMP_DEFAULTS, **json.loads(stamp.read_text())}
+        )
     except (OSError, ValueError, TypeError):  # TrainingError is a ValueError
         return None
 

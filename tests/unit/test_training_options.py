@@ -4,6 +4,8 @@ generated from them. No model runs."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +81,24 @@ def test_steps_zero_is_a_flag_value_for_prune_only() -> None:
     assert args.steps == 0  # train --prune --steps 0: only a pruning head
     with pytest.raises(TrainingError, match=r"^steps: "):
         TrainingOptions(steps=0)
+
+
+def test_cached_builds_stamped_before_training_options_still_count(tmp_path: Path) -> None:
+    from rag_rerank.training import demo
+    from rag_rerank.training.fixture import TEST_MODEL_SETTINGS, is_built
+
+    old_stamps = {  # what the test model's and the demo's builds wrote before
+        "test-model": {
+            k: v for k, v in TEST_MODEL_SETTINGS.items() if k not in ("device", "held_out")
+        },
+        "demo": {**demo.DEMO_SETTINGS, "device": "cpu"},
+    }
+    wanted = {
+        "test-model": TrainingOptions(**TEST_MODEL_SETTINGS),
+        "demo": TrainingOptions(**demo.DEMO_SETTINGS, device="cpu"),
+    }
+    for name, stamp in old_stamps.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "fixture.json").write_text(json.dumps(stamp))
+        assert is_built(tmp_path / name, wanted[name]), name
+        assert not is_built(tmp_path / name, wanted[name].replace(seed=7)), name
