@@ -59,6 +59,7 @@ from .results import (
     sigmoid,
 )
 from .serving import ServerOptions
+from .training import LOSSES, Loss, TrainingOptions
 
 __all__ = [
     "CALIBRATED",
@@ -67,6 +68,7 @@ __all__ = [
     "CONTEXT_ORDERS",
     "DEFAULT_MODEL",
     "LONG_DOCUMENTS",
+    "LOSSES",
     "MAX_SENTENCE_CHARS",
     "BaseReranker",
     "CacheStats",
@@ -77,6 +79,7 @@ __all__ = [
     "ContextOrder",
     "Health",
     "LongDocuments",
+    "Loss",
     "PruneJob",
     "PruneOptions",
     "RerankResult",
@@ -86,6 +89,7 @@ __all__ = [
     "ServerOptions",
     "Span",
     "TokenCounter",
+    "TrainingOptions",
     "approximate_tokens",
     "check_documents",
     "check_pairs",

@@ -4,7 +4,9 @@ One module per command group registers its commands (an ``add_<command>`` functi
 parser and its handler): :mod:`.rerank` (``score``, ``rerank``), :mod:`.index` (``index``,
 ``ask``), :mod:`.demo`, :mod:`.evaluate` (``eval``), :mod:`.calibrate`, :mod:`.serve`,
 :mod:`.compare`, :mod:`.batch` and :mod:`.train`.
-Shared flags live in :mod:`.options`. Building the parser imports none of torch, transformers,
+Shared helpers (the ``Subparsers`` type, value parsers, small shared flags) live in
+:mod:`.options`, the flags generated from the options objects in :mod:`.option_flags`; no command
+module imports another. Building the parser imports none of torch, transformers,
 chromadb or fastapi: handlers import what they need when they run, so ``--help`` answers at once.
 """
 
@@ -33,9 +35,7 @@ from .serve import add_serve
 from .train import add_train
 
 if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+    from .options import Subparsers
 
 __all__ = ["build_parser", "main"]
 

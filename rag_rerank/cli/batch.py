@@ -8,37 +8,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .options import add_model_options, positive_int, reranker_options
+from .option_flags import add_model_options, reranker_options
+from .options import add_ray_address, non_negative_float, positive_int
 from .output import error
 
 if TYPE_CHECKING:
     from ..api import RerankerOptions
     from ..cluster.files import Rows, ShardStore
-    from . import Subparsers
+    from .options import Subparsers
 
-__all__ = ["add_batch", "add_ray_address", "non_negative_number"]
-
-
-def non_negative_number(text: str) -> float:
-    """A number >= 0 (GPUs or CPUs per worker; fractions allowed)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
-    return value
-
-
-def add_ray_address(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--ray-address``: the cluster to join (default: start a local Ray instance)."""
-    parser.add_argument(
-        "--ray-address",
-        default=None,
-        metavar="ADDRESS",
-        help="Ray cluster to join: host:port of its head, ray://host:port, or auto "
-        "(default: start a local Ray instance, stopped at the end)",
-    )
+__all__ = ["add_batch"]
 
 
 def add_batch(subparsers: Subparsers) -> None:
@@ -64,14 +43,14 @@ def add_batch(subparsers: Subparsers) -> None:
     add_ray_address(parser)
     parser.add_argument(
         "--gpus-per-worker",
-        type=non_negative_number,
+        type=non_negative_float,
         default=None,
         metavar="N",
         help="GPUs per worker, fractions allowed (default: 1 when the cluster has GPUs, else 0)",
     )
     parser.add_argument(
         "--cpus-per-worker",
-        type=non_negative_number,
+        type=non_negative_float,
         default=1.0,
         metavar="N",
         help="CPUs per worker, fractions allowed (default: 1)",

@@ -8,11 +8,12 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .options import add_model_options, load_reranker, positive_int, reranker_options
+from .option_flags import add_model_options, load_reranker, reranker_options
+from .options import add_target_option, positive_int
 from .output import error, model_line
 
 if TYPE_CHECKING:
-    from . import Subparsers
+    from .options import Subparsers
 
 __all__ = ["add_calibrate"]
 
@@ -25,28 +26,6 @@ def _share(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
-
-
-def _target(text: str) -> str:
-    from ..api.calibration import parse_target
-    from ..errors import InvalidInputError
-
-    try:
-        parse_target(text)
-    except InvalidInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("target: ")) from None
-    return text
-
-
-def add_target_option(parser: argparse.ArgumentParser) -> None:
-    """``--target``: what the recommended threshold meets (shared with ``eval``)."""
-    parser.add_argument(
-        "--target",
-        type=_target,
-        default="f1",
-        help="what the recommended threshold meets: f1 (best F1, default), recall=R (highest "
-        "threshold with recall >= R) or precision=P (lowest threshold with precision >= P)",
-    )
 
 
 def add_calibrate(subparsers: Subparsers) -> None:

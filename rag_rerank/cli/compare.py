@@ -13,12 +13,13 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .models import add_models_option, model_specs
-from .options import add_model_options, load_reranker, positive_int, reranker_options
+from .option_flags import add_model_options, load_reranker, reranker_options
+from .options import positive_int
 from .output import error
 
 if TYPE_CHECKING:
     from ..evaluation import LabelledPair
-    from . import Subparsers
+    from .options import Subparsers
 
 __all__ = ["add_compare", "compare_rankings"]
 

@@ -8,17 +8,12 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError
-from .options import (
-    add_model_options,
-    add_selection_options,
-    load_reranker,
-    non_empty,
-    reranker_options,
-)
+from .option_flags import add_model_options, load_reranker, reranker_options
+from .options import add_selection_options, non_empty
 from .output import console, error, model_line
 
 if TYPE_CHECKING:
-    from . import Subparsers
+    from .options import Subparsers
 
 __all__ = ["add_demo"]
 

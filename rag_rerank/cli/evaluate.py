@@ -7,20 +7,14 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from .calibrate import add_target_option
-from .options import (
-    add_model_options,
-    add_selection_options,
-    load_reranker,
-    positive_int,
-    reranker_options,
-)
+from .option_flags import add_model_options, load_reranker, reranker_options
+from .options import add_selection_options, add_target_option, positive_int
 from .output import error, model_line
 
 if TYPE_CHECKING:
     from ..evaluation import BeirDataset, EvaluationReport
     from ..evaluation.calibration import ThresholdRow
-    from . import Subparsers
+    from .options import Subparsers
 
 __all__ = ["add_eval"]
 

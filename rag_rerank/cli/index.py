@@ -12,22 +12,18 @@ from typing import TYPE_CHECKING
 
 from ..rag.splitting import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from ..rag.store import BINARY_FILE, DEFAULT_COLLECTION
-from .options import (
+from .option_flags import (
     add_model_options,
     add_prune_options,
-    add_selection_options,
-    existing_path,
     load_reranker,
-    non_empty,
-    non_negative_int,
-    positive_int,
     prune_from,
     reranker_options,
 )
+from .options import add_selection_options, existing_path, non_empty, non_negative_int, positive_int
 from .output import console, error, model_line
 
 if TYPE_CHECKING:
-    from . import Subparsers
+    from .options import Subparsers
 
 __all__ = ["DEFAULT_COLLECTION", "add_ask", "add_index"]
 

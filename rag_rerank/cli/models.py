@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 
 from ..api import DEFAULT_MODEL
-from .options import MODEL_ENV
+from .option_flags import MODEL_ENV
 
 __all__ = ["add_models_option", "model_specs", "parse_size"]
 

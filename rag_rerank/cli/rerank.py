@@ -11,21 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.checks import find_lone_surrogate
 from ..errors import InvalidInputError
-from .options import (
-    add_context_options,
+from .option_flags import (
     add_model_options,
     add_prune_options,
-    add_selection_options,
     load_reranker,
-    non_empty,
     prune_from,
     reranker_options,
 )
+from .options import add_context_options, add_selection_options, non_empty
 from .output import console, error, model_line
 
 if TYPE_CHECKING:
     from ..api import RerankResult
-    from . import Subparsers
+    from .options import Subparsers
 
 __all__ = ["Candidate", "add_rerank", "add_score", "read_candidates"]
 

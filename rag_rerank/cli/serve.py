@@ -14,22 +14,14 @@ from ..api import ServerOptions
 from ..api.serving import QUEUE_PER_REQUEST
 from ..errors import InvalidInputError
 from .models import add_models_option, model_specs, parse_size
-from .options import (
-    add_model_options,
-    load_reranker,
-    non_empty,
-    non_negative_float,
-    port_number,
-    positive_float,
-    positive_int,
-    reranker_options,
-)
+from .option_flags import add_model_options, load_reranker, reranker_options
+from .options import non_empty, non_negative_float, port_number, positive_float, positive_int
 from .output import error
 
 if TYPE_CHECKING:
     from ..api import RerankerOptions
     from ..core import Reranker
-    from . import Subparsers
+    from .options import Subparsers
 
 __all__ = ["API_KEY_ENV", "add_serve"]
 
@@ -165,7 +157,8 @@ def _host_list(text: str) -> list[str] | None:
 
 def _add_ray_options(parser: argparse.ArgumentParser) -> None:
     """``--ray`` and its flags: the same app as Ray Serve replicas (``rag_rerank.cluster``)."""
-    from .batch import add_ray_address, non_negative_number
+    from .options import add_ray_address
+    from .options import non_negative_float as non_negative_number
 
     group = parser.add_argument_group(
         "Ray Serve", "serve on Ray: several replicas, one model each (needs the 'ray' extra)"

@@ -7,24 +7,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .options import device_value, non_empty, non_negative_int, positive_float, positive_int
+from .option_flags import add_training_options, training_options
+from .options import non_empty
 
 if TYPE_CHECKING:
-    from . import Subparsers
+    from .options import Subparsers
 
 __all__ = ["add_train"]
-
-_LOSSES = ("bce", "mse", "margin-mse")  # rag_rerank.training.LOSSES, without importing torch
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
 
 
 def add_train(subparsers: Subparsers) -> None:
@@ -58,37 +47,7 @@ def add_train(subparsers: Subparsers) -> None:
         "--labels", default=None, help='JSONL of {"query", "document", "label": 0|1} lines'
     )
     parser.add_argument("--teacher", type=non_empty, default=None, help="a reranker to distil")
-    parser.add_argument(
-        "--loss",
-        choices=_LOSSES,
-        default=None,
-        help="bce (default), or with --teacher margin-mse (default) or mse",
-    )
-    parser.add_argument(
-        "--steps",
-        type=non_negative_int,
-        default=300,
-        help="default: %(default)s; 0 with --prune: only add a pruning head to --base",
-    )
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=32, help="pairs per step (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--max-length", type=positive_int, default=128, help="tokens per pair (default: 128)"
-    )
-    parser.add_argument(
-        "--learning-rate", type=positive_float, default=5e-5, help="default: %(default)s"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    parser.add_argument(
-        "--device", type=device_value, default=None, help="cpu, cuda, cuda:1 (default: cuda if any)"
-    )
-    parser.add_argument(
-        "--held-out",
-        type=_share,
-        default=0.1,
-        help="share of passages whose queries are kept for the evaluation (default: 0.1)",
-    )
+    add_training_options(parser)
     parser.add_argument(
         "--restart", action="store_true", help="ignore the checkpoints in OUT and start over"
     )
@@ -123,14 +82,7 @@ def train(args: argparse.Namespace) -> int:
             out=args.out,
             labels=args.labels,
             teacher=args.teacher,
-            loss=args.loss,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            max_length=args.max_length,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-            device=args.device,
-            held_out=args.held_out,
+            options=training_options(args),
             resume=not args.restart,
         )
     except KeyboardInterrupt:

@@ -16,9 +16,13 @@ score at or above the threshold, or no threshold) or ``rr-below`` (red). Inside 
 ``.rr-rank``, ``.rr-score``, ``.rr-raw`` (small grey), ``.rr-bar`` (width = score), ``.rr-text``
 with the query's words in ``<mark>``. After the cards, ``details.rr-candidates`` holds a table of
 every candidate (``tr.rr-candidate``): id, text, raw score, score, retrieval rank -> rerank rank.
-All styles are inline, so notebook front ends that strip ``<style>`` tags show the same thing."""
+All styles are inline, so notebook front ends that strip ``<style>`` tags show the same thing.
 
-from ._common import ABOVE_COLOR, BELOW_COLOR
+Imports point one way: the RAG results draw themselves (``_repr_html_``, ``__rich__``) through
+these views, and the views read results by attribute (:class:`RetrievedResults` describes what
+the comparison reads), never importing :mod:`rag_rerank.rag`."""
+
+from ._common import ABOVE_COLOR, BELOW_COLOR, RetrievedResult, RetrievedResults
 from .html import highlight, query_terms, render_html
 from .plots import plot_reliability, plot_thresholds
 from .tables import (
@@ -32,6 +36,8 @@ from .tables import (
 __all__ = [
     "ABOVE_COLOR",
     "BELOW_COLOR",
+    "RetrievedResult",
+    "RetrievedResults",
     "highlight",
     "plot_reliability",
     "plot_thresholds",

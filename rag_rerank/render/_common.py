@@ -1,8 +1,11 @@
-"""What the views share: colours, text limits and how a result's fields are read."""
+"""What the views share: colours, text limits, how a result's fields are read, and the shape of
+the retrieved results they compare (read by attribute: render imports no result class, so the
+RAG results may draw themselves through render without an import loop)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 ABOVE_COLOR = "#2e7d32"
 """Bar colour of a score at or above the threshold (green)."""
@@ -20,6 +23,38 @@ STOPWORDS = frozenset(
         "to was we were what when where which who whom why will with would you your"
     ).split()
 )
+
+
+class RetrievedResult(Protocol):
+    """A retrieved and reranked chunk, as the comparison reads it (a
+    :class:`~rag_rerank.rag.PipelineResult` is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def document(self) -> str: ...
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
+    @property
+    def rank(self) -> int: ...
+    @property
+    def retrieval_rank(self) -> int: ...
+    @property
+    def distance(self) -> float: ...
+    @property
+    def score(self) -> float: ...
+
+
+class RetrievedResults(Protocol):
+    """One question's candidates in reranked order, as the comparison reads them (a
+    :class:`~rag_rerank.rag.PipelineResults` is one)."""
+
+    @property
+    def query(self) -> str: ...
+    @property
+    def candidates(self) -> Sequence[RetrievedResult]: ...
+    @property
+    def threshold(self) -> float | None: ...
 
 
 def _caption(count: int, candidates: int | None, threshold: float | None) -> str:

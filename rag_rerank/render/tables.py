@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._common import (
     COMPARISON_TEXT_CHARS,
     TERMINAL_TEXT_CHARS,
+    RetrievedResults,
     _arrow,
     _caption,
     _doc_id,
@@ -20,7 +21,6 @@ from ._common import (
 
 if TYPE_CHECKING:
     from ..api import RerankResult
-    from ..rag.results import PipelineResults
 
 __all__ = [
     "print_comparison",
@@ -125,7 +125,7 @@ def _score_table(
     return table
 
 
-def render_comparison(results: PipelineResults, relevant: Sequence[str] = (), top: int = 5) -> Any:
+def render_comparison(results: RetrievedResults, relevant: Sequence[str] = (), top: int = 5) -> Any:
     """The vector store's order next to the reranked order, row by row, as a ``rich`` table.
 
     Args:
@@ -169,7 +169,7 @@ def render_comparison(results: PipelineResults, relevant: Sequence[str] = (), to
 
 
 def print_comparison(
-    console: Any, results: PipelineResults, relevant: Sequence[str] = (), top: int = 5
+    console: Any, results: RetrievedResults, relevant: Sequence[str] = (), top: int = 5
 ) -> tuple[int | None, int | None]:
     """Print :func:`render_comparison` and where the best answering passage landed.
 

@@ -8,24 +8,27 @@ Needs the ``train`` extra: ``pip install 'rag-rerank[train]'``.
 Example::
 
     from rag_rerank import Reranker
-    from rag_rerank.training import train
+    from rag_rerank.training import TrainingOptions, train
 
     report = train("corpus.jsonl", base="./all-MiniLM-L6-v2", out="./my-reranker", steps=300)
+    # or: train(..., options=TrainingOptions(steps=300, seed=1))
     print(report.summary())
     reranker = Reranker("./my-reranker")
 """
 
 from __future__ import annotations
 
+from ..api.training import LOSSES, TrainingOptions
 from .corpus import Passage, load_passages
 from .pairs import TrainingQuery, make_queries
 from .report import HeldOutEvaluation, TrainingReport
-from .trainer import LOSSES, last_checkpoint, train
+from .trainer import last_checkpoint, train
 
 __all__ = [
     "LOSSES",
     "HeldOutEvaluation",
     "Passage",
+    "TrainingOptions",
     "TrainingQuery",
     "TrainingReport",
     "last_checkpoint",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.training import TrainingOptions
 from ..errors import CalibrationError, TrainingError
 from .pairs import TrainingQuery, make_queries, pick_negatives, split_held_out
 
@@ -125,16 +126,13 @@ def build_training_data(
     *,
     labelled: tuple[list[TrainingQuery], dict[int, set[int]], dict[int, set[int]]] | None,
     teacher: Any,
-    loss: str,
-    held_out: float,
-    hard_negatives: int,
-    random_negatives: int,
-    seed: int,
+    options: TrainingOptions,
 ) -> TrainingData:
     """Queries (generated, or ``labelled`` ones from :func:`labelled_queries`), split into
     training and held-out ones, and the training rows: ``(query, document, label)`` with 1/0
     labels, or with the teacher's logits (``mse``), or ``(query, positive, negative, teacher
     margin)`` (``margin-mse``)."""
+    seed, hard, easy = options.seed, options.hard_negatives, options.random_negatives
     if labelled is not None:
         queries, relevant_by, negatives_by = labelled
     else:
@@ -144,20 +142,20 @@ def build_training_data(
     if not queries:
         raise TrainingError("no query could be made from the passages", option="corpus")
     numbered = {id(q): i for i, q in enumerate(queries)}
-    train, held = split_held_out(queries, held_out, seed)
+    train, held = split_held_out(queries, options.held_out, seed)
     rng = random.Random(seed)
-    nearest = store.nearest([q.query for q in train], hard_negatives + 1)
+    nearest = store.nearest([q.query for q in train], hard + 1)
     groups: list[tuple[str, str, list[str]]] = []
     for query, near in zip(train, nearest, strict=True):
         relevant = relevant_by[numbered[id(query)]]
         negatives = sorted(negatives_by.get(numbered[id(query)], set()))
         near = [i for i in near if i not in relevant]
         negatives += pick_negatives(
-            query.passage, near, len(passages), hard=hard_negatives, easy=random_negatives, rng=rng
+            query.passage, near, len(passages), hard=hard, easy=easy, rng=rng
         )
         negatives = [i for i in dict.fromkeys(negatives) if i not in relevant]
         groups.append((query.query, query.positive, [passages[i] for i in negatives]))
-    columns = _rows(groups, teacher, loss)
+    columns = _rows(groups, teacher, options.resolved_loss(teacher is not None))
     return TrainingData(columns, train, held, [relevant_by[numbered[id(q)]] for q in held])
 
 

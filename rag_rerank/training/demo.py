@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..api.training import TrainingOptions
 from .fixture import build_on_demo_corpus, is_built
 from .report import REPORT_FILE
 from .trainer import last_checkpoint
@@ -33,13 +34,15 @@ DEMO_SETTINGS: dict[str, Any] = {
     "hard_negatives": 2,
     "random_negatives": 2,
 }
-"""120 steps of 32 pairs of at most 64 tokens (the demo's pairs are shorter) from the whole
-MiniLM encoder, two hard and two random negatives per query: 40% of the work of the 300 steps
-it took before. Measured on the demo corpus (held-out NDCG@10, vector store -> reranked):
-0.894 -> 0.965, and the answering passage first for 6 of the 7 demo questions (vector store:
-5). Tried and dropped: MiniLM's first 3 layers (150 steps) learned nothing (0.894 -> 0.276);
-100 steps with 3 hard negatives reached 0.930 but put one demo answer 9th; a rate of 8e-5
-reached 0.985 held out but put one demo answer 44th; 2e-4 stayed at the label prior."""
+"""The demo reranker's :class:`~rag_rerank.training.TrainingOptions`, as keywords (the device
+is the caller's): 120 steps of 32 pairs of at most 64 tokens (the demo's pairs are shorter)
+from the whole MiniLM encoder, two hard and two random negatives per query: 40% of the work of
+the 300 steps it took before. Measured on the demo corpus (held-out NDCG@10, vector store ->
+reranked): 0.894 -> 0.965, and the answering passage first for 6 of the 7 demo questions
+(vector store: 5). Tried and dropped: MiniLM's first 3 layers (150 steps) learned nothing
+(0.894 -> 0.276); 100 steps with 3 hard negatives reached 0.930 but put one demo answer 9th; a
+rate of 8e-5 reached 0.985 held out but put one demo answer 44th; 2e-4 stayed at the label
+prior."""
 
 DEMO_MINUTES = 3
 """What :data:`DEMO_SETTINGS` take at most on 2 CPU cores, for the opening line."""
@@ -58,8 +61,8 @@ def demo_folder() -> Path:
     return cache_folder() / "demo-reranker"
 
 
-def _settings(device: str | None) -> dict[str, Any]:
-    return {**DEMO_SETTINGS, "device": device or "cpu"}
+def _options(device: str | None) -> TrainingOptions:
+    return TrainingOptions.from_kwargs(**{**DEMO_SETTINGS, "device": device or "cpu"})
 
 
 def training_plan(folder: str | os.PathLike[str] | None = None, device: str | None = None) -> str:
@@ -67,14 +70,14 @@ def training_plan(folder: str | os.PathLike[str] | None = None, device: str | No
     is cached, how long it takes and that Ctrl-C and a rerun resume; ``""`` when a finished
     demo reranker is already there."""
     target = Path(folder) if folder is not None else demo_folder()
-    settings = _settings(device)
-    if is_built(target, settings):
+    options = _options(device)
+    if is_built(target, options):
         return ""
     checkpoint = last_checkpoint(target.with_name(target.name + ".building") / "model")
     resuming = f", resuming at step {checkpoint.name.split('-')[-1]}" if checkpoint else ""
     return (
         f"training the demo reranker once{resuming}: the offline all-MiniLM-L6-v2 encoder, "
-        f"{settings['steps']} steps of {settings['batch_size']} pairs from the demo corpus, "
+        f"{options.steps} steps of {options.batch_size} pairs from the demo corpus, "
         f"up to {DEMO_MINUTES} minutes on 2 CPU cores; cached in {target}. "
         "Ctrl-C stops it, and `rag-rerank demo --train` again resumes."
     )
@@ -91,7 +94,7 @@ def build_demo_reranker(
         KeyboardInterrupt: Ctrl-C while training; the checkpoints stay for the next call.
     """
     target = Path(folder) if folder is not None else demo_folder()
-    return build_on_demo_corpus(target, _settings(device), show_progress=True)
+    return build_on_demo_corpus(target, _options(device), show_progress=True)
 
 
 def describe(folder: str | os.PathLike[str]) -> str:

@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..api.training import TrainingOptions
+
 __all__ = [
     "TEST_MODEL_SETTINGS",
     "PrecisionDrift",
@@ -36,11 +38,14 @@ TEST_MODEL_SETTINGS: dict[str, Any] = {
     "max_length": 64,
     "learning_rate": 2e-4,
     "seed": 0,
+    "device": "cpu",
+    "held_out": 0.05,
     "hard_negatives": 1,
     "random_negatives": 1,
 }
-"""The settings of the test model: 50 steps of 32 pairs of 64 tokens from the whole MiniLM
-encoder (DESIGN.md measured ~37 s on 2 idle cores for 50 steps of 32 pairs)."""
+"""The test model's :class:`~rag_rerank.training.TrainingOptions`, as keywords: 50 steps of 32
+pairs of 64 tokens from the whole MiniLM encoder on the CPU (DESIGN.md measured ~37 s on 2 idle
+cores for 50 steps of 32 pairs)."""
 
 
 def build_trained_test_model(
@@ -53,57 +58,68 @@ def build_trained_test_model(
         show_progress: Show the trainer's progress bar.
         settings: Overrides of :data:`TEST_MODEL_SETTINGS`.
     """
-    chosen = {**TEST_MODEL_SETTINGS, **settings}
-    folder = Path(root) / f"trained-minilm-{chosen['steps']}-steps"
-    return build_on_demo_corpus(folder, chosen, show_progress=show_progress)
+    options = TrainingOptions.from_kwargs(**{**TEST_MODEL_SETTINGS, **settings})
+    folder = Path(root) / f"trained-minilm-{options.steps}-steps"
+    return build_on_demo_corpus(folder, options, show_progress=show_progress)
 
 
 def build_on_demo_corpus(
-    folder: Path, settings: dict[str, Any], *, show_progress: bool = False
+    folder: Path, options: TrainingOptions, *, show_progress: bool = False
 ) -> Path:
     """Train on the demo corpus into ``folder`` unless it already holds a model trained with
-    ``settings`` (:data:`TEST_MODEL_SETTINGS`' keys, and optionally ``device``, ``held_out``),
-    starting from the offline all-MiniLM-L6-v2 encoder.
+    ``options``, starting from the offline all-MiniLM-L6-v2 encoder.
     The folder appears whole or not at all; a build cut off (Ctrl-C) goes on from its last
-    checkpoint when called again with the same settings."""
+    checkpoint when called again with the same options."""
     from ..testing import minilm_folder
     from .trainer import train
 
-    if is_built(folder, settings):
+    if is_built(folder, options):
         return folder
     building = folder.with_name(folder.name + ".building")
     started = building / "fixture.json"
-    if not (started.is_file() and json.loads(started.read_text()) == settings):
+    if _stamped(started) != options:
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir(parents=True)
-        started.write_text(json.dumps(settings))
+        started.write_text(json.dumps(options.to_dict()))
     corpus = resources.files("rag_rerank").joinpath("data").joinpath("demo_corpus.jsonl")
     train(
         str(corpus),
         base=str(minilm_folder()),
         out=building / "model",
-        steps=settings["steps"],
-        batch_size=settings["batch_size"],
-        max_length=settings["max_length"],
-        learning_rate=settings["learning_rate"],
-        seed=settings["seed"],
-        device=settings.get("device", "cpu"),
-        held_out=settings.get("held_out", 0.05),
-        hard_negatives=settings.get("hard_negatives", 1),
-        random_negatives=settings.get("random_negatives", 1),
+        options=options,
         show_progress=show_progress,
     )
-    (building / "model" / "fixture.json").write_text(json.dumps(settings))
+    (building / "model" / "fixture.json").write_text(json.dumps(options.to_dict()))
     shutil.rmtree(folder, ignore_errors=True)
     (building / "model").rename(folder)
     shutil.rmtree(building, ignore_errors=True)
     return folder
 
 
-def is_built(folder: Path, settings: dict[str, Any]) -> bool:
-    """Whether ``folder`` holds a model :func:`build_on_demo_corpus` trained with ``settings``."""
-    stamp = folder / "fixture.json"
-    return stamp.is_file() and json.loads(stamp.read_text()) == settings
+def is_built(folder: Path, options: TrainingOptions) -> bool:
+    """Whether ``folder`` holds a model :func:`build_on_demo_corpus` trained with ``options``."""
+    return _stamped(folder / "fixture.json") == options
+
+
+_OLD_STAMP_DEFAULTS = {
+    "device": "cpu",
+    "held_out": 0.05,
+    "hard_negatives": 1,
+    "random_negatives": 1,
+}
+"""What a stamp written before :class:`TrainingOptions` left out meant: the builder's own
+defaults then. Read so, the test models and demo rerankers already cached are not rebuilt."""
+
+
+def _stamped(stamp: Path) -> TrainingOptions | None:
+    """The options a build wrote to ``stamp`` (every setting by name), or ``None``: no stamp, or
+    one that names no valid options."""
+    try:
+        return TrainingOptions.from_kwargs(
+            **{**_OLD_STAMP_DEFAULTS, **json.loads(stamp.read_text())}
+        )
+    except (OSError, ValueError, TypeError):  # TrainingError is a ValueError
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..api.training import TrainingOptions
 from ..evaluation.metrics import RankingMetrics, compute_metrics
 from .dataset import PassageStore
 from .pairs import TrainingQuery
@@ -47,8 +48,9 @@ class TrainingReport:
         passages: Passages in the corpus (with labelled documents added).
         train_queries: Queries trained on; ``pairs``: rows of the training dataset.
         held_out_queries: Queries kept for the evaluation.
-        loss: ``bce``, ``mse`` or ``margin-mse``.
-        steps, batch_size, max_length, learning_rate, seed: The run's settings.
+        options: The run's settings, its ``loss`` resolved (``bce``, ``mse`` or
+            ``margin-mse``); ``loss``, ``steps``, ``batch_size``, ``max_length``,
+            ``learning_rate`` and ``seed`` read them too (``report.steps``).
         resumed_from: The checkpoint's step training resumed from (0: from the start).
         seconds: Wall time of the run.
         evaluation: The held-out evaluation, or ``None`` when nothing was held out.
@@ -61,15 +63,46 @@ class TrainingReport:
     train_queries: int
     pairs: int
     held_out_queries: int
-    loss: str
-    steps: int
-    batch_size: int
-    max_length: int
-    learning_rate: float
-    seed: int
+    options: TrainingOptions
     resumed_from: int
     seconds: float
     evaluation: HeldOutEvaluation | None
+
+    @property
+    def loss(self) -> str:
+        """The loss trained with: ``bce``, ``mse`` or ``margin-mse``."""
+        return self.options.resolved_loss(teacher="teacher" in self.data)
+
+    @property
+    def steps(self) -> int:
+        """``options.steps``."""
+        return self.options.steps
+
+    @property
+    def batch_size(self) -> int:
+        """``options.batch_size``."""
+        return self.options.batch_size
+
+    @property
+    def max_length(self) -> int:
+        """``options.max_length``."""
+        return self.options.max_length
+
+    @property
+    def learning_rate(self) -> float:
+        """``options.learning_rate``."""
+        return self.options.learning_rate
+
+    @property
+    def seed(self) -> int:
+        """``options.seed``."""
+        return self.options.seed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as :data:`REPORT_FILE` holds it: flat, the settings beside the counts."""
+        fields = asdict(self)
+        options, evaluation = fields.pop("options"), fields.pop("evaluation")
+        return {**fields, **options, "loss": self.loss, "evaluation": evaluation}
 
     def summary(self) -> str:
         """The held-out comparison in two lines (or why there is none)."""
@@ -122,7 +155,7 @@ def evaluate_held_out(
 def write_card(report: TrainingReport) -> None:
     """Write ``README.md`` (the model card) and :data:`REPORT_FILE` into ``report.out``."""
     out = Path(report.out)
-    (out / REPORT_FILE).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
+    (out / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     data = "\n".join(f"- {name}: {value}" for name, value in report.data.items())
     made = (
         f"distilled from the teacher's logits ({report.loss})"

@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ..api.references import check_model_reference
+from ..api.training import TrainingOptions
 from ..errors import ModelLoadError, TrainingError
 from .corpus import load_passages
 from .dataset import PassageStore, build_training_data, labelled_queries
 from .report import TrainingReport, evaluate_held_out, write_card
 
-__all__ = ["CHECKPOINTS", "LOSSES", "last_checkpoint", "train"]
-
-LOSSES = ("bce", "mse", "margin-mse")
-"""``bce`` for 1/0 labels; ``mse`` and ``margin-mse`` learn a teacher's logits."""
+__all__ = ["CHECKPOINTS", "last_checkpoint", "train"]
 
 CHECKPOINTS = "checkpoints"
 """The folder under the output folder that holds the checkpoints while training runs."""
@@ -35,27 +33,18 @@ def train(
     out: str | os.PathLike[str],
     labels: str | os.PathLike[str] | None = None,
     teacher: str | None = None,
-    loss: str | None = None,
-    steps: int = 300,
-    batch_size: int = 32,
-    max_length: int = 128,
-    learning_rate: float = 5e-5,
-    seed: int = 0,
-    device: str | None = None,
-    held_out: float = 0.1,
-    hard_negatives: int = 3,
-    random_negatives: int = 1,
-    checkpoint_every: int | None = None,
+    options: TrainingOptions | None = None,
     resume: bool = True,
     embedding_function: Any = None,
     show_progress: bool = True,
+    **settings: Any,
 ) -> TrainingReport:
     """Train a one-logit cross-encoder reranker on ``corpus`` and save it to ``out``.
 
     Without ``labels`` the training pairs come from the corpus (see
     :mod:`rag_rerank.training.pairs`); with ``labels`` they are the labelled pairs. With a
     ``teacher`` the student learns the teacher's logits of the same candidates. The same inputs
-    and ``seed`` give the same model.
+    and settings (``seed`` included) give the same model.
 
     Args:
         corpus: A JSONL of ``{"text": ...}`` rows, ``.txt``/``.md`` files or folders, or a Chroma
@@ -66,20 +55,14 @@ def train(
             ``out/checkpoints`` while training and are removed when it finishes.
         labels: A JSONL of ``{"query", "document", "label"}`` lines (the calibration format).
         teacher: A reranker to distil (hub id or folder), loaded by :class:`~rag_rerank.Reranker`.
-        loss: ``bce`` (default without a teacher), ``margin-mse`` (default with one) or ``mse``.
-        steps: Optimizer steps (default 300). batch_size: Pairs per step (default 32).
-        max_length: Tokens per pair (default 128). learning_rate: Peak rate (default 5e-5).
-        seed: Seeds the queries, negatives, head, shuffling and held-out split (default 0).
-        device: ``cpu``, ``cuda``... (default: CUDA when available, else CPU).
-        held_out: Share of passages whose queries are kept out for the evaluation (default 0.1).
-        hard_negatives: Nearest passages per query used as negatives (default 3).
-        random_negatives: Random passages per query used as negatives (default 1).
-        checkpoint_every: Steps between checkpoints (default: a fifth of ``steps``, at least 10).
+        options: The training settings (default: :class:`~rag_rerank.api.TrainingOptions`'
+            defaults).
         resume: Continue from the last complete checkpoint in ``out/checkpoints`` (default).
         embedding_function: The vector store's chromadb embedding function (default: the
             offline all-MiniLM-L6-v2).
         show_progress: Show one progress bar labelled ``training`` (steps done of ``steps``); the
             trainer's own bar and its loss lines stay off either way.
+        settings: Settings by name (``steps=50``, ``seed=1``...), applied over ``options``.
 
     Returns:
         The :class:`~rag_rerank.training.TrainingReport`, also written to ``out`` with a model
@@ -93,7 +76,9 @@ def train(
             and the next run with ``resume=True`` goes on from it.
     """
     started = time.perf_counter()
-    loss = _check_settings(loss, teacher, steps, batch_size, max_length, held_out, learning_rate)
+    options = TrainingOptions.from_kwargs(options, **settings)
+    options = options.replace(loss=options.resolved_loss(bool(teacher)))
+    batch_size = options.batch_size
     base = _checked_reference(base, "base")
     teacher = _checked_reference(teacher, "teacher") if teacher else None
     sources = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
@@ -107,7 +92,7 @@ def train(
         )
     labelled = labelled_queries(labels, passages) if labels is not None else None
     config = _check_base(base)
-    teacher_model = _load_teacher(teacher, device) if teacher else None
+    teacher_model = _load_teacher(teacher, options.device) if teacher else None
     store = PassageStore(passages, embedding_function)
     try:
         data = build_training_data(
@@ -115,33 +100,16 @@ def train(
             store,
             labelled=labelled,
             teacher=teacher_model,
-            loss=loss,
-            held_out=held_out,
-            hard_negatives=hard_negatives,
-            random_negatives=random_negatives,
-            seed=seed,
+            options=options,
         )
         if teacher_model is not None:
             teacher_model.close()
         out = Path(out)
         resumed_from = _fit(
-            base,
-            config,
-            data.columns,
-            out,
-            loss=loss,
-            steps=steps,
-            batch_size=batch_size,
-            max_length=max_length,
-            learning_rate=learning_rate,
-            seed=seed,
-            device=device,
-            checkpoint_every=checkpoint_every or max(10, steps // 5),
-            resume=resume,
-            show_progress=show_progress,
+            base, config, data.columns, out, options, resume=resume, show_progress=show_progress
         )
         evaluation = evaluate_held_out(
-            out, store, data.held_out, data.relevant, device=device or _default_device()
+            out, store, data.held_out, data.relevant, device=options.device or _default_device()
         )
     finally:
         store.close()
@@ -158,12 +126,7 @@ def train(
         train_queries=len(data.train_queries),
         pairs=len(data.columns["query"]),
         held_out_queries=len(data.held_out),
-        loss=loss,
-        steps=steps,
-        batch_size=batch_size,
-        max_length=max_length,
-        learning_rate=learning_rate,
-        seed=seed,
+        options=options,
         resumed_from=resumed_from,
         seconds=time.perf_counter() - started,
         evaluation=evaluation,
@@ -189,19 +152,13 @@ def _fit(
     config: Any,
     columns: dict[str, list[Any]],
     out: Path,
+    options: TrainingOptions,
     *,
-    loss: str,
-    steps: int,
-    batch_size: int,
-    max_length: int,
-    learning_rate: float,
-    seed: int,
-    device: str | None,
-    checkpoint_every: int,
     resume: bool,
     show_progress: bool,
 ) -> int:
-    """Run the trainer; returns the step resumed from (0 for a fresh start)."""
+    """Run the trainer with ``options`` (its loss resolved); returns the step resumed from (0
+    for a fresh start)."""
     from datasets import Dataset
     from sentence_transformers.cross_encoder import (
         CrossEncoder,
@@ -214,9 +171,11 @@ def _fit(
     from ..core.loading import quiet_hub
     from .progress import StepBar
 
+    seed, steps, device, loss = options.seed, options.steps, options.device, options.loss
+    assert loss is not None, "train() resolves the loss"
     set_seed(seed)  # the new head's initial weights
     with quiet_hub():
-        model = CrossEncoder(base, num_labels=1, max_length=max_length, device=device)
+        model = CrossEncoder(base, num_labels=1, max_length=options.max_length, device=device)
     objective = {
         "bce": losses.BinaryCrossEntropyLoss,
         "mse": losses.MSELoss,
@@ -229,13 +188,13 @@ def _fit(
     args = CrossEncoderTrainingArguments(
         output_dir=str(out / CHECKPOINTS),
         max_steps=steps,
-        per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
+        per_device_train_batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
         warmup_steps=0.1,
         seed=seed,
         data_seed=seed,
         save_strategy="steps",
-        save_steps=checkpoint_every,
+        save_steps=options.checkpoint_every or max(10, steps // 5),
         save_total_limit=1,
         logging_steps=max(1, steps // 10),
         disable_tqdm=True,
@@ -271,38 +230,6 @@ def _default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _check_settings(
-    loss: str | None,
-    teacher: str | None,
-    steps: int,
-    batch_size: int,
-    max_length: int,
-    held_out: float,
-    learning_rate: float,
-) -> str:
-    for name, value, least in (("steps", steps, 1), ("batch_size", batch_size, 2)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise TrainingError(
-                f"must be an integer of at least {least}, got {value!r}", option=name
-            )
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
-        raise TrainingError(
-            f"must be an integer of at least 8, got {max_length!r}", option="max_length"
-        )
-    if not 0 <= held_out < 1:
-        raise TrainingError(f"must be in [0, 1), got {held_out!r}", option="held_out")
-    if not learning_rate > 0:
-        raise TrainingError(f"must be positive, got {learning_rate!r}", option="learning_rate")
-    loss = loss or ("margin-mse" if teacher else "bce")
-    if loss not in LOSSES:
-        raise TrainingError(f"must be one of {', '.join(LOSSES)}, got {loss!r}", option="loss")
-    if teacher and loss == "bce":
-        raise TrainingError("a teacher's logits need 'mse' or 'margin-mse'", option="loss")
-    if not teacher and loss != "bce":
-        raise TrainingError(f"{loss!r} learns a teacher's logits: give a teacher", option="loss")
-    return loss
 
 
 def _checked_reference(model: str, option: str) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rag_rerank import InvalidInputError, Reranker, RerankerOptions
-from rag_rerank.cli.options import add_model_options, reranker_options
+from rag_rerank.cli.option_flags import add_model_options, reranker_options
 from rag_rerank.core.cache import MemoryScoreCache, folder_digest, model_identity, score_key
 
 QUERY = "which bank lends money for a boat"

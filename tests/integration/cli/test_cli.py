@@ -231,7 +231,7 @@ def test_demo_corpus_is_varied_with_keyword_traps() -> None:
 @pytest.fixture
 def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading a model fails the test: the error must come before it."""
-    from rag_rerank.cli import options
+    from rag_rerank.cli import option_flags as options
 
     monkeypatch.setattr(options, "load_reranker", lambda _: pytest.fail("a model was loaded"))
 

