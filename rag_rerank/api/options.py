@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from ..errors import InvalidInputError, InvalidInputTypeError
 from .checks import check_positive_int
+from .settings import Settings, setting
 
 __all__ = [
     "CLEAN_MODES",
@@ -47,13 +48,12 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _option(default: Any, help: str, *, view: bool = False) -> Any:
-    # ``help`` documents the option once, for docstrings and the CLI's flags; ``view`` marks the
-    # options a view of a loaded model may change (Reranker.with_options).
-    return field(default=default, metadata={"help": help, "view": view})
+    # ``view`` marks the options a view of a loaded model may change (Reranker.with_options).
+    return setting(default, help, view=view)
 
 
 @dataclass(frozen=True, kw_only=True)
-class RerankerOptions:
+class RerankerOptions(Settings):
     """Every option of a reranker, declared once.
 
     The load options choose and load the model; instances with equal load options share one
@@ -234,50 +234,18 @@ class RerankerOptions:
                 "clean", f"must be None or one of {', '.join(CLEAN_MODES)}, got {self.clean!r}"
             )
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """Every option's name, in declaration order."""
-        return tuple(f.name for f in dataclasses.fields(cls))
+    kind: ClassVar[str] = "reranker option"
 
     @classmethod
     def view_names(cls) -> tuple[str, ...]:
         """The options a view of a loaded model may change."""
         return tuple(f.name for f in dataclasses.fields(cls) if f.metadata["view"])
 
-    @classmethod
-    def help(cls, name: str) -> str:
-        """The one-line description of option ``name``."""
-        return str(_FIELDS[name].metadata["help"])
-
-    @classmethod
-    def from_kwargs(cls, base: RerankerOptions | None = None, **options: Any) -> RerankerOptions:
-        """``base`` (default: all defaults) with ``options`` changed; unknown names are refused.
-
-        Raises:
-            InvalidInputTypeError: A name that is not an option (``field`` is that name).
-            InvalidInputError: A value that is not acceptable.
-        """
-        unknown = sorted(set(options) - set(_FIELDS))
-        if unknown:
-            raise InvalidInputTypeError(
-                unknown[0],
-                f"is not a reranker option; the options are: {', '.join(cls.names())}",
-            )
-        return dataclasses.replace(base or cls(), **options)
-
-    def replace(self, **changes: Any) -> RerankerOptions:
-        """A copy with ``changes`` applied (checked like the constructor's arguments)."""
-        return RerankerOptions.from_kwargs(self, **changes)
-
     def load_key(self) -> tuple[Any, ...]:
         """The load options as a tuple: equal keys can share one loaded model."""
         return tuple(
             getattr(self, f.name) for f in dataclasses.fields(self) if not f.metadata["view"]
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every option by name."""
-        return dataclasses.asdict(self)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RerankerOptions)}

@@ -3,13 +3,13 @@ the Ray Serve app, ``run_server`` and the ``rag-rerank serve`` flags read."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
-from ..errors import InvalidInputError, InvalidInputTypeError
+from ..errors import InvalidInputError
 from .checks import check_positive_int, check_positive_number
+from .settings import Settings, setting
 
 __all__ = ["LOG_LEVELS", "QUEUE_PER_REQUEST", "LogLevel", "ServerOptions"]
 
@@ -23,13 +23,8 @@ QUEUE_PER_REQUEST = 16
 _MIB = 1024 * 1024
 
 
-def _setting(default: Any, help: str) -> Any:
-    # ``help`` documents the setting once, for the docstring and the ``serve`` flag.
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass(frozen=True, kw_only=True)
-class ServerOptions:
+class ServerOptions(Settings):
     """Every setting of the HTTP service, declared once.
 
     :func:`~rag_rerank.server.create_app` and the Ray Serve app read the request limits, the
@@ -45,85 +40,85 @@ class ServerOptions:
         8388608
     """
 
-    host: str = _setting("127.0.0.1", "Address to bind.")
-    port: int = _setting(8080, "Port; 0 picks a free one.")
-    api_key: str | None = _setting(
+    host: str = setting("127.0.0.1", "Address to bind.")
+    port: int = setting(8080, "Port; 0 picks a free one.")
+    api_key: str | None = setting(
         None,
         "Require 'Authorization: Bearer KEY' (or HTTP Basic with the key as the password) on "
         "every route but /health.",
     )
-    max_documents: int = _setting(1000, "Documents per request: 413 above it.")
-    max_body_bytes: int = _setting(
+    max_documents: int = setting(1000, "Documents per request: 413 above it.")
+    max_body_bytes: int = setting(
         8 * _MIB, "Largest request body in bytes: 413 before parsing above it."
     )
-    cors_origins: Sequence[str] | None = _setting(
+    cors_origins: Sequence[str] | None = setting(
         None, "Origins allowed to call the API from browsers; default none (CORS off)."
     )
-    drain_timeout: float = _setting(
+    drain_timeout: float = setting(
         30.0, "On SIGTERM, seconds to let requests in flight finish (0 or more)."
     )
-    request_timeout: float | None = _setting(
+    request_timeout: float | None = setting(
         60.0,
         "Seconds a rerank request may take, queueing included; past it its work is cancelled "
         "and it gets 504. None: no deadline.",
     )
-    max_queue_wait: float | None = _setting(
+    max_queue_wait: float | None = setting(
         10.0,
         "Refuse a request at once with 429 and Retry-After when the work ahead of it would take "
         "longer than this many seconds at the measured throughput. None: shed on the queue's "
         "size only.",
     )
-    max_request_windows: int = _setting(
+    max_request_windows: int = setting(
         2048,
         "Most text per request, in windows of the model's max_length tokens (about 2,000 "
         "characters each; an ordinary document is one): 413 above it, before any tokenizing.",
     )
-    allowed_hosts: Sequence[str] | None = _setting(
+    allowed_hosts: Sequence[str] | None = setting(
         None,
         "Host header names served (any port); others get 400, which guards a key-less server "
         "against DNS rebinding. None serves any host.",
     )
-    header_timeout: float = _setting(10.0, "Seconds a client has to send a request's headers.")
-    body_min_rate: float = _setting(
+    header_timeout: float = setting(10.0, "Seconds a client has to send a request's headers.")
+    body_min_rate: float = setting(
         10_000.0, "Slowest request body upload accepted, in bytes per second."
     )
-    keep_alive_timeout: float = _setting(5.0, "Seconds an idle keep-alive connection stays open.")
-    max_connections: int | None = _setting(
+    keep_alive_timeout: float = setting(5.0, "Seconds an idle keep-alive connection stays open.")
+    max_connections: int | None = setting(
         None,
         "Open connections; past it new ones get 503. Default: below the process's "
         "file-descriptor limit, at most 4096.",
     )
-    write_timeout: float = _setting(
+    write_timeout: float = setting(
         10.0, "Seconds a response may wait unread before its connection is cut."
     )
-    write_min_rate: float = _setting(
+    write_min_rate: float = setting(
         10_000.0, "Slowest reading of a response accepted, in bytes per second."
     )
-    max_pending_write_bytes: int = _setting(
+    max_pending_write_bytes: int = setting(
         256 * _MIB,
         "Bytes of responses waiting to be read, over all connections, above which new requests "
         "get 503.",
     )
-    max_echo_bytes: int = _setting(
+    max_echo_bytes: int = setting(
         2 * _MIB,
         "Most text one response sends back (/clean, return_text, return_documents), in UTF-8 "
         "bytes: 413 naming the field above it.",
     )
-    log_level: LogLevel = _setting("info", "Server log level.")  # noqa: RUF009 (a dataclasses.field)
-    split: Mapping[str, float] | None = _setting(
+    log_level: LogLevel = setting("info", "Server log level.")  # noqa: RUF009 (a dataclasses.field)
+    split: Mapping[str, float] | None = setting(
         None,
         "Route requests that name no model by weight, e.g. default=90,candidate=10; sticky per "
         "X-Rerank-Key header, random without one. Default: all to the first model.",
     )
-    shadow: str | None = _setting(
+    shadow: str | None = setting(
         None,
         "Also score every request served by another model with this one, off the request's "
         "path; /metrics and /info compare the rankings (top-1, top-5 overlap, Kendall tau).",
     )
-    shadow_queue: int = _setting(
+    shadow_queue: int = setting(
         64, "Shadow requests waiting or running at once; more are dropped and counted."
     )
-    memory_limit: int | None = _setting(
+    memory_limit: int | None = setting(
         None,
         "Memory the models may use, in bytes (default: the device's free memory); the server "
         "refuses to start when the models' estimated needs exceed it.",
@@ -174,47 +169,13 @@ class ServerOptions:
         if self.shadow is not None and not isinstance(self.shadow, str):
             raise InvalidInputError("shadow", f"must be a model name or None, got {self.shadow!r}")
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """Every setting's name, in declaration order."""
-        return tuple(_FIELDS)
-
-    @classmethod
-    def help(cls, name: str) -> str:
-        """The one-line description of setting ``name``."""
-        return str(_FIELDS[name].metadata["help"])
-
-    @classmethod
-    def from_kwargs(cls, base: ServerOptions | None = None, **settings: Any) -> ServerOptions:
-        """``base`` (default: all defaults) with ``settings`` changed; unknown names are refused.
-
-        Raises:
-            InvalidInputTypeError: A name that is not a setting (``field`` is that name).
-            InvalidInputError: A value that is not acceptable.
-        """
-        unknown = sorted(set(settings) - set(_FIELDS))
-        if unknown:
-            raise InvalidInputTypeError(
-                unknown[0], f"is not a server setting; the settings are: {', '.join(_FIELDS)}"
-            )
-        if base is not None and not isinstance(base, ServerOptions):
-            raise InvalidInputTypeError(
-                "options", f"must be a ServerOptions or None, got {type(base).__name__}"
-            )
-        return dataclasses.replace(base or cls(), **settings)
-
-    def replace(self, **changes: Any) -> ServerOptions:
-        """A copy with ``changes`` applied (checked like the constructor's arguments)."""
-        return ServerOptions.from_kwargs(self, **changes)
+    kind: ClassVar[str] = "server setting"
 
     @property
     def default_queue_pairs(self) -> int:
         """A served model's ``max_queue_pairs`` when its options leave it unbounded:
         :data:`QUEUE_PER_REQUEST` requests of ``max_documents``."""
         return QUEUE_PER_REQUEST * self.max_documents
-
-
-_FIELDS = {f.name: f for f in dataclasses.fields(ServerOptions)}
 
 
 def _names(value: object, name: str, what: str) -> tuple[str, ...] | None:

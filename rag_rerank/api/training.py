@@ -4,11 +4,11 @@ line builds its parser without loading the trainer."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 from ..errors import TrainingError
+from .settings import Settings, setting
 
 __all__ = ["LOSSES", "Loss", "TrainingOptions"]
 
@@ -17,13 +17,8 @@ LOSSES: tuple[Loss, ...] = ("bce", "mse", "margin-mse")
 """``bce`` for 1/0 labels; ``mse`` and ``margin-mse`` learn a teacher's logits."""
 
 
-def _option(default: Any, help: str) -> Any:
-    # ``help`` documents the setting once, for the docs and the ``train`` command's flags.
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass(frozen=True, kw_only=True)
-class TrainingOptions:
+class TrainingOptions(Settings):
     """Every setting of :func:`~rag_rerank.training.train`, declared once.
 
     The same corpus, base and options (``seed`` included) give the same model. Values are
@@ -35,24 +30,24 @@ class TrainingOptions:
         32
     """
 
-    loss: Loss | None = _option(  # noqa: RUF009 (a dataclasses.field)
+    loss: Loss | None = setting(  # noqa: RUF009 (a dataclasses.field)
         None,
         "Training loss: bce (the default), or with a teacher margin-mse (the default) or mse.",
     )
-    steps: int = _option(300, "Optimizer steps.")
-    batch_size: int = _option(32, "Pairs per step (at least 2).")
-    max_length: int = _option(128, "Tokens per pair (at least 8).")
-    learning_rate: float = _option(5e-5, "Peak learning rate.")
-    seed: int = _option(0, "Seeds the queries, negatives, head, shuffling and held-out split.")
-    device: str | None = _option(
+    steps: int = setting(300, "Optimizer steps.")
+    batch_size: int = setting(32, "Pairs per step (at least 2).")
+    max_length: int = setting(128, "Tokens per pair (at least 8).")
+    learning_rate: float = setting(5e-5, "Peak learning rate.")
+    seed: int = setting(0, "Seeds the queries, negatives, head, shuffling and held-out split.")
+    device: str | None = setting(
         None, "cpu, cuda, cuda:1...; default: CUDA when available, else the CPU."
     )
-    held_out: float = _option(
+    held_out: float = setting(
         0.1, "Share of passages whose queries are kept out for the evaluation, in [0, 1)."
     )
-    hard_negatives: int = _option(3, "Nearest passages per query used as negatives.")
-    random_negatives: int = _option(1, "Random passages per query used as negatives.")
-    checkpoint_every: int | None = _option(
+    hard_negatives: int = setting(3, "Nearest passages per query used as negatives.")
+    random_negatives: int = setting(1, "Random passages per query used as negatives.")
+    checkpoint_every: int | None = setting(
         None, "Steps between checkpoints; default a fifth of the steps, at least 10."
     )
 
@@ -83,38 +78,14 @@ class TrainingOptions:
                 f"must be a device name or None, got {self.device!r}", option="device"
             )
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """Every setting's name, in declaration order."""
-        return tuple(f.name for f in dataclasses.fields(cls))
+    kind: ClassVar[str] = "training option"
 
     @classmethod
-    def help(cls, name: str) -> str:
-        """The one-line description of setting ``name``."""
-        return str(_FIELDS[name].metadata["help"])
-
-    @classmethod
-    def from_kwargs(cls, base: TrainingOptions | None = None, **options: Any) -> TrainingOptions:
-        """``base`` (default: all defaults) with ``options`` changed.
-
-        Raises:
-            TrainingError: A name that is not a setting, or a bad value (``option`` names it).
-        """
-        unknown = sorted(set(options) - set(_FIELDS))
-        if unknown:
-            raise TrainingError(
-                f"is not a training option; the options are: {', '.join(cls.names())}",
-                option=unknown[0],
-            )
-        return dataclasses.replace(base or cls(), **options)
-
-    def replace(self, **changes: Any) -> TrainingOptions:
-        """A copy with ``changes`` applied (checked like the constructor's arguments)."""
-        return TrainingOptions.from_kwargs(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every setting by name (JSON-ready)."""
-        return dataclasses.asdict(self)
+    def unknown(cls, name: str) -> Exception:
+        """A :class:`~rag_rerank.errors.TrainingError` whose ``option`` is ``name``."""
+        return TrainingError(
+            f"is not a training option; the options are: {', '.join(cls.names())}", option=name
+        )
 
     def resolved_loss(self, teacher: bool) -> Loss:
         """The loss to train with: :attr:`loss`, or its default (``margin-mse`` with a teacher,
@@ -131,9 +102,6 @@ class TrainingOptions:
                 f"{loss!r} learns a teacher's logits: give a teacher", option="loss"
             )
         return loss
-
-
-_FIELDS = {f.name: f for f in dataclasses.fields(TrainingOptions)}
 
 
 def _check_int(name: str, value: object, least: int | None) -> None:
