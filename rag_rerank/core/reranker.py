@@ -1,4 +1,5 @@
-"""The public reranker: score, rerank, rerank_many and their async twins."""
+"""The public reranker: :class:`Reranker`, the engine-backed :class:`~rag_rerank.api.BaseReranker`
+(its ``score``, ``rerank``, ``rerank_many``, ``score_pairs`` and async twins come from there)."""
 
 from __future__ import annotations
 
@@ -20,27 +21,16 @@ from ..api import (
     BaseReranker,
     CacheStats,
     Calibration,
-    ContextOrder,
     Health,
     LongDocuments,
     PruneJob,
-    PruneOptions,
     RerankerOptions,
     RerankerStats,
-    RerankResult,
     check_documents,
-    check_pairs,
-    check_query,
-    check_selection,
-    context_request,
-    resolve_threshold,
-    scores_of,
-    select,
 )
 from ..errors import (
     EngineStoppedError,
     InvalidInputError,
-    InvalidInputTypeError,
     NonFiniteScoreError,
 )
 from .cache import ScoreCache, model_identity, open_cache
@@ -299,74 +289,6 @@ class Reranker(BaseReranker):
 
     # -- scoring --------------------------------------------------------------------------------
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """Relevance in [0, 1] of each ``(query, document)`` pair, in input order."""
-        queries, documents = check_pairs(pairs)
-        if not queries:
-            return []
-        return scores_of(self._scores(queries, documents), self._calibration)
-
-    def rerank_many(
-        self,
-        queries: Sequence[str],
-        documents_per_query: Sequence[Sequence[str]],
-        top_n: int | None = None,
-        threshold: float | str | None = None,
-        *,
-        prune: bool | PruneOptions | None = None,
-        max_context_tokens: int | None = None,
-        tokenizer: object = None,
-        order: ContextOrder = "score",
-    ) -> list[list[RerankResult]]:
-        """:meth:`rerank` for several queries at once, sharing batches. One list per query;
-        ``prune`` scores the sentences of every query's results in one more submission, and
-        ``max_context_tokens`` and ``order`` apply to each query's list."""
-        check_selection(top_n, threshold)
-        cutoff = resolve_threshold(threshold, self._calibration)
-        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
-        flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
-        logits = self._scores(flat_queries, flat_docs) if flat_docs else np.empty(0)
-        calibration = self._calibration
-        ranked = _split_select(logits, documents_per_query, bounds, top_n, cutoff, calibration)
-        if pruning is not None:
-            job = _prune_job(queries, ranked, pruning)
-            ranked = _unflat(job.apply(_flat(ranked), self._sentence_scores(job)), ranked)
-        return [budget.apply(results) for results in ranked]
-
-    async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """Async :meth:`score_pairs`."""
-        queries, documents = check_pairs(pairs)
-        if not queries:
-            return []
-        return scores_of(await self._ascores(queries, documents), self._calibration)
-
-    async def arerank_many(
-        self,
-        queries: Sequence[str],
-        documents_per_query: Sequence[Sequence[str]],
-        top_n: int | None = None,
-        threshold: float | str | None = None,
-        *,
-        prune: bool | PruneOptions | None = None,
-        max_context_tokens: int | None = None,
-        tokenizer: object = None,
-        order: ContextOrder = "score",
-    ) -> list[list[RerankResult]]:
-        """Async :meth:`rerank_many`."""
-        check_selection(top_n, threshold)
-        cutoff = resolve_threshold(threshold, self._calibration)
-        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
-        flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
-        logits = np.empty(0, dtype=np.float32)
-        if flat_docs:
-            logits = await self._ascores(flat_queries, flat_docs)
-        calibration = self._calibration
-        ranked = _split_select(logits, documents_per_query, bounds, top_n, cutoff, calibration)
-        if pruning is not None:
-            job = _prune_job(queries, ranked, pruning)
-            ranked = _unflat(job.apply(_flat(ranked), await self._asentence_scores(job)), ranked)
-        return [budget.apply(results) for results in ranked]
-
     def close(self, timeout: float | None = 10.0, *, cancel: bool = False) -> None:
         """Stop the engine (every instance sharing it stops too). Further calls raise.
 
@@ -409,9 +331,6 @@ class Reranker(BaseReranker):
             show_progress=self._options.show_progress,
         )
 
-    def _logits(self, query: str, documents: list[str]) -> np.ndarray:
-        return self._scores([query] * len(documents), documents)
-
     # The pruning seam (rag_rerank.api.pruning): every sentence of every passage of the job, for
     # every query, in one engine submission (through the cache, like any pairs).
 
@@ -437,10 +356,7 @@ class Reranker(BaseReranker):
                 _wait(future)
                 self._remember(future, queries, passages)
             return self._head_scores(job)
-        queries, sentences = job.sentence_pairs()
-        if not sentences:
-            return job.unflatten([])
-        return job.unflatten(scores_of(self._scores(queries, sentences), self._calibration))
+        return super()._sentence_scores(job)
 
     async def _asentence_scores(self, job: PruneJob) -> list[list[float]]:
         if self._use_head(job):
@@ -450,11 +366,7 @@ class Reranker(BaseReranker):
                 await asyncio.wrap_future(future)
                 self._remember(future, queries, passages)
             return self._head_scores(job)
-        queries, sentences = job.sentence_pairs()
-        if not sentences:
-            return job.unflatten([])
-        logits = await self._ascores(queries, sentences)
-        return job.unflatten(scores_of(logits, self._calibration))
+        return await super()._asentence_scores(job)
 
     def _head_missing(self, job: PruneJob) -> tuple[list[str], list[str]]:
         """The (query, passage) pairs of ``job`` whose token scores are not at hand."""
@@ -482,9 +394,6 @@ class Reranker(BaseReranker):
         if self._tokens is not None and outputs is not None:
             self._tokens.put(queries, texts, outputs)
 
-    async def _alogits(self, query: str, documents: list[str]) -> np.ndarray:
-        return await self._ascores([query] * len(documents), documents)
-
     # Every scoring path: clean, look the pairs up, run the misses as one job, keep their logits.
 
     def _prepared(
@@ -497,7 +406,7 @@ class Reranker(BaseReranker):
             return texts, None
         return texts, CacheLookup(queries, texts, self._max_length, self._options.long_documents)
 
-    def _scores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+    def _pair_logits(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
         texts, lookup = self._prepared(queries, documents)
         cache = self._cache
         if cache is None or lookup is None:
@@ -514,7 +423,7 @@ class Reranker(BaseReranker):
             self._remember(future, *pairs)
         return lookup.finish(cache)
 
-    async def _ascores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+    async def _apair_logits(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
         cache = self._cache
         if self._options.clean is None and cache is None:
             texts, lookup = list(documents), None
@@ -620,61 +529,3 @@ def _resolve(options: RerankerOptions) -> RerankerOptions:
     device = resolve_device(options.device)
     dtype = resolve_dtype(device, options.dtype, quantize=options.quantize)
     return options.replace(device=str(device), dtype=str(dtype).removeprefix("torch."))
-
-
-def _flatten(
-    queries: Sequence[str], documents_per_query: Sequence[Sequence[str]]
-) -> tuple[list[str], list[str], list[int]]:
-    if isinstance(queries, str) or not isinstance(queries, Sequence):
-        raise InvalidInputTypeError("queries", "expected a list of query strings")
-    if isinstance(documents_per_query, str) or not isinstance(documents_per_query, Sequence):
-        raise InvalidInputTypeError("documents_per_query", "expected a list of document lists")
-    if len(queries) != len(documents_per_query):
-        raise InvalidInputError(
-            "documents_per_query",
-            f"has {len(documents_per_query)} lists for {len(queries)} queries",
-        )
-    flat_queries: list[str] = []
-    flat_docs: list[str] = []
-    bounds = [0]
-    for i, (query, documents) in enumerate(zip(queries, documents_per_query, strict=True)):
-        check_query(query, f"queries[{i}]")
-        docs = check_documents(documents, f"documents_per_query[{i}]")
-        flat_queries.extend([query] * len(docs))
-        flat_docs.extend(docs)
-        bounds.append(len(flat_docs))
-    return flat_queries, flat_docs, bounds
-
-
-def _split_select(
-    logits: np.ndarray,
-    documents_per_query: Sequence[Sequence[str]],
-    bounds: list[int],
-    top_n: int | None,
-    threshold: float | None,
-    calibration: Calibration | None,
-) -> list[list[RerankResult]]:
-    return [
-        select(logits[start:end], documents, top_n, threshold, calibration)
-        for documents, start, end in zip(documents_per_query, bounds[:-1], bounds[1:], strict=True)
-    ]
-
-
-def _flat(ranked: list[list[RerankResult]]) -> list[RerankResult]:
-    return [result for results in ranked for result in results]
-
-
-def _unflat(flat: list[RerankResult], like: list[list[RerankResult]]) -> list[list[RerankResult]]:
-    out, at = [], 0
-    for results in like:
-        out.append(flat[at : at + len(results)])
-        at += len(results)
-    return out
-
-
-def _prune_job(
-    queries: Sequence[str], ranked: list[list[RerankResult]], options: PruneOptions
-) -> PruneJob:
-    """One job for every query's results: each result pruned against its own query."""
-    per_result = [query for query, results in zip(queries, ranked, strict=True) for _ in results]
-    return PruneJob.of(per_result, _flat(ranked), options)
