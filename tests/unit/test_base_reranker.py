@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rag_rerank import InvalidInputError, InvalidInputTypeError
-from rag_rerank.api import BaseReranker
+from rag_rerank.api import BaseReranker, cut_ranked
 
 
 class WordOverlap(BaseReranker):
@@ -109,3 +109,14 @@ def test_bad_input_is_named() -> None:
 
 def test_the_primitive_is_all_a_subclass_writes() -> None:
     assert BaseReranker.__abstractmethods__ == frozenset({"_pair_logits", "_apair_logits"})
+
+
+@pytest.mark.parametrize("settings", SETTINGS[:4], ids=lambda s: repr(s))
+def test_cut_ranked_of_the_full_ranking_equals_reranking_with_the_cut(
+    settings: dict[str, float],
+) -> None:
+    rr = WordOverlap()
+    full = rr.rerank(QUERIES[0], DOCUMENTS[0])
+    top_n, threshold = settings.get("top_n"), settings.get("threshold")
+    cut = cut_ranked(full, None if top_n is None else int(top_n), threshold)
+    assert cut == rr.rerank(QUERIES[0], DOCUMENTS[0], **settings)
