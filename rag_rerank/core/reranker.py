@@ -38,7 +38,8 @@ from .cleaning import clean_documents
 from .device import precision_note, resolve_device, resolve_dtype
 from .engine import Engine
 from .head import PruningHeadModel
-from .loading import PairModel, load_model
+from .kinds import load_model
+from .loading import PairModel
 from .lookup import CacheLookup
 from .offload import run_off_loop
 from .token_scores import RecentTokens, sentence_probabilities
