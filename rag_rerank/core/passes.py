@@ -17,7 +17,7 @@ from .loading import PairModel
 
 __all__ = ["MAX_PADDING", "ForwardPasses"]
 
-logger = logging.getLogger("rag_rerank.core.engine")
+logger = logging.getLogger(__name__)
 
 MAX_PADDING = {"cpu": 64, "mps": 1024, "cuda": 4096}
 """Default padding allowance per padded batch, by device: about what one extra forward pass costs,
