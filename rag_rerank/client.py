@@ -33,6 +33,7 @@ from .errors import (
     InvalidInputError,
     NonFiniteScoreError,
     OverloadedError,
+    RemoteRerankError,
     RerankError,
 )
 
@@ -54,20 +55,6 @@ def _retryable(response: httpx.Response) -> bool:
     except ValueError:
         return True
     return not (isinstance(body, dict) and "error_type" in body)
-
-
-class RemoteRerankError(RerankError, RuntimeError):
-    """The server answered with an error the client cannot map to a core error (401, 500, ...).
-
-    Attributes:
-        status_code: The HTTP status, or ``None`` when the server could not be reached.
-        error_type: The server's ``error_type`` (or TEI's), when it sent one.
-    """
-
-    def __init__(self, message: str, status_code: int | None, error_type: str | None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_type = error_type
 
 
 class RemoteReranker(BaseReranker):
