@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..api import CONTEXT_ORDERS, PruneOptions, RerankerOptions
-from ..api.references import check_hub_model
+from ..core.hub import check_hub_model
 from ..errors import InvalidInputError, InvalidInputTypeError
 
 if TYPE_CHECKING:

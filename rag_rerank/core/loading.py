@@ -23,13 +23,13 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
 
 from ..api.references import (
-    hub_unreachable,
     local_copy_hint,
     looks_like_path,
     no_folder_here,
     unreachable_message,
 )
 from ..errors import ModelLoadError
+from .hub import hub_unreachable
 from .windows import truncate_at_token
 
 __all__ = [

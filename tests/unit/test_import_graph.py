@@ -4,6 +4,9 @@ level and inside functions, where a loop is usually dodged) has no cycle."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +126,11 @@ def test_core_imports_its_own_modules_at_module_level() -> None:
                 ):
                     dodging.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert not dodging
+
+
+def test_the_hub_probe_imports_no_torch() -> None:
+    """The CLI checks ``--model`` against the hub before it imports torch."""
+    code = "import json, sys, rag_rerank.core.hub; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {name.partition(".")[0] for name in json.loads(done.stdout)}
+    assert not {"torch", "transformers"} & loaded
