@@ -27,7 +27,6 @@ import atexit
 import logging
 import queue
 import threading
-import time
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future
@@ -40,6 +39,7 @@ from .admission import CHARS_PER_TOKEN, estimated_tokens, estimated_windows
 from .jobs import EngineStats, Job, gather_rows
 from .loading import PairModel
 from .passes import MAX_PADDING, ForwardPasses
+from .stalls import DEFAULT_STALL_SECONDS, StallWatchdog
 
 __all__ = [
     "CHARS_PER_TOKEN",
@@ -56,11 +56,7 @@ logger = logging.getLogger(__name__)
 EXIT_JOIN_SECONDS = 5.0
 """At interpreter exit, how long each engine's worker may take to finish the batch it runs."""
 
-DEFAULT_STALL_SECONDS = 60.0
-"""A forward pass running longer than this (seconds) means the model is taken for hung."""
-
 _STOP = object()
-_WATCH_EVERY = 0.25  # seconds between the stall watchdog's looks
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()  # every engine whose threads may run
 
 
@@ -108,7 +104,6 @@ class Engine:
         self.max_queue_pairs = max_queue_pairs
         if max_padding is None:
             max_padding = MAX_PADDING.get(model.device.type)
-        self.stall_timeout = DEFAULT_STALL_SECONDS if stall_timeout is None else stall_timeout
         self.stats = EngineStats()
         self._passes = ForwardPasses(model, self.stats, batch_tokens, max_padding)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -120,11 +115,9 @@ class Engine:
         self._error: BaseException | None = None
         self._active: list[Job] = []  # the jobs the worker holds now
         self._active_windows = 0  # windows of those jobs not yet scored
-        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rag-rerank-engine", daemon=True)
-        self._watchdog = threading.Thread(
-            target=self._watch, name="rag-rerank-engine-watchdog", daemon=True
-        )
+        timeout = DEFAULT_STALL_SECONDS if stall_timeout is None else stall_timeout
+        self._watchdog = StallWatchdog(self._passes, self.stats, timeout, self._fail_stalled)
         _engines.add(self)
         self._thread.start()
         self._watchdog.start()
@@ -178,9 +171,16 @@ class Engine:
     @property
     def stalled(self) -> bool:
         """A forward pass has run longer than ``stall_timeout`` seconds (and still runs)."""
-        started = self._passes.started
-        limit = self.stall_timeout
-        return started is not None and limit is not None and time.monotonic() - started > limit
+        return self._watchdog.stalled
+
+    @property
+    def stall_timeout(self) -> float | None:
+        """Seconds one forward pass may run before the engine counts as stalled (settable)."""
+        return self._watchdog.timeout
+
+    @stall_timeout.setter
+    def stall_timeout(self, value: float | None) -> None:
+        self._watchdog.timeout = value
 
     def estimated_wait(self, windows: int = 0) -> float | None:
         """Seconds until ``windows`` more windows submitted now would be scored: the work queued
@@ -230,7 +230,7 @@ class Engine:
             if self._closed or self._error is not None:
                 raise EngineStoppedError("the reranker engine is not running") from self._error
             if self.stalled:
-                raise EngineStalledError(self._stall_message())
+                raise EngineStalledError(self._watchdog.message())
             limit = self.max_queue_pairs
             # Waiting work: queued, and the unscored windows of the jobs the worker holds (the
             # fair worker takes every job in at once, so the queue alone would bound nothing).
@@ -265,7 +265,7 @@ class Engine:
             self._cancelled = self._cancelled or cancel
         if first:
             self._queue.put(_STOP)
-            self._stopped.set()
+            self._watchdog.stop()
         if threading.current_thread() is not self._thread and timeout != 0:
             self._thread.join(timeout)
 
@@ -288,7 +288,7 @@ class Engine:
             error.__cause__ = exc
             self._drop_held(error)
         finally:
-            self._stopped.set()
+            self._watchdog.stop()
 
     def _admit(self, *, block: bool) -> bool:
         """Take every queued job into the active set, tokenized; True once asked to stop."""
@@ -383,29 +383,11 @@ class Engine:
             return
         self.stats.pairs += job.resolve()
 
-    # -- watchdog -------------------------------------------------------------------------------
-
-    def _stall_message(self) -> str:
-        return (
-            f"the model has been running one batch for over {self.stall_timeout:g} s; "
-            "it may be hung"
-        )
-
-    def _watch(self) -> None:
-        """Fail the callers of a forward pass that runs past ``stall_timeout`` (once per pass):
-        the worker is stuck inside the model, so nobody else can."""
-        failed_pass: float | None = None
-        while not self._stopped.wait(_WATCH_EVERY):
-            started = self._passes.started
-            if started is None or started == failed_pass or not self.stalled:
-                continue
-            failed_pass = started
-            self.stats.stalls += 1
-            logger.error(self._stall_message())
-            error = EngineStalledError(self._stall_message())
-            # The queued jobs too: the worker will not reach them soon.
-            for job in [*self._active, *self._take_queued()]:
-                job.future.settle(error=error)
+    def _fail_stalled(self, error: EngineStalledError) -> None:
+        """The watchdog's verdict: fail the jobs held and, as the worker will not reach them
+        soon, the queued ones."""
+        for job in [*self._active, *self._take_queued()]:
+            job.future.settle(error=error)
 
     def _take_queued(self) -> list[Job]:
         """Take every job still queued out of the queue, marked running (their callers are about
