@@ -104,6 +104,27 @@ def test_no_import_cycle_in_the_package() -> None:
     assert not unknown, f"import cycles: {unknown}"
 
 
+@pytest.mark.parametrize(
+    ("layer", "below"),
+    [
+        ("rag_rerank.errors", ()),
+        ("rag_rerank.api", ("rag_rerank.errors",)),
+        ("rag_rerank.core", ("rag_rerank.api", "rag_rerank.errors")),
+    ],
+)
+def test_no_arrow_back_up(layer: str, below: tuple[str, ...]) -> None:
+    """errors <- api <- core: each imports only itself and the layers below it."""
+    allowed = (layer, *below)
+    upward = {
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        if module == layer or module.startswith(f"{layer}.")
+        for target in targets
+        if not any(target == a or target.startswith(f"{a}.") for a in allowed)
+    }
+    assert not upward
+
+
 @pytest.mark.parametrize("loop", KNOWN_LOOPS, ids=lambda loop: min(loop))
 def test_a_known_loop_is_still_there(loop: set[str]) -> None:
     """Says (xfail) when h28-cli's branch has broken a known loop: then delete it from
