@@ -52,11 +52,15 @@ def test_rerank_many_equals_rerank_per_query(
     remote: RemoteReranker, local: Reranker, settings: dict[str, object]
 ) -> None:
     per_query = [remote.rerank(q, d, **settings) for q, d in zip(QUERIES, DOCUMENTS, strict=True)]
-    assert remote.rerank_many(QUERIES, DOCUMENTS, **settings) == per_query
-    assert asyncio.run(remote.arerank_many(QUERIES, DOCUMENTS, **settings)) == per_query
-    in_process = local.rerank_many(QUERIES, DOCUMENTS, **settings)
-    assert _key(per_query) == _key(in_process)
-    assert _logits(per_query) == pytest.approx(_logits(in_process), abs=1e-5)
+    # The async twin's requests run concurrently, so the server may batch them together: equal
+    # up to floating-point noise, as the engine promises for shared batches.
+    for ranked in (
+        remote.rerank_many(QUERIES, DOCUMENTS, **settings),
+        asyncio.run(remote.arerank_many(QUERIES, DOCUMENTS, **settings)),
+        local.rerank_many(QUERIES, DOCUMENTS, **settings),
+    ):
+        assert _key(ranked) == _key(per_query)
+        assert _logits(ranked) == pytest.approx(_logits(per_query), abs=1e-5)
 
 
 def test_score_pairs_equals_score_per_pair(remote: RemoteReranker, local: Reranker) -> None:
