@@ -12,6 +12,7 @@ the model hub can be reached.
 Importing this package loads no torch: :class:`Reranker` is loaded on first use (PEP 562), so
 torch-free modules of the core (``hub``) import fast.
 """
+
 from __future__ import annotations
 
 import importlib
