@@ -26,17 +26,19 @@ from .api import (
 )
 from .errors import (
     CalibrationError,
+    EngineStalledError,
     EngineStoppedError,
     InvalidInputError,
     InvalidInputTypeError,
     ModelLoadError,
     NonFiniteScoreError,
     OverloadedError,
+    RemoteRerankError,
     RerankError,
 )
 
 if TYPE_CHECKING:
-    from .client import RemoteReranker, RemoteRerankError
+    from .client import RemoteReranker
     from .core import Reranker
     from .rag import PipelineResult, PipelineResults, RerankPipeline
 
@@ -46,7 +48,6 @@ __version__ = "0.1.0"
 _LAZY = {
     "Reranker": ".core",
     "RemoteReranker": ".client",
-    "RemoteRerankError": ".client",
     "RerankPipeline": ".rag",
     "PipelineResult": ".rag",
     "PipelineResults": ".rag",
@@ -69,6 +70,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_MODEL",
     "CalibrationError",
+    "EngineStalledError",
     "EngineStoppedError",
     "Health",
     "InvalidInputError",

@@ -40,6 +40,7 @@ from .errors import (
     InvalidInputError,
     NonFiniteScoreError,
     OverloadedError,
+    RemoteRerankError,
     RerankError,
 )
 
@@ -61,20 +62,6 @@ def _retryable(response: httpx.Response) -> bool:
     except ValueError:
         return True
     return not (isinstance(body, dict) and "error_type" in body)
-
-
-class RemoteRerankError(RerankError, RuntimeError):
-    """The server answered with an error the client cannot map to a core error (401, 500, ...).
-
-    Attributes:
-        status_code: The HTTP status, or ``None`` when the server could not be reached.
-        error_type: The server's ``error_type`` (or TEI's), when it sent one.
-    """
-
-    def __init__(self, message: str, status_code: int | None, error_type: str | None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_type = error_type
 
 
 class RemoteReranker(BaseReranker):
@@ -271,7 +258,34 @@ class RemoteReranker(BaseReranker):
             body["truncate"] = self.long_documents == "truncate"
         return body
 
-    def _logits(self, query: str, docs: list[str]) -> np.ndarray:
+    # The server ranks one query's documents per request: pairs go as one request (or one per
+    # batch) per distinct query; their logits are put back in the pairs' order.
+
+    def _pair_logits(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        logits = np.empty(len(documents), dtype=np.float32)
+        for query, at in _by_query(queries).items():
+            docs = [documents[i] for i in at]
+            try:
+                logits[at] = self._query_logits(query, docs)
+            except NonFiniteScoreError as exc:
+                raise _renumbered(exc, query, at, documents) from None
+        return logits
+
+    async def _apair_logits(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        logits = np.empty(len(documents), dtype=np.float32)
+
+        async def run(query: str, at: list[int]) -> None:
+            docs = [documents[i] for i in at]
+            try:
+                logits[at] = await self._aquery_logits(query, docs)
+            except NonFiniteScoreError as exc:
+                raise _renumbered(exc, query, at, documents) from None
+
+        await asyncio.gather(*(run(query, at) for query, at in _by_query(queries).items()))
+        return logits
+
+    def _query_logits(self, query: str, docs: list[str]) -> np.ndarray:
+        """The logits of ``docs`` for ``query``: one request per batch, retried."""
         if self._batch_size is None:
             self._batch_size = _batch_size_from(self.info())
         logits = np.empty(len(docs), dtype=np.float32)
@@ -292,7 +306,8 @@ class RemoteReranker(BaseReranker):
                 break
         return logits
 
-    async def _alogits(self, query: str, docs: list[str]) -> np.ndarray:
+    async def _aquery_logits(self, query: str, docs: list[str]) -> np.ndarray:
+        """Async :meth:`_query_logits`: the batches' requests run concurrently."""
         if self._batch_size is None:
             self._batch_size = _batch_size_from(await self._ainfo())
         logits = np.empty(len(docs), dtype=np.float32)
@@ -332,6 +347,22 @@ class RemoteReranker(BaseReranker):
                 return min(after, self.max_backoff)
         delay = min(self.backoff * 2**attempt, self.max_backoff)
         return delay * random.uniform(0.5, 1.0)  # jitter: retries of many clients spread out
+
+
+def _by_query(queries: Sequence[str]) -> dict[str, list[int]]:
+    """The positions of each distinct query, in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for i, query in enumerate(queries):
+        groups.setdefault(query, []).append(i)
+    return groups
+
+
+def _renumbered(
+    exc: NonFiniteScoreError, query: str, at: list[int], documents: Sequence[str]
+) -> NonFiniteScoreError:
+    """``exc`` (of the documents at positions ``at`` of the pairs) numbered by the pair."""
+    i = at[exc.pair_index]
+    return exc if i == exc.pair_index else NonFiniteScoreError(i, query, documents[i], exc.value)
 
 
 def _batch_size_from(info: dict[str, Any]) -> int | None:

@@ -7,19 +7,31 @@ working.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 __all__ = [
+    "BatchFileError",
     "CalibrationError",
+    "DatasetError",
     "EngineStalledError",
     "EngineStoppedError",
+    "InsufficientMemoryError",
     "InvalidInputError",
     "InvalidInputTypeError",
     "ModelLoadError",
     "NonFiniteScoreError",
     "OverloadedError",
+    "RayUnreachableError",
+    "RemoteRerankError",
     "RerankError",
     "ScoringError",
     "TrainingError",
+    "UnknownModelError",
+    "UnreadableFileError",
 ]
+
+_SHOWN_NAME = 100  # characters of an unknown model's name repeated in UnknownModelError
 
 
 class RerankError(Exception):
@@ -123,6 +135,73 @@ class TrainingError(RerankError, ValueError):
         self.path = path
         self.line = line
         self.option = option
+
+
+class UnreadableFileError(RerankError, OSError):
+    """A file that cannot be read as text: ``str(error)`` says why (binary, encoding, I/O)."""
+
+
+class DatasetError(RerankError, ValueError):
+    """A dataset file is missing or malformed.
+
+    Attributes:
+        path: The file (or folder) at fault.
+        line: 1-based line number in ``path``, or ``None`` when the whole file is at fault.
+    """
+
+    def __init__(self, path: Path, message: str, line: int | None = None) -> None:
+        where = f"{path}, line {line}" if line is not None else str(path)
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+
+
+class RemoteRerankError(RerankError, RuntimeError):
+    """The server answered with an error the client cannot map to a core error (401, 500, ...).
+
+    Attributes:
+        status_code: The HTTP status, or ``None`` when the server could not be reached.
+        error_type: The server's ``error_type`` (or TEI's), when it sent one.
+    """
+
+    def __init__(self, message: str, status_code: int | None, error_type: str | None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+
+
+class InsufficientMemoryError(ModelLoadError):
+    """The models to serve need more memory than the device has free (or the limit allows)."""
+
+
+class UnknownModelError(InvalidInputError):
+    """A request named a model the server does not serve (``served`` lists those it does)."""
+
+    def __init__(self, name: str, served: Sequence[str]) -> None:
+        # The name comes from the request: echo a bounded prefix of it, never all of it.
+        shown = name if len(name) <= _SHOWN_NAME else name[:_SHOWN_NAME] + "..."
+        super().__init__("model", f"no model named {shown!r}; served: {', '.join(served)}")
+        self.name = name
+        self.served = tuple(served)
+
+
+class RayUnreachableError(RerankError, ConnectionError):
+    """Nothing answers at the Ray cluster address; ``address`` is the one given."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"ray address {address}: {reason}")
+        self.address = address
+
+
+class BatchFileError(RerankError, ValueError):
+    """A batch input or output file cannot be used: ``path`` is the file, ``row`` the 1-based
+    row (the line of a JSONL file) or ``None`` when the whole file is at fault."""
+
+    def __init__(self, path: object, message: str, row: int | None = None) -> None:
+        where = f"{path}, row {row}: " if row is not None else f"{path}: "
+        super().__init__(where + message)
+        self.path = path
+        self.row = row
 
 
 def _preview(text: str, limit: int = 40) -> str:

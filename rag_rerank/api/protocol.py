@@ -1,5 +1,5 @@
 """The reranker protocol (:class:`RerankerLike`) and :class:`BaseReranker`, which implements it
-once on a logits primitive."""
+(and ``rerank_many`` / ``score_pairs``) once on a pairs-logits primitive."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .calibration import Calibration
-from .checks import check_documents, check_query, check_selection
+from .checks import check_documents, check_pairs, check_query, check_selection
 from .context import ContextBudget, ContextOrder
+from .many import flatten_queries, prune_job_of_many, split_select, unflat_like
 from .pruning import PruneJob, PruneOptions, prune_options
 from .results import RerankResult, resolve_threshold, scores_of, select
 
@@ -71,11 +72,13 @@ class RerankerLike(Protocol):
 
 
 class BaseReranker(abc.ABC):
-    """:class:`RerankerLike` implemented once, on top of one primitive: fp32 relevance logits.
+    """:class:`RerankerLike` implemented once, on top of one primitive: the fp32 relevance logits
+    of (query, document) pairs.
 
-    A reranker subclasses this and writes :meth:`_logits` and :meth:`_alogits`; ``score``,
-    ``rerank`` and their async twins (input checks, the [0, 1] scores, threshold, top-n, order)
-    come from here, so every reranker behaves the same.
+    A reranker subclasses this and writes :meth:`_pair_logits` and :meth:`_apair_logits`;
+    ``score``, ``rerank``, ``rerank_many``, ``score_pairs``, their async twins and ``prune``
+    (input checks, the [0, 1] scores, threshold, top-n, pruning, the token budget, order) come
+    from here, so every reranker behaves the same.
 
     A subclass that sets ``_calibration`` (a :class:`~rag_rerank.api.calibration.Calibration`)
     gets calibrated scores, and ``threshold="calibrated"``, everywhere.
@@ -89,12 +92,14 @@ class BaseReranker(abc.ABC):
         return self._calibration
 
     @abc.abstractmethod
-    def _logits(self, query: str, documents: list[str]) -> np.ndarray:
-        """fp32 relevance logits of ``documents`` (checked, non-empty) for ``query``, in order."""
+    def _pair_logits(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        """fp32 relevance logits of the pairs ``(queries[i], documents[i])`` (checked, non-empty,
+        as many queries as documents), in order. A non-finite logit raises
+        :class:`~rag_rerank.errors.NonFiniteScoreError` with the pair's index."""
 
     @abc.abstractmethod
-    async def _alogits(self, query: str, documents: list[str]) -> np.ndarray:
-        """Async :meth:`_logits`; must not block the event loop."""
+    async def _apair_logits(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        """Async :meth:`_pair_logits`; must not block the event loop."""
 
     def score(self, query: str, documents: Sequence[str]) -> list[float]:
         """Relevance of each document to ``query`` in [0, 1], in input order.
@@ -104,7 +109,9 @@ class BaseReranker(abc.ABC):
             InvalidInputTypeError: ``documents`` is not a list of strings (the bad item named).
         """
         docs = _checked(query, documents)
-        return scores_of(self._logits(query, docs), self._calibration) if docs else []
+        if not docs:
+            return []
+        return scores_of(self._pair_logits([query] * len(docs), docs), self._calibration)
 
     def rerank(
         self,
@@ -155,7 +162,8 @@ class BaseReranker(abc.ABC):
         docs = _checked(query, documents)
         if not docs:
             return []
-        results = select(self._logits(query, docs), docs, top_n, cutoff, self._calibration)
+        logits = self._pair_logits([query] * len(docs), docs)
+        results = select(logits, docs, top_n, cutoff, self._calibration)
         if pruning is not None:
             results = self.prune(query, results, pruning)
         return budget.apply(results)
@@ -163,7 +171,10 @@ class BaseReranker(abc.ABC):
     async def ascore(self, query: str, documents: Sequence[str]) -> list[float]:
         """Async :meth:`score`: awaits the work without blocking the event loop."""
         docs = _checked(query, documents)
-        return scores_of(await self._alogits(query, docs), self._calibration) if docs else []
+        if not docs:
+            return []
+        logits = await self._apair_logits([query] * len(docs), docs)
+        return scores_of(logits, self._calibration)
 
     async def arerank(
         self,
@@ -184,11 +195,95 @@ class BaseReranker(abc.ABC):
         docs = _checked(query, documents)
         if not docs:
             return []
-        logits = await self._alogits(query, docs)
+        logits = await self._apair_logits([query] * len(docs), docs)
         results = select(logits, docs, top_n, cutoff, self._calibration)
         if pruning is not None:
             results = await self.aprune(query, results, pruning)
         return budget.apply(results)
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Relevance in [0, 1] of each ``(query, document)`` pair, in input order.
+
+        Raises:
+            InvalidInputError: An empty query (``pairs[i][0]`` named).
+            InvalidInputTypeError: ``pairs`` is not a list of (query, document) string pairs
+                (the bad item named).
+        """
+        queries, documents = check_pairs(pairs)
+        if not queries:
+            return []
+        return scores_of(self._pair_logits(queries, documents), self._calibration)
+
+    def rerank_many(
+        self,
+        queries: Sequence[str],
+        documents_per_query: Sequence[Sequence[str]],
+        top_n: int | None = None,
+        threshold: float | str | None = None,
+        *,
+        prune: bool | PruneOptions | None = None,
+        max_context_tokens: int | None = None,
+        tokenizer: object = None,
+        order: ContextOrder = "score",
+    ) -> list[list[RerankResult]]:
+        """:meth:`rerank` for several queries at once, sharing batches. One list per query, each
+        equal to ``rerank(queries[i], documents_per_query[i], ...)``; ``prune`` scores the
+        sentences of every query's results in one more call, and ``max_context_tokens`` and
+        ``order`` apply to each query's list.
+
+        Raises:
+            InvalidInputError: As :meth:`rerank`, or as many document lists as queries are not
+                given (``documents_per_query``); bad items are named ``queries[i]`` and
+                ``documents_per_query[i][j]``.
+            InvalidInputTypeError: ``queries`` or ``documents_per_query`` is not a list.
+        """
+        check_selection(top_n, threshold)
+        cutoff = resolve_threshold(threshold, self._calibration)
+        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
+        flat_queries, flat_docs, bounds = flatten_queries(queries, documents_per_query)
+        logits = np.empty(0, dtype=np.float32)
+        if flat_docs:
+            logits = self._pair_logits(flat_queries, flat_docs)
+        calibration = self._calibration
+        ranked = split_select(logits, documents_per_query, bounds, top_n, cutoff, calibration)
+        if pruning is not None:
+            job, flat = prune_job_of_many(queries, ranked, pruning)
+            ranked = unflat_like(job.apply(flat, self._sentence_scores(job)), ranked)
+        return [budget.apply(results) for results in ranked]
+
+    async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Async :meth:`score_pairs`."""
+        queries, documents = check_pairs(pairs)
+        if not queries:
+            return []
+        return scores_of(await self._apair_logits(queries, documents), self._calibration)
+
+    async def arerank_many(
+        self,
+        queries: Sequence[str],
+        documents_per_query: Sequence[Sequence[str]],
+        top_n: int | None = None,
+        threshold: float | str | None = None,
+        *,
+        prune: bool | PruneOptions | None = None,
+        max_context_tokens: int | None = None,
+        tokenizer: object = None,
+        order: ContextOrder = "score",
+    ) -> list[list[RerankResult]]:
+        """Async :meth:`rerank_many`."""
+        check_selection(top_n, threshold)
+        cutoff = resolve_threshold(threshold, self._calibration)
+        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
+        flat_queries, flat_docs, bounds = flatten_queries(queries, documents_per_query)
+        logits = np.empty(0, dtype=np.float32)
+        if flat_docs:
+            logits = await self._apair_logits(flat_queries, flat_docs)
+        calibration = self._calibration
+        ranked = split_select(logits, documents_per_query, bounds, top_n, cutoff, calibration)
+        if pruning is not None:
+            job, flat = prune_job_of_many(queries, ranked, pruning)
+            ranked = unflat_like(job.apply(flat, await self._asentence_scores(job)), ranked)
+        return [budget.apply(results) for results in ranked]
 
     def prune(
         self,
@@ -232,25 +327,21 @@ class BaseReranker(abc.ABC):
     # -- the pruning seam (see rag_rerank.api.pruning) ------------------------------------------
 
     def _sentence_scores(self, job: PruneJob) -> list[list[float]]:
-        """[0, 1] scores of every sentence of ``job``, one list per passage: by default each
-        ``(query, sentence)`` pair scored like a document, one :meth:`_logits` call per distinct
-        query. A reranker with a faster source (one engine submission, a pruning head)
-        overrides this."""
+        """[0, 1] scores of every sentence of ``job``, one list per passage: every
+        ``(query, sentence)`` pair scored like a document, in one :meth:`_pair_logits` call. A
+        reranker with a faster source (a pruning head) overrides this."""
         queries, sentences = job.sentence_pairs()
-        logits = np.empty(len(sentences), dtype=np.float32)
-        for query in dict.fromkeys(queries):
-            at = [i for i, q in enumerate(queries) if q == query]
-            logits[at] = self._logits(query, [sentences[i] for i in at])
-        return job.unflatten(scores_of(logits, self._calibration) if sentences else [])
+        if not sentences:
+            return job.unflatten([])
+        return job.unflatten(scores_of(self._pair_logits(queries, sentences), self._calibration))
 
     async def _asentence_scores(self, job: PruneJob) -> list[list[float]]:
         """Async :meth:`_sentence_scores`."""
         queries, sentences = job.sentence_pairs()
-        logits = np.empty(len(sentences), dtype=np.float32)
-        for query in dict.fromkeys(queries):
-            at = [i for i, q in enumerate(queries) if q == query]
-            logits[at] = await self._alogits(query, [sentences[i] for i in at])
-        return job.unflatten(scores_of(logits, self._calibration) if sentences else [])
+        if not sentences:
+            return job.unflatten([])
+        logits = await self._apair_logits(queries, sentences)
+        return job.unflatten(scores_of(logits, self._calibration))
 
 
 def context_request(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -20,6 +20,7 @@ __all__ = [
     "Health",
     "RerankResult",
     "RerankerStats",
+    "cut_ranked",
     "resolve_threshold",
     "scores_of",
     "select",
@@ -139,6 +140,24 @@ def select(
         if top_n is not None and len(results) == top_n:
             break
     return results
+
+
+class _Scored(Protocol):
+    @property
+    def score(self) -> float: ...
+
+
+ScoredT = TypeVar("ScoredT", bound=_Scored)
+
+
+def cut_ranked(
+    ranked: Sequence[ScoredT], top_n: int | None = None, threshold: float | None = None
+) -> list[ScoredT]:
+    """The results of an already ranked list (best first) to keep: those whose ``score`` is at
+    least ``threshold`` (``None``: all), then at most the first ``top_n`` (``None``: all). Any
+    items with a ``score`` ([0, 1]) will do: :class:`RerankResult`, a pipeline's results.
+    Arguments are assumed checked (``threshold`` resolved by :func:`resolve_threshold`)."""
+    return [r for r in ranked if threshold is None or r.score >= threshold][:top_n]
 
 
 @dataclass(frozen=True, slots=True)

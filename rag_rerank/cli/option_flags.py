@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..api import PruneOptions, RerankerOptions, TrainingOptions
-from ..api.references import check_hub_model
+from ..core.hub import check_hub_model
 from ..errors import RerankError
 from .options import device_value, existing_file, non_empty, non_negative_int, number, whole_number
 

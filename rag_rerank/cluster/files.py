@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..api.checks import find_lone_surrogate
-from ..errors import RerankError
+from ..errors import BatchFileError
 
 __all__ = ["SUFFIXES", "BatchFileError", "Rows", "ShardStore", "read_rows"]
 
@@ -20,17 +20,6 @@ SUFFIXES = (".jsonl", ".parquet")
 """File kinds read and written, by suffix."""
 
 RowKind = Literal["documents", "document"]
-
-
-class BatchFileError(RerankError, ValueError):
-    """A batch input or output file cannot be used: ``path`` is the file, ``row`` the 1-based
-    row (the line of a JSONL file) or ``None`` when the whole file is at fault."""
-
-    def __init__(self, path: object, message: str, row: int | None = None) -> None:
-        where = f"{path}, row {row}: " if row is not None else f"{path}: "
-        super().__init__(where + message)
-        self.path = path
-        self.row = row
 
 
 class Rows:

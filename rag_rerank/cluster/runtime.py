@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from ..errors import RerankError
+from ..errors import RayUnreachableError
 
 try:
     import ray
@@ -18,14 +18,6 @@ __all__ = ["RayUnreachableError", "connect"]
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a cluster's address to answer before giving up."""
-
-
-class RayUnreachableError(RerankError, ConnectionError):
-    """Nothing answers at the Ray cluster address; ``address`` is the one given."""
-
-    def __init__(self, address: str, reason: str) -> None:
-        super().__init__(f"ray address {address}: {reason}")
-        self.address = address
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, **init: Any) -> bool:

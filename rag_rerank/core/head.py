@@ -4,7 +4,7 @@ document token in one forward pass (the Provence / OpenProvence layout).
 The model folder is an ordinary sequence-classification cross-encoder (any other reranker loads
 it and ignores the head) plus :data:`HEAD_FILE`, a ``Linear(hidden, 1)`` over the last layer's
 token states, and ``"reranker_kind": "pruning-head"`` in its ``config.json``
-(:data:`KIND_FIELD`), which makes :func:`~rag_rerank.core.loading.load_model` load it as a
+(:data:`KIND_FIELD`), which makes :func:`~rag_rerank.core.kinds.load_model` load it as a
 :class:`PruningHeadModel`. Its ``forward`` returns the relevance logits and, per row, the
 :class:`~rag_rerank.core.token_scores.TokenScores` of its document tokens, which
 :func:`~rag_rerank.core.token_scores.sentence_scores` averages per sentence. ``rag-rerank train

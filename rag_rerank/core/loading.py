@@ -1,11 +1,12 @@
-"""The interface the engine drives, and which kind of model a name loads as.
+"""The interface the engine drives (:class:`PairModel`) and the loading steps every model kind
+shares (config, fast tokenizer, quiet hub, error lines).
 
-:func:`load_model` picks the kind: an LLM reranker (Qwen3-Reranker, bge-reranker-v2-gemma; see
-:mod:`rag_rerank.core.llm`) when the model is recognised as one, else a
-:class:`~rag_rerank.core.model.CrossEncoderModel`. Both turn (query, document) pairs into token
-rows (:meth:`PairModel.encode`), rows into tensors (``collate``) and tensors into fp32 relevance
-logits (``forward``); neither knows anything about batching or queues. The loading steps both
-share (config, fast tokenizer, quiet hub, error lines) live here too.
+Every kind (:class:`~rag_rerank.core.model.CrossEncoderModel`, the LLM rerankers of
+:mod:`rag_rerank.core.llm`, :class:`~rag_rerank.core.head.PruningHeadModel`) turns (query,
+document) pairs into token rows (:meth:`PairModel.encode`), rows into tensors (``collate``) and
+tensors into fp32 relevance logits (``forward``); none knows anything about batching or queues.
+The kinds import this module; which kind a name loads as is chosen in
+:mod:`rag_rerank.core.kinds`, above them all.
 """
 
 from __future__ import annotations
@@ -22,21 +23,19 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
 
 from ..api.references import (
-    check_model_reference,
-    hub_unreachable,
     local_copy_hint,
     looks_like_path,
     no_folder_here,
     unreachable_message,
 )
-from ..errors import InvalidInputError, ModelLoadError
+from ..errors import ModelLoadError
+from .hub import hub_unreachable
 from .windows import truncate_at_token
 
 __all__ = [
     "EncodedPairs",
     "PairModel",
     "load_config",
-    "load_model",
     "load_tokenizer",
     "truncate_queries",
 ]
@@ -78,52 +77,6 @@ class PairModel(Protocol):
     def forward(self, inputs: Any) -> torch.Tensor | tuple[torch.Tensor, list[Any]]:
         """fp32 relevance logits, one per row; a model with a per-row output beside them (a
         pruning head's token logits) returns ``(logits, outputs)``."""
-
-
-def load_model(
-    name_or_path: str,
-    *,
-    device: torch.device,
-    dtype: torch.dtype,
-    revision: str | None = None,
-    trust_remote_code: bool = False,
-    quantize: str | None = None,
-    prompt_format: str | None = None,
-    instruction: str | None = None,
-) -> PairModel:
-    """Load ``name_or_path`` as an LLM reranker when it is one (by ``prompt_format``, its config
-    or its id), else as a :class:`CrossEncoderModel`, or a
-    :class:`~rag_rerank.core.head.PruningHeadModel` when its config names a pruning head.
-
-    Raises:
-        InvalidInputError: ``prompt_format`` does not fit the model, ``instruction`` without an
-            LLM reranker, or a bad ``quantize``.
-        ModelLoadError: the model cannot be loaded (see :meth:`CrossEncoderModel.load`).
-    """
-    from .head import PruningHeadModel, is_pruning_head
-    from .llm import LLMRerankerModel, recognise
-    from .model import CrossEncoderModel
-
-    name_or_path = check_model_reference(name_or_path)
-    common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
-    config = load_config(name_or_path, common)
-    prompt = recognise(name_or_path, config, prompt_format)
-    if prompt is None:
-        if instruction is not None:
-            raise InvalidInputError(
-                "instruction",
-                f"is for LLM rerankers (prompt_format='qwen3' or 'bge-gemma'); {name_or_path!r} "
-                "is a cross-encoder without a prompt",
-            )
-        kind = PruningHeadModel if is_pruning_head(config) else CrossEncoderModel
-        return kind.load(
-            name_or_path, config, device=device, dtype=dtype, common=common, quantize=quantize
-        )
-    if quantize is not None:
-        raise InvalidInputError("quantize", "int8 is for encoder cross-encoders, not LLM rerankers")
-    return LLMRerankerModel.load(
-        name_or_path, config, prompt, instruction, device=device, dtype=dtype, common=common
-    )
 
 
 def load_config(name_or_path: str, common: dict[str, Any]) -> PretrainedConfig:

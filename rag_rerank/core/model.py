@@ -87,7 +87,7 @@ class CrossEncoderModel:
         quantize: str | None = None,
     ) -> CrossEncoderModel:
         """Load weights (safetensors only) and the fast tokenizer from a hub id or local folder,
-        whose ``config`` :func:`~.loading.load_model` read (with the same ``common`` keywords:
+        whose ``config`` :func:`~.kinds.load_model` read (with the same ``common`` keywords:
         revision, trust_remote_code, local_files_only).
 
         With ``quantize="int8"`` the encoder's Linear layers are dynamically quantized to int8 (see

@@ -1,15 +1,12 @@
-"""The public reranker: score, rerank, rerank_many and their async twins."""
+"""The public reranker: :class:`Reranker`, the engine-backed :class:`~rag_rerank.api.BaseReranker`
+(its ``score``, ``rerank``, ``rerank_many``, ``score_pairs`` and async twins come from there)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import threading
-import warnings
 import weakref
 from collections.abc import Sequence
-from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -19,53 +16,34 @@ from ..api import (
     DEFAULT_MODEL,
     BaseReranker,
     CacheStats,
-    Calibration,
-    ContextOrder,
     Health,
     LongDocuments,
     PruneJob,
-    PruneOptions,
     RerankerOptions,
     RerankerStats,
-    RerankResult,
     check_documents,
-    check_pairs,
-    check_query,
-    check_selection,
-    context_request,
-    resolve_threshold,
-    scores_of,
-    select,
 )
-from ..errors import (
-    EngineStoppedError,
-    InvalidInputError,
-    InvalidInputTypeError,
-    NonFiniteScoreError,
-)
-from .cache import ScoreCache, model_identity, open_cache
+from ..errors import InvalidInputError
+from .cache import ScoreCache, open_cache
 from .cleaning import clean_documents
-from .device import precision_note, resolve_device, resolve_dtype
+from .device import precision_note, resolve_dtype
 from .engine import Engine
 from .head import PruningHeadModel
-from .loading import PairModel, load_model
-from .lookup import CacheLookup
-from .offload import run_off_loop
-from .token_scores import RecentTokens, sentence_probabilities
+from .kinds import load_model
+from .scoring import PairScoring
+from .setup import (
+    cache_identity,
+    default_batch_tokens,
+    load_calibration,
+    options_of,
+    resolved_options,
+)
+from .shared import SharedRerankers
+from .token_scores import RecentTokens
 
 __all__ = ["Reranker"]
 
-logger = logging.getLogger(__name__)
-
-# Tokens per forward pass. CPU: padding-free batches of 2048 real tokens (bigger ones fall out of
-# cache; measured in benchmarks/RESULTS.md); GPU: big padded batches keep the device busy.
-_DEFAULT_BATCH_TOKENS = {"cuda": 65536, "mps": 16384, "cpu": 2048}
-
-_shared_lock = threading.Lock()
-_shared_engines: dict[tuple[Any, ...], Engine] = {}
-_shared_rerankers: dict[tuple[Any, ...], Reranker] = {}
-_identity_lock = threading.Lock()  # not _shared_lock: shared() holds it while it loads
-_identities: weakref.WeakKeyDictionary[PairModel, str | None] = weakref.WeakKeyDictionary()
+_shared: SharedRerankers[Reranker] = SharedRerankers()
 
 
 class Reranker(BaseReranker):
@@ -103,21 +81,8 @@ class Reranker(BaseReranker):
     def __init__(
         self, model: str | os.PathLike[str] | RerankerOptions = DEFAULT_MODEL, **options: Any
     ) -> None:
-        resolved = _resolve(_options(model, options))
-        device = torch.device(str(resolved.device))
-        loaded = load_model(
-            resolved.model,
-            device=device,
-            dtype=resolve_dtype(device, resolved.dtype),
-            revision=resolved.revision,
-            trust_remote_code=resolved.trust_remote_code,
-            quantize=resolved.quantize,
-            prompt_format=resolved.prompt_format,
-            instruction=resolved.instruction,
-        )
-        batch_tokens = resolved.batch_tokens or _DEFAULT_BATCH_TOKENS.get(device.type, 2048)
-        engine = Engine(loaded, batch_tokens=batch_tokens, max_queue_pairs=resolved.max_queue_pairs)
-        self._attach(engine, resolved)
+        resolved = resolved_options(options_of(model, options))
+        self._attach(_load(resolved), resolved)
 
     def _attach(self, engine: Engine, options: RerankerOptions) -> None:
         self._engine = engine
@@ -127,12 +92,13 @@ class Reranker(BaseReranker):
         self._options = options
         requested = options.max_length or engine.model.default_max_length
         self._max_length = min(requested, engine.model.max_length)
-        self._calibration = _load_calibration(options, engine.model.name, self._max_length)
+        self._calibration = load_calibration(options, engine.model.name, self._max_length)
         self._cache: ScoreCache | None = None
         # A pruning head's token scores of the pairs just ranked: pruning reads them (one pass).
         self._tokens = RecentTokens() if isinstance(engine.model, PruningHeadModel) else None
         if options.cache is not None:
-            self._cache = open_cache(options, _identity(engine.model))
+            self._cache = open_cache(options, cache_identity(engine.model))
+        self._scoring = PairScoring(engine, options, self._max_length, self._cache, self._tokens)
 
     @classmethod
     def _view(cls, engine: Engine, options: RerankerOptions) -> Reranker:
@@ -151,20 +117,12 @@ class Reranker(BaseReranker):
         loaded model and one engine, even when their view options (``max_length``,
         ``long_documents``, ``show_progress``, ``calibration``) differ. Thread-safe.
         """
-        resolved = _resolve(_options(model, options))
+        resolved = resolved_options(options_of(model, options))
         engine_key = resolved.load_key()
         key = (*engine_key, *(getattr(resolved, name) for name in resolved.view_names()))
-        with _shared_lock:
-            if key in _shared_rerankers:
-                return _shared_rerankers[key]
-            engine = _shared_engines.get(engine_key)
-            if engine is None or not (engine.alive or engine.stalled):  # stalled: it may recover
-                instance = cls(resolved)
-                _shared_engines[engine_key] = instance._engine
-            else:
-                instance = cls._view(engine, resolved)
-            _shared_rerankers[key] = instance
-            return instance
+        return _shared.get(
+            engine_key, key, lambda: _load(resolved), lambda e: cls._view(e, resolved)
+        )
 
     def with_options(self, **changes: Any) -> Reranker:
         """A view of this reranker with other view options, sharing its loaded model and engine.
@@ -299,74 +257,6 @@ class Reranker(BaseReranker):
 
     # -- scoring --------------------------------------------------------------------------------
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """Relevance in [0, 1] of each ``(query, document)`` pair, in input order."""
-        queries, documents = check_pairs(pairs)
-        if not queries:
-            return []
-        return scores_of(self._scores(queries, documents), self._calibration)
-
-    def rerank_many(
-        self,
-        queries: Sequence[str],
-        documents_per_query: Sequence[Sequence[str]],
-        top_n: int | None = None,
-        threshold: float | str | None = None,
-        *,
-        prune: bool | PruneOptions | None = None,
-        max_context_tokens: int | None = None,
-        tokenizer: object = None,
-        order: ContextOrder = "score",
-    ) -> list[list[RerankResult]]:
-        """:meth:`rerank` for several queries at once, sharing batches. One list per query;
-        ``prune`` scores the sentences of every query's results in one more submission, and
-        ``max_context_tokens`` and ``order`` apply to each query's list."""
-        check_selection(top_n, threshold)
-        cutoff = resolve_threshold(threshold, self._calibration)
-        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
-        flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
-        logits = self._scores(flat_queries, flat_docs) if flat_docs else np.empty(0)
-        calibration = self._calibration
-        ranked = _split_select(logits, documents_per_query, bounds, top_n, cutoff, calibration)
-        if pruning is not None:
-            job = _prune_job(queries, ranked, pruning)
-            ranked = _unflat(job.apply(_flat(ranked), self._sentence_scores(job)), ranked)
-        return [budget.apply(results) for results in ranked]
-
-    async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """Async :meth:`score_pairs`."""
-        queries, documents = check_pairs(pairs)
-        if not queries:
-            return []
-        return scores_of(await self._ascores(queries, documents), self._calibration)
-
-    async def arerank_many(
-        self,
-        queries: Sequence[str],
-        documents_per_query: Sequence[Sequence[str]],
-        top_n: int | None = None,
-        threshold: float | str | None = None,
-        *,
-        prune: bool | PruneOptions | None = None,
-        max_context_tokens: int | None = None,
-        tokenizer: object = None,
-        order: ContextOrder = "score",
-    ) -> list[list[RerankResult]]:
-        """Async :meth:`rerank_many`."""
-        check_selection(top_n, threshold)
-        cutoff = resolve_threshold(threshold, self._calibration)
-        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
-        flat_queries, flat_docs, bounds = _flatten(queries, documents_per_query)
-        logits = np.empty(0, dtype=np.float32)
-        if flat_docs:
-            logits = await self._ascores(flat_queries, flat_docs)
-        calibration = self._calibration
-        ranked = _split_select(logits, documents_per_query, bounds, top_n, cutoff, calibration)
-        if pruning is not None:
-            job = _prune_job(queries, ranked, pruning)
-            ranked = _unflat(job.apply(_flat(ranked), await self._asentence_scores(job)), ranked)
-        return [budget.apply(results) for results in ranked]
-
     def close(self, timeout: float | None = 10.0, *, cancel: bool = False) -> None:
         """Stop the engine (every instance sharing it stops too). Further calls raise.
 
@@ -377,13 +267,7 @@ class Reranker(BaseReranker):
             cancel: Fail the work still queued with
                 :class:`~rag_rerank.errors.EngineStoppedError` instead of finishing it first.
         """
-        with _shared_lock:
-            for key, instance in list(_shared_rerankers.items()):
-                if instance._engine is self._engine:
-                    del _shared_rerankers[key]
-            for key, engine in list(_shared_engines.items()):
-                if engine is self._engine:
-                    del _shared_engines[key]
+        _shared.forget(self._engine)
         self._engine.close(timeout, cancel=cancel)
 
     def __enter__(self) -> Reranker:
@@ -399,18 +283,6 @@ class Reranker(BaseReranker):
         )
 
     # -- internals ------------------------------------------------------------------------------
-
-    def _submit(self, queries: Sequence[str], documents: Sequence[str]) -> Future[np.ndarray]:
-        return self._engine.submit(
-            queries,
-            documents,
-            max_length=self._max_length,
-            long_documents=self._options.long_documents,
-            show_progress=self._options.show_progress,
-        )
-
-    def _logits(self, query: str, documents: list[str]) -> np.ndarray:
-        return self._scores([query] * len(documents), documents)
 
     # The pruning seam (rag_rerank.api.pruning): every sentence of every passage of the job, for
     # every query, in one engine submission (through the cache, like any pairs).
@@ -431,250 +303,35 @@ class Reranker(BaseReranker):
 
     def _sentence_scores(self, job: PruneJob) -> list[list[float]]:
         if self._use_head(job):
-            queries, passages = self._head_missing(job)
-            if passages:
-                future = self._submit(queries, passages)
-                _wait(future)
-                self._remember(future, queries, passages)
-            return self._head_scores(job)
-        queries, sentences = job.sentence_pairs()
-        if not sentences:
-            return job.unflatten([])
-        return job.unflatten(scores_of(self._scores(queries, sentences), self._calibration))
+            return self._scoring.head_sentence_scores(job)
+        return super()._sentence_scores(job)
 
     async def _asentence_scores(self, job: PruneJob) -> list[list[float]]:
         if self._use_head(job):
-            queries, passages = self._head_missing(job)
-            if passages:
-                future = self._submit(queries, passages)
-                await asyncio.wrap_future(future)
-                self._remember(future, queries, passages)
-            return self._head_scores(job)
-        queries, sentences = job.sentence_pairs()
-        if not sentences:
-            return job.unflatten([])
-        logits = await self._ascores(queries, sentences)
-        return job.unflatten(scores_of(logits, self._calibration))
+            return await self._scoring.ahead_sentence_scores(job)
+        return await super()._asentence_scores(job)
 
-    def _head_missing(self, job: PruneJob) -> tuple[list[str], list[str]]:
-        """The (query, passage) pairs of ``job`` whose token scores are not at hand."""
-        assert self._tokens is not None
-        missing = [
-            (job.queries[i], job.passages[i])
-            for i in job.to_score
-            if self._tokens.get(job.queries[i], job.passages[i]) is None
-        ]
-        return [q for q, _ in missing], [p for _, p in missing]
+    # Every scoring path goes through the view's PairScoring (cache, cleaning, the engine).
 
-    def _head_scores(self, job: PruneJob) -> list[list[float]]:
-        assert self._tokens is not None
-        scores: list[list[float]] = [[] for _ in job.passages]
-        for i in job.to_score:
-            windows = self._tokens.get(job.queries[i], job.passages[i]) or []
-            scores[i] = sentence_probabilities(windows, job.spans[i])
-        return scores
+    def _pair_logits(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        return self._scoring.logits(queries, documents)
 
-    def _remember(
-        self, future: Future[np.ndarray], queries: Sequence[str], texts: Sequence[str]
-    ) -> None:
-        """Keep a pruning head's token scores of a finished submission."""
-        outputs = getattr(future, "row_outputs", None)
-        if self._tokens is not None and outputs is not None:
-            self._tokens.put(queries, texts, outputs)
-
-    async def _alogits(self, query: str, documents: list[str]) -> np.ndarray:
-        return await self._ascores([query] * len(documents), documents)
-
-    # Every scoring path: clean, look the pairs up, run the misses as one job, keep their logits.
-
-    def _prepared(
-        self, queries: Sequence[str], documents: Sequence[str]
-    ) -> tuple[list[str], CacheLookup | None]:
-        """A call's CPU work before the model: the texts as scored (cleaned) and, with a
-        cache, the pairs' keys."""
-        texts = clean_documents(documents, self._options.clean)
-        if self._cache is None:
-            return texts, None
-        return texts, CacheLookup(queries, texts, self._max_length, self._options.long_documents)
-
-    def _scores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-        texts, lookup = self._prepared(queries, documents)
-        cache = self._cache
-        if cache is None or lookup is None:
-            future = self._submit(queries, texts)
-            logits = _wait(future)
-            self._remember(future, queries, texts)
-            return logits
-        self._check_running()
-        lookup.found(cache.get_many(lookup.keys))
-        if lookup.missing:
-            pairs = lookup.to_score()
-            future = self._submit(*pairs)
-            lookup.scored(self._checked(lambda: _wait(future), lookup))
-            self._remember(future, *pairs)
-        return lookup.finish(cache)
-
-    async def _ascores(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-        cache = self._cache
-        if self._options.clean is None and cache is None:
-            texts, lookup = list(documents), None
-        else:  # cleaning and hashing a large call would hold the event loop: off it
-            size = sum(map(len, documents)) + sum(map(len, queries))
-            texts, lookup = await run_off_loop(size, self._prepared, queries, documents)
-        if cache is None or lookup is None:
-            submitted = self._submit(queries, texts)
-            logits: np.ndarray = await asyncio.wrap_future(submitted)
-            self._remember(submitted, queries, texts)
-            return logits
-        self._check_running()
-        if cache.blocking:  # a network round trip: off the event loop
-            lookup.found(await asyncio.to_thread(cache.get_many, lookup.keys))
-        else:
-            lookup.found(cache.get_many(lookup.keys))
-        if lookup.missing:
-            pairs = lookup.to_score()
-            submitted = self._submit(*pairs)
-            try:
-                logits = await asyncio.wrap_future(submitted)
-            except NonFiniteScoreError as exc:
-                raise lookup.renumbered(exc) from exc
-            lookup.scored(logits)
-            self._remember(submitted, *pairs)
-        return lookup.finish(cache)
-
-    def _check_running(self) -> None:
-        # A closed or dead reranker refuses work even when the cache could answer it.
-        if not self._engine.alive:
-            raise EngineStoppedError("the reranker engine is not running")
-
-    @staticmethod
-    def _checked(result: Any, lookup: CacheLookup) -> np.ndarray:
-        try:
-            logits: np.ndarray = result()
-        except NonFiniteScoreError as exc:
-            raise lookup.renumbered(exc) from exc
-        return logits
+    async def _apair_logits(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        return await self._scoring.alogits(queries, documents)
 
 
-def _wait(future: Future[np.ndarray]) -> np.ndarray:
-    """The future's logits; interrupted (Ctrl-C, a timeout), the engine drops the job's work."""
-    try:
-        return future.result()
-    except BaseException:
-        future.cancel()
-        raise
-
-
-def _identity(model: PairModel) -> str | None:
-    """The model's cache identity, computed once per loaded model."""
-    with _identity_lock:
-        if model not in _identities:
-            config = model.model.config
-            _identities[model] = model_identity(
-                model.name,
-                getattr(config, "_commit_hash", None),
-                dtype=str(model.dtype).removeprefix("torch."),
-                quantize=model.quantize,
-                device_type=model.device.type,
-                template=model.template,
-            )
-            if _identities[model] is None:
-                logger.warning(
-                    "%s: no hub commit known for these weights; scoring without a cache",
-                    model.name,
-                )
-        return _identities[model]
-
-
-def _options(model: object, options: dict[str, Any]) -> RerankerOptions:
-    if isinstance(model, RerankerOptions):
-        return model.replace(**options) if options else model
-    return RerankerOptions.from_kwargs(model=model, **options)  # type: ignore[arg-type]
-
-
-def _load_calibration(
-    options: RerankerOptions, model_name: str, max_length: int
-) -> Calibration | None:
-    """The calibration named by the options, checked against the model it will calibrate."""
-    if options.calibration is None:
-        return None
-    calibration = Calibration.load(options.calibration)
-    calibration.check_model(model_name, options.revision)
-    # Other windows or long-document handling move the logits a little: allowed, but said.
-    for name, fitted, used in (
-        ("max_length", calibration.max_length, max_length),
-        ("long_documents", calibration.long_documents, options.long_documents),
-    ):
-        if fitted is not None and fitted != used:
-            warnings.warn(
-                f"{options.calibration}: fitted with {name}={fitted!r}, used with {used!r}; "
-                "the calibrated scores may be off",
-                stacklevel=4,
-            )
-    return calibration
-
-
-def _resolve(options: RerankerOptions) -> RerankerOptions:
-    """``options`` with the device and dtype that ``None`` stands for on this machine, by name,
-    so that ``device=None`` and ``device="cpu"`` share one model on a CPU-only machine."""
-    device = resolve_device(options.device)
-    dtype = resolve_dtype(device, options.dtype, quantize=options.quantize)
-    return options.replace(device=str(device), dtype=str(dtype).removeprefix("torch."))
-
-
-def _flatten(
-    queries: Sequence[str], documents_per_query: Sequence[Sequence[str]]
-) -> tuple[list[str], list[str], list[int]]:
-    if isinstance(queries, str) or not isinstance(queries, Sequence):
-        raise InvalidInputTypeError("queries", "expected a list of query strings")
-    if isinstance(documents_per_query, str) or not isinstance(documents_per_query, Sequence):
-        raise InvalidInputTypeError("documents_per_query", "expected a list of document lists")
-    if len(queries) != len(documents_per_query):
-        raise InvalidInputError(
-            "documents_per_query",
-            f"has {len(documents_per_query)} lists for {len(queries)} queries",
-        )
-    flat_queries: list[str] = []
-    flat_docs: list[str] = []
-    bounds = [0]
-    for i, (query, documents) in enumerate(zip(queries, documents_per_query, strict=True)):
-        check_query(query, f"queries[{i}]")
-        docs = check_documents(documents, f"documents_per_query[{i}]")
-        flat_queries.extend([query] * len(docs))
-        flat_docs.extend(docs)
-        bounds.append(len(flat_docs))
-    return flat_queries, flat_docs, bounds
-
-
-def _split_select(
-    logits: np.ndarray,
-    documents_per_query: Sequence[Sequence[str]],
-    bounds: list[int],
-    top_n: int | None,
-    threshold: float | None,
-    calibration: Calibration | None,
-) -> list[list[RerankResult]]:
-    return [
-        select(logits[start:end], documents, top_n, threshold, calibration)
-        for documents, start, end in zip(documents_per_query, bounds[:-1], bounds[1:], strict=True)
-    ]
-
-
-def _flat(ranked: list[list[RerankResult]]) -> list[RerankResult]:
-    return [result for results in ranked for result in results]
-
-
-def _unflat(flat: list[RerankResult], like: list[list[RerankResult]]) -> list[list[RerankResult]]:
-    out, at = [], 0
-    for results in like:
-        out.append(flat[at : at + len(results)])
-        at += len(results)
-    return out
-
-
-def _prune_job(
-    queries: Sequence[str], ranked: list[list[RerankResult]], options: PruneOptions
-) -> PruneJob:
-    """One job for every query's results: each result pruned against its own query."""
-    per_result = [query for query, results in zip(queries, ranked, strict=True) for _ in results]
-    return PruneJob.of(per_result, _flat(ranked), options)
+def _load(options: RerankerOptions) -> Engine:
+    """The model of ``options`` (resolved), loaded, on its engine."""
+    device = torch.device(str(options.device))
+    loaded = load_model(
+        options.model,
+        device=device,
+        dtype=resolve_dtype(device, options.dtype),
+        revision=options.revision,
+        trust_remote_code=options.trust_remote_code,
+        quantize=options.quantize,
+        prompt_format=options.prompt_format,
+        instruction=options.instruction,
+    )
+    batch_tokens = options.batch_tokens or default_batch_tokens(device)
+    return Engine(loaded, batch_tokens=batch_tokens, max_queue_pairs=options.max_queue_pairs)

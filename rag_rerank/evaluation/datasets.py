@@ -13,24 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import RerankError
+from ..errors import DatasetError
 
 __all__ = ["BeirDataset", "BeirDocument", "DatasetError", "load_beir"]
-
-
-class DatasetError(RerankError, ValueError):
-    """A dataset file is missing or malformed.
-
-    Attributes:
-        path: The file (or folder) at fault.
-        line: 1-based line number in ``path``, or ``None`` when the whole file is at fault.
-    """
-
-    def __init__(self, path: Path, message: str, line: int | None = None) -> None:
-        where = f"{path}, line {line}" if line is not None else str(path)
-        super().__init__(f"{where}: {message}")
-        self.path = path
-        self.line = line
 
 
 @dataclass(frozen=True, slots=True)

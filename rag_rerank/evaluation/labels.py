@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..api import RerankerLike
+from ..api import BaseReranker
 from ..api.checks import find_lone_surrogate
 from ..errors import CalibrationError
 
@@ -147,19 +147,17 @@ def labels_from_beir(
     return pairs
 
 
-def pair_logits(reranker: RerankerLike, pairs: Sequence[LabelledPair]) -> np.ndarray:
-    """The reranker's relevance logits (``raw_score``) of ``pairs``, in order, one call per
-    query (one batched call for a local :class:`~rag_rerank.Reranker`)."""
+def pair_logits(reranker: BaseReranker, pairs: Sequence[LabelledPair]) -> np.ndarray:
+    """The reranker's relevance logits (``raw_score``) of ``pairs``, in order, from one
+    :meth:`~rag_rerank.api.BaseReranker.rerank_many` call (a local
+    :class:`~rag_rerank.Reranker`, a :class:`~rag_rerank.RemoteReranker` or any subclass of
+    :class:`~rag_rerank.api.BaseReranker`)."""
     groups: dict[str, list[int]] = {}
     for i, pair in enumerate(pairs):
         groups.setdefault(pair.query, []).append(i)
     queries = list(groups)
     documents = [[pairs[i].document for i in groups[q]] for q in queries]
-    rerank_many = getattr(reranker, "rerank_many", None)
-    if callable(rerank_many):
-        ranked = rerank_many(queries, documents)
-    else:
-        ranked = [reranker.rerank(q, docs) for q, docs in zip(queries, documents, strict=True)]
+    ranked = reranker.rerank_many(queries, documents)
     logits = np.empty(len(pairs), dtype=np.float64)
     for query, results in zip(queries, ranked, strict=True):
         for result in results:

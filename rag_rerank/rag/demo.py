@@ -102,12 +102,8 @@ def offline_hint(model: str) -> str | None:
     why, that ``rag-rerank demo --train`` makes a demo reranker offline, and how to point at a
     local copy instead. ``None`` for a
     local folder, or when the hub can be reached (then the loader's own error says more)."""
-    from ..api.references import (
-        TINY_MODEL_HINT,
-        hub_unreachable,
-        local_copy_hint,
-        looks_like_path,
-    )
+    from ..api.references import TINY_MODEL_HINT, local_copy_hint, looks_like_path
+    from ..core.hub import hub_unreachable
 
     if looks_like_path(model):
         return None

@@ -27,6 +27,7 @@ from ..api import (
     check_positive_int,
     check_query,
     check_selection,
+    cut_ranked,
     prune_options,
     resolve_threshold,
 )
@@ -408,7 +409,7 @@ class RerankPipeline:
             for rank, r in enumerate(ranked, 1)
         )
         # The reranker ranked every candidate; the cut is made here so `candidates` shows it.
-        kept = [c for c in candidates if cutoff is None or c.score >= cutoff][:top_n]
+        kept = cut_ranked(candidates, top_n, cutoff)
         if pruning is not None:
             kept = self._pruned(retrieved.query, kept, pruning)
         return PipelineResults(

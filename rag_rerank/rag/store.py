@@ -18,7 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..api import check_positive_int, check_query
-from ..errors import InvalidInputError, InvalidInputTypeError
+from ..errors import InvalidInputError, InvalidInputTypeError, UnreadableFileError
 
 __all__ = [
     "DEFAULT_COLLECTION",
@@ -328,10 +328,6 @@ def expand_path(path: Path, field_name: str, db: Path | None) -> tuple[list[Path
 
 BINARY_FILE = "a binary file, not text"
 """Why :func:`read_text` skips a file holding NUL bytes (no encoding would read it)."""
-
-
-class UnreadableFileError(Exception):
-    """A file that cannot be read as text: ``str(error)`` says why (binary, encoding, I/O)."""
 
 
 def read_text(file: Path, encoding: str = "utf-8") -> str:

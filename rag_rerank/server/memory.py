@@ -15,7 +15,7 @@ import struct
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..errors import ModelLoadError
+from ..errors import InsufficientMemoryError
 
 __all__ = [
     "WORKING_MARGIN",
@@ -29,10 +29,6 @@ WORKING_MARGIN = 0.25
 """Share added to the weights for activations, the tokenizer and the allocator's slack."""
 
 _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-
-
-class InsufficientMemoryError(ModelLoadError):
-    """The models to serve need more memory than the device has free (or the limit allows)."""
 
 
 def weight_bytes(folder: str | os.PathLike[str], dtype: str) -> int | None:

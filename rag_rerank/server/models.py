@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Generic, TypeVar
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, UnknownModelError
 
 __all__ = [
     "KEY_HEADER",
@@ -31,19 +31,6 @@ MODEL_HEADER = "X-Rerank-Model"
 """Response header naming the model that served the request."""
 
 T = TypeVar("T")
-
-_SHOWN_NAME = 100  # characters of an unknown model's name repeated in the error
-
-
-class UnknownModelError(InvalidInputError):
-    """A request named a model the server does not serve (``served`` lists those it does)."""
-
-    def __init__(self, name: str, served: Sequence[str]) -> None:
-        # The name comes from the request: echo a bounded prefix of it, never all of it.
-        shown = name if len(name) <= _SHOWN_NAME else name[:_SHOWN_NAME] + "..."
-        super().__init__("model", f"no model named {shown!r}; served: {', '.join(served)}")
-        self.name = name
-        self.served = tuple(served)
 
 
 def parse_split(text: str) -> dict[str, float]:

@@ -15,7 +15,7 @@ from fastapi import Request
 from starlette.types import Receive
 
 from .. import __version__
-from ..api import RerankResult, ServerOptions, prune_options, resolve_threshold
+from ..api import RerankResult, ServerOptions, cut_ranked, prune_options, resolve_threshold
 from ..core import Reranker
 from ..errors import NonFiniteScoreError
 from .errors import RETRY_AFTER_SECONDS, ClientDisconnected, ServiceError
@@ -143,7 +143,7 @@ class RerankService:
                 ranked = await self._within_deadline(
                     request.receive, reranker.arerank(query, texts)
                 )
-                results = [r for r in ranked if cutoff is None or r.score >= cutoff][:top_n]
+                results = cut_ranked(ranked, top_n, cutoff)
                 if pruning is not None:
                     pruned = reranker.aprune(query, results, pruning)
                     results = await _unless_disconnected(request.receive, pruned)

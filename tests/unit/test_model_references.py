@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from rag_rerank import Reranker, RerankerOptions
-from rag_rerank.api import references
 from rag_rerank.api.references import check_model_reference, looks_like_path
+from rag_rerank.core import hub
 from rag_rerank.errors import ModelLoadError
 
 
@@ -24,8 +24,8 @@ def no_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("a path-like model reference reached the hub")
 
-    monkeypatch.setattr(references, "_probe", refuse)
-    monkeypatch.setattr(references, "hub_unreachable", refuse)
+    monkeypatch.setattr(hub, "_probe", refuse)
+    monkeypatch.setattr(hub, "hub_unreachable", refuse)
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ def test_a_hub_id_that_could_be_a_path_says_no_such_folder_is_here(
 
 def test_hub_offline_answers_without_a_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(references, "_probe", lambda _: pytest.fail("probed while offline"))
+    monkeypatch.setattr(hub, "_probe", lambda _: pytest.fail("probed while offline"))
     started = time.perf_counter()
     with pytest.raises(ModelLoadError) as info:
         Reranker("no-such-org/no-such-reranker")

@@ -27,6 +27,7 @@ from transformers import (
 )
 
 from ...errors import InvalidInputError, ModelLoadError
+from ..loading import EncodedPairs, first_line, load_tokenizer, quiet_hub
 from .templates import FORMATS, PromptFormat, recognise_format, shared_prefixes, split_windows
 
 __all__ = ["LLMRerankerModel", "recognise"]
@@ -144,8 +145,6 @@ class LLMRerankerModel:
             ModelLoadError: the weights cannot be read, or do not fit the GPU's free memory
                 (the message gives the size needed).
         """
-        from ..loading import first_line, load_tokenizer, quiet_hub
-
         tokenizer = load_tokenizer(name_or_path, common)
         architectures = getattr(config, "architectures", None) or []
         auto: Any = AutoModelForCausalLM
@@ -171,8 +170,6 @@ class LLMRerankerModel:
     ) -> Any:
         """Template rows of the pairs (see :mod:`.templates`); ``extra`` holds each row's shared
         prefix length and ``lengths`` the tokens it runs itself."""
-        from ..loading import EncodedPairs
-
         rows = self.prompt.rows(self.tokenizer, self.instruction, queries, documents, max_length)
         input_ids, owner = split_windows(rows, windows)
         shared = [0] * len(input_ids)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidInputError
+from ..loading import truncate_queries
 from ..windows import DEFAULT_OVERLAP, query_token_limit
 
 __all__ = ["FORMATS", "PromptFormat", "Rows", "shared_prefixes", "split_windows"]
@@ -139,8 +140,6 @@ def _qwen3_rows(
     # truncated to max_length - prefix - suffix) + suffix tokens.
     prefix = tokenizer.encode(_QWEN3_SYSTEM, add_special_tokens=False)
     suffix = tokenizer.encode(_QWEN3_ASSISTANT, add_special_tokens=False)
-    from ..loading import truncate_queries
-
     cut = truncate_queries(tokenizer, queries, query_token_limit(max_length))
     texts = [
         f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
