@@ -32,6 +32,7 @@ from .api import (
     BaseReranker,
     Calibration,
     LongDocuments,
+    check_int,
     check_positive_int,
     check_positive_number,
 )
@@ -125,8 +126,7 @@ class RemoteReranker(BaseReranker):
         check_positive_number(timeout, "timeout")
         check_positive_number(backoff, "backoff")
         check_positive_number(max_backoff, "max_backoff")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidInputError("max_retries", f"must be an integer >= 0, got {max_retries!r}")
+        check_int(max_retries, "max_retries", least=0)
         check_positive_int(batch_size, "batch_size", optional=True)
         if long_documents is not None and long_documents not in LONG_DOCUMENTS:
             raise InvalidInputError(

@@ -10,6 +10,7 @@ the standard library only.
 from .calibration import CALIBRATED, CALIBRATION_METHODS, Calibration, CalibrationMethod
 from .checks import (
     check_documents,
+    check_int,
     check_pairs,
     check_positive_int,
     check_positive_number,
@@ -93,6 +94,7 @@ __all__ = [
     "TrainingOptions",
     "approximate_tokens",
     "check_documents",
+    "check_int",
     "check_pairs",
     "check_positive_int",
     "check_positive_number",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import InvalidInputError, InvalidInputTypeError
 
 __all__ = [
+    "FieldError",
     "check_documents",
+    "check_int",
     "check_pairs",
     "check_positive_int",
     "check_positive_number",
@@ -55,22 +57,44 @@ def find_lone_surrogate(value: object, field: str) -> str | None:
     return None
 
 
+FieldError = Callable[[str, str], Exception]
+"""Makes the error for a bad field from its name and a message (``InvalidInputError`` by
+default; ``TrainingOptions`` makes a ``TrainingError``)."""
+
+
+def check_int(
+    value: object,
+    field: str,
+    *,
+    least: int | None = None,
+    optional: bool = False,
+    error: FieldError = InvalidInputError,
+) -> None:
+    """Raise ``error(field, message)`` unless ``value`` is an int of at least ``least`` (any int
+    when ``None``), or ``None`` with ``optional``. ``True`` and ``1.0`` are refused."""
+    if value is None and optional:
+        return
+    too_small = least is not None and isinstance(value, int) and value < least
+    if isinstance(value, bool) or not isinstance(value, int) or too_small:
+        kind = "an integer" if least is None else f"an integer of at least {least}"
+        raise error(field, f"must be {kind}, got {value!r}")
+
+
 def check_positive_int(value: object, field: str, *, optional: bool = False) -> None:
     """Raise :class:`InvalidInputError` naming ``field`` unless ``value`` is an int >= 1 (or
     ``None`` with ``optional``). ``True`` and ``1.0`` are refused."""
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(field, f"must be a positive integer, got {value!r}")
+    check_int(value, field, least=1, optional=optional)
 
 
-def check_positive_number(value: object, field: str, *, optional: bool = False) -> None:
-    """Raise :class:`InvalidInputError` naming ``field`` unless ``value`` is an int or float > 0
-    (or ``None`` with ``optional``). ``True`` and NaN are refused."""
+def check_positive_number(
+    value: object, field: str, *, optional: bool = False, error: FieldError = InvalidInputError
+) -> None:
+    """Raise ``error(field, message)`` (:class:`InvalidInputError` by default) unless ``value``
+    is an int or float > 0 (or ``None`` with ``optional``). ``True`` and NaN are refused."""
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidInputError(field, f"must be a positive number, got {value!r}")
+        raise error(field, f"must be a positive number, got {value!r}")
 
 
 def check_query(query: object, field: str = "query") -> str:

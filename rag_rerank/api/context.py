@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidInputError, InvalidInputTypeError
+from .checks import check_int
 from .pruning import join_sentences, split_sentences
 
 if TYPE_CHECKING:
@@ -164,14 +165,10 @@ class ContextBudget:
     )
 
     def __post_init__(self) -> None:
-        m = self.max_tokens
-        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
-            raise InvalidInputError(
-                "max_context_tokens", f"must be a positive number of tokens or None, got {m!r}"
-            )
+        check_int(self.max_tokens, "max_context_tokens", least=1, optional=True)
         if self.order not in CONTEXT_ORDERS:
             raise InvalidInputError("order", f"must be 'score' or 'edges', got {self.order!r}")
-        if self.tokenizer is not None and m is None:
+        if self.tokenizer is not None and self.max_tokens is None:
             raise InvalidInputError("tokenizer", "counts tokens for max_context_tokens; set it too")
         object.__setattr__(self, "count", token_counter(self.tokenizer))
 

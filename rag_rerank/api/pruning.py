@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidInputError, InvalidInputTypeError
+from .checks import check_int
 
 if TYPE_CHECKING:
     from .results import RerankResult
@@ -139,11 +140,7 @@ class PruneOptions:
             isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 <= m <= 1.0
         ):
             raise InvalidInputError("prune.min_score", f"must be in [0, 1] or None, got {m!r}")
-        c = self.context
-        if isinstance(c, bool) or not isinstance(c, int) or c < 0:
-            raise InvalidInputError(
-                "prune.context", f"must be an integer >= 0 (sentences each side), got {c!r}"
-            )
+        check_int(self.context, "prune.context", least=0)
         if not isinstance(self.keep_first, bool):
             raise InvalidInputError(
                 "prune.keep_first", f"must be True or False, got {self.keep_first!r}"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ..errors import TrainingError
+from .checks import check_int, check_positive_number
 from .settings import Settings, setting
 
 __all__ = ["LOSSES", "Loss", "TrainingOptions"]
@@ -64,12 +65,10 @@ class TrainingOptions(Settings):
             ("hard_negatives", 0),
             ("random_negatives", 0),
         ):
-            _check_int(name, getattr(self, name), least)
-        if self.checkpoint_every is not None:
-            _check_int("checkpoint_every", self.checkpoint_every, 1)
-        rate = self.learning_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-            raise TrainingError(f"must be positive, got {rate!r}", option="learning_rate")
+            check_int(getattr(self, name), name, least=least, error=_training_error)
+        every = self.checkpoint_every
+        check_int(every, "checkpoint_every", least=1, optional=True, error=_training_error)
+        check_positive_number(self.learning_rate, "learning_rate", error=_training_error)
         share = self.held_out
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
             raise TrainingError(f"must be in [0, 1), got {share!r}", option="held_out")
@@ -104,10 +103,5 @@ class TrainingOptions(Settings):
         return loss
 
 
-def _check_int(name: str, value: object, least: int | None) -> None:
-    """Raise :class:`TrainingError` naming ``name`` unless ``value`` is an int (not a bool) of
-    at least ``least`` (any int when ``None``)."""
-    too_small = least is not None and isinstance(value, int) and value < least
-    if isinstance(value, bool) or not isinstance(value, int) or too_small:
-        kind = "an integer" if least is None else f"an integer of at least {least}"
-        raise TrainingError(f"must be {kind}, got {value!r}", option=name)
+def _training_error(field: str, message: str) -> TrainingError:
+    return TrainingError(message, option=field)

@@ -110,6 +110,9 @@ def add_option_flags(
     defaults: Mapping[str, Any] | None = None,
     parsers: Mapping[str, Callable[[str], Any]] | None = None,
     exclude: Collection[str] = (),
+    flags: Mapping[str, str] | None = None,
+    metavars: Mapping[str, str] | None = None,
+    repeated: Collection[str] = (),
 ) -> None:
     """One flag per field of the frozen options class ``options`` (``max_length`` ->
     ``--max-length``) with the field's type, default and help text (``options.help(name)``).
@@ -118,57 +121,72 @@ def add_option_flags(
 
     Args:
         parser: The parser or argument group to add the flags to.
-        options: :class:`RerankerOptions`, :class:`~rag_rerank.api.TrainingOptions`...
+        options: :class:`RerankerOptions`, :class:`~rag_rerank.api.ServerOptions`,
+            :class:`~rag_rerank.api.TrainingOptions`...
         help: Help text by field name, instead of the field's.
         defaults: Defaults by field name instead of the field's (from the environment); their
             help text says the default itself.
         parsers: Value parsers by field name, used as given (without the options' check).
         exclude: Fields that get no flag.
+        flags: Flag names by field name, instead of the field's name with dashes.
+        metavars: Metavariables by field name, instead of ``N`` or the name in capitals.
+        repeated: Fields whose flag may be given several times, each adding one item.
     """
     hints = typing.get_type_hints(options)
     help, defaults, parsers = help or {}, defaults or {}, parsers or {}
+    flags, metavars = flags or {}, metavars or {}
     for field in dataclasses.fields(options):
         name = field.name
         if name in exclude:
             continue
-        flag = "--" + name.replace("_", "-")
+        flag = flags.get(name, "--" + name.replace("_", "-"))
         text = _cli_wording(help.get(name, options.help(name))).replace("%", "%%")
         default = defaults.get(name, field.default)
         if name not in defaults and default is not None and not isinstance(default, bool):
-            text += " Default: %(default)s."
+            text += f" Default: {_shown(name, default)}."
         kind = _unwrap_optional(hints[name])
         if kind is bool:
             # --trust-remote-code / --no-trust-remote-code; None (show_progress) means "auto".
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=default, help=text
             )
-        elif typing.get_origin(kind) is Literal:
-            choices = [str(c) for c in typing.get_args(kind)]
-            parser.add_argument(flag, choices=choices, default=default, help=text)
+            continue
+        if typing.get_origin(kind) is Literal:
+            choices = [str(c) for c in typing.get_args(kind)]  # all lower case: INFO works too
+            parser.add_argument(flag, type=str.lower, choices=choices, default=default, help=text)
+            continue
+        if name in parsers:
+            convert = parsers[name]
+        elif name in repeated:
+            convert = str
         elif set(typing.get_args(kind)) - {type(None)} == {int, str}:  # cache: size or name
-            parser.add_argument(
-                flag,
-                type=_option_value(options, name, _int_or_text),
-                default=default,
-                metavar=name.upper(),
-                help=text,
-            )
+            convert = _option_value(options, name, _int_or_text)
+        elif kind in (int, float) and default is not None and hints[name] is not kind:  # N or off
+            convert = _option_value(options, name, _number_or_off(_PARSERS[kind]))
         elif kind in (int, float, str):
-            if name in parsers:
-                convert = parsers[name]
-            elif kind is int and default is not None and hints[name] is not int:  # N or off
-                convert = _option_value(options, name, _int_or_off)
-            else:
-                convert = _option_value(options, name, _PARSERS[kind])
-            parser.add_argument(
-                flag,
-                type=convert,
-                default=default,
-                metavar="N" if kind is int else name.upper(),
-                help=text,
-            )
+            convert = _option_value(options, name, _PARSERS[kind])
         else:  # a new option of a new type: say so here rather than guess a parser
             raise TypeError(f"no command-line flag for option {name} of type {kind!r}")
+        metavar = metavars.get(name, "N" if kind is int else name.upper())
+        action = "append" if name in repeated else "store"
+        if name in repeated:
+            text += " Repeatable: one each."
+        parser.add_argument(
+            flag,
+            dest=name,
+            type=convert,
+            default=default,
+            metavar=metavar,
+            action=action,
+            help=text,
+        )
+
+
+def _shown(name: str, default: object) -> str:
+    """A default as the help text shows it: sizes in MiB, floats without trailing zeros."""
+    if name.endswith("_bytes") and isinstance(default, int) and default % 2**20 == 0:
+        return f"{default // 2**20} MiB"
+    return f"{default:g}" if isinstance(default, float) else str(default)
 
 
 def _cli_wording(text: str) -> str:
@@ -176,9 +194,13 @@ def _cli_wording(text: str) -> str:
     return re.sub(r"\bNone\b", "off", text).replace("off (off)", "off")
 
 
-def _int_or_off(text: str) -> int | None:
-    """A whole number, or ``off``/``none`` as ``None``."""
-    return None if text.strip().lower() in ("none", "off") else whole_number(text)
+def _number_or_off(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``convert``, or ``off``/``none`` as ``None``."""
+
+    def parse(text: str) -> Any:
+        return None if text.strip().lower() in ("none", "off") else convert(text)
+
+    return parse
 
 
 def _int_or_text(text: str) -> int | str | None:

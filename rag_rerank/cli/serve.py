@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
-import typing
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..api import ServerOptions
 from ..api.serving import QUEUE_PER_REQUEST
 from ..errors import InvalidInputError
 from .models import add_models_option, model_specs, parse_size
-from .option_flags import add_model_options, load_reranker, reranker_options
-from .options import non_empty, non_negative_float, port_number, positive_float, positive_int
+from .option_flags import add_model_options, add_option_flags, load_reranker, reranker_options
+from .options import non_empty, non_negative_float, port_number, positive_int
 from .output import error
 
 if TYPE_CHECKING:
@@ -46,8 +44,7 @@ def add_serve(subparsers: Subparsers) -> None:
         "field), by --split or by default, and --shadow compares a candidate on live traffic. "
         "Needs the 'server' extra.",
     )
-    settings = [name for name in ServerOptions.names() if name not in _ROLLOUT]
-    _add_setting_flags(parser, settings)
+    _add_setting_flags(parser, exclude=_ROLLOUT)
     group = add_model_options(
         parser,
         help_overrides={
@@ -65,7 +62,7 @@ def add_serve(subparsers: Subparsers) -> None:
         "name); the first is the default.",
     )
     rollout = parser.add_argument_group("rolling out a new model")
-    _add_setting_flags(rollout, _ROLLOUT)
+    _add_setting_flags(rollout, exclude=set(ServerOptions.names()) - set(_ROLLOUT))
     _add_ray_options(parser)
     parser.set_defaults(handler=serve)
 
@@ -73,8 +70,8 @@ def add_serve(subparsers: Subparsers) -> None:
 _ROLLOUT = ("split", "shadow", "shadow_queue", "memory_limit")
 """The settings in the "rolling out a new model" group of ``serve --help``."""
 
-_FLAGS = {"cors_origins": "--cors-origin"}  # repeated once per origin: singular
 _METAVARS = {
+    "port": "PORT",
     "cors_origins": "ORIGIN",
     "allowed_hosts": "HOSTS",
     "split": "NAME=WEIGHT,...",
@@ -83,69 +80,14 @@ _METAVARS = {
     "memory_limit": "SIZE",
 }
 _HELP = {  # where the command line reads a setting its own way
+    "api_key": f"{ServerOptions.help('api_key')} Default: ${API_KEY_ENV}, which other users "
+    "cannot read in the process list (prefer it to the flag), else none.",
     "allowed_hosts": "Comma-separated Host header names to serve (any port), or '*' for any; "
     "others get 400. Default: localhost,127.0.0.1,::1 when --host is a loopback address, "
     "else any.",
     "memory_limit": "Memory the models may use, e.g. 8GiB (default: the device's free memory); "
     "the server refuses to start when the models' estimated needs exceed it.",
 }
-
-
-def _add_setting_flags(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, names: Sequence[str]
-) -> None:
-    """One flag per :class:`ServerOptions` field in ``names`` (``max_documents`` ->
-    ``--max-documents``), with the field's default and help; values parsed as the field's type
-    and checked as they are parsed, so a bad one is a usage error naming the flag."""
-    hints = typing.get_type_hints(ServerOptions)
-    defaults = ServerOptions()
-    for name in names:
-        kind = hints[name]
-        default = getattr(defaults, name)
-        text = _HELP.get(name) or re.sub(r"\bNone\b", "off", ServerOptions.help(name))
-        if default is not None:
-            text += f" Default: {_shown(name, default)}."
-        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
-        extra: dict[str, Any] = {"metavar": _METAVARS[name]} if name in _METAVARS else {}
-        if name == "api_key":
-            default = os.environ.get(API_KEY_ENV) or None
-            text += (
-                f" Default: ${API_KEY_ENV}, which other users cannot read in the process list "
-                "(prefer it to the flag), else none."
-            )
-        elif name == "allowed_hosts":
-            default = ()  # resolved by --host: see _allowed_hosts
-        if typing.get_origin(kind) is Literal:
-            extra.update(type=str.lower, choices=typing.get_args(kind))
-        elif name == "cors_origins":
-            extra["action"] = "append"
-            text += " Repeatable: one origin each."
-        else:
-            extra["type"] = _PARSERS.get(name) or _parser_of(kind)
-        parser.add_argument(flag, dest=name, default=default, help=text.replace("%", "%%"), **extra)
-
-
-def _shown(name: str, default: object) -> str:
-    if name.endswith("_bytes") and isinstance(default, int) and default % 2**20 == 0:
-        return f"{default // 2**20} MiB"
-    return f"{default:g}" if isinstance(default, float) else str(default)
-
-
-def _parser_of(kind: object) -> Callable[[str], Any]:
-    """The value parser of a setting of type ``kind``: positive numbers, ``off`` for an
-    optional number of seconds, text as given."""
-    if kind in (int, int | None):
-        return positive_int
-    if kind is float:
-        return positive_float
-    if kind == float | None:
-        return _positive_or_off
-    return str
-
-
-def _positive_or_off(text: str) -> float | None:
-    """A number > 0, or ``off``/``none`` as ``None``."""
-    return None if text.strip().lower() in ("off", "none") else positive_float(text)
 
 
 def _host_list(text: str) -> list[str] | None:
@@ -216,8 +158,28 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "drain_timeout": non_negative_float,
     "allowed_hosts": _host_list,
     "memory_limit": _size,
+    "split": str,  # NAME=WEIGHT,... read by parse_split, which names the bad part
 }
-"""Settings whose flag takes other values than its type's default parser (:func:`_parser_of`)."""
+"""Settings whose flag reads its text its own way (the others: the field's type, checked by
+:class:`ServerOptions`)."""
+
+
+def _add_setting_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, exclude: Collection[str]
+) -> None:
+    """One flag per :class:`ServerOptions` field but ``exclude`` (``max_documents`` ->
+    ``--max-documents``), with the field's default and help."""
+    add_option_flags(
+        parser,
+        ServerOptions,
+        help=_HELP,
+        defaults={"api_key": os.environ.get(API_KEY_ENV) or None, "allowed_hosts": ()},
+        parsers=_PARSERS,
+        exclude=exclude,
+        flags={"cors_origins": "--cors-origin"},  # once per origin: singular
+        metavars=_METAVARS,
+        repeated=("cors_origins",),
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
