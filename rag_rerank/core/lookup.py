@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import NonFiniteScoreError
-from .cache import ScoreCache, document_key, query_digest
+from .cache import ScoreCache
+from .cache_keys import document_key, query_digest
 
 __all__ = ["CacheLookup"]
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..api import Calibration, RerankerOptions
-from .cache import model_identity
+from .cache_keys import model_identity
 from .device import resolve_device, resolve_dtype
 from .loading import PairModel
 
