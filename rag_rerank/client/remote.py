@@ -1,16 +1,10 @@
-"""RemoteReranker: the Reranker API over HTTP, against ``rag-rerank serve`` or a TEI server.
-
-Many application processes can share one GPU server: each holds a ``RemoteReranker`` where it
-would hold a ``Reranker`` (the LangChain compressor and LlamaIndex postprocessor accept either).
-Needs ``httpx`` (``pip install "rag-rerank[server]"``).
-"""
+""":class:`RemoteReranker`: requests to the server, in batches, with retries and backoff; its
+answers are read by :mod:`.wire`."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import email.utils
-import math
 import os
 import random
 import threading
@@ -27,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'RemoteReranker needs httpx: pip install "rag-rerank[server]" (or pip install httpx)'
     ) from exc
 
-from .api import (
+from ..api import (
     LONG_DOCUMENTS,
     BaseReranker,
     Calibration,
@@ -36,14 +30,8 @@ from .api import (
     check_positive_int,
     check_positive_number,
 )
-from .errors import (
-    EngineStoppedError,
-    InvalidInputError,
-    NonFiniteScoreError,
-    OverloadedError,
-    RemoteRerankError,
-    RerankError,
-)
+from ..errors import InvalidInputError, NonFiniteScoreError, RemoteRerankError
+from .wire import batch_size_from, parse_logits, retry_after
 
 __all__ = ["RemoteRerankError", "RemoteReranker"]
 
@@ -287,7 +275,7 @@ class RemoteReranker(BaseReranker):
     def _query_logits(self, query: str, docs: list[str]) -> np.ndarray:
         """The logits of ``docs`` for ``query``: one request per batch, retried."""
         if self._batch_size is None:
-            self._batch_size = _batch_size_from(self.info())
+            self._batch_size = batch_size_from(self.info())
         logits = np.empty(len(docs), dtype=np.float32)
         for start, end in self._batches(len(docs), self._batch_size):
             body = self._body(query, docs[start:end])
@@ -302,14 +290,14 @@ class RemoteReranker(BaseReranker):
                 if attempt < self.max_retries and _retryable(response):
                     time.sleep(self._delay(attempt, response))
                     continue
-                logits[start:end] = _parse(response, query, docs, start, end)
+                logits[start:end] = parse_logits(response, query, docs, start, end)
                 break
         return logits
 
     async def _aquery_logits(self, query: str, docs: list[str]) -> np.ndarray:
         """Async :meth:`_query_logits`: the batches' requests run concurrently."""
         if self._batch_size is None:
-            self._batch_size = _batch_size_from(await self._ainfo())
+            self._batch_size = batch_size_from(await self._ainfo())
         logits = np.empty(len(docs), dtype=np.float32)
 
         async def run(start: int, end: int) -> None:
@@ -325,7 +313,7 @@ class RemoteReranker(BaseReranker):
                 if attempt < self.max_retries and _retryable(response):
                     await asyncio.sleep(self._delay(attempt, response))
                     continue
-                logits[start:end] = _parse(response, query, docs, start, end)
+                logits[start:end] = parse_logits(response, query, docs, start, end)
                 return
 
         await asyncio.gather(*(run(s, e) for s, e in self._batches(len(docs), self._batch_size)))
@@ -342,7 +330,7 @@ class RemoteReranker(BaseReranker):
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         if response is not None:
-            after = _retry_after(response.headers.get("Retry-After"))
+            after = retry_after(response.headers.get("Retry-After"))
             if after is not None:
                 return min(after, self.max_backoff)
         delay = min(self.backoff * 2**attempt, self.max_backoff)
@@ -365,98 +353,5 @@ def _renumbered(
     return exc if i == exc.pair_index else NonFiniteScoreError(i, query, documents[i], exc.value)
 
 
-def _batch_size_from(info: dict[str, Any]) -> int | None:
-    size = info.get("max_client_batch_size")
-    return size if isinstance(size, int) and size > 0 else None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _unreachable(url: str, exc: Exception) -> RemoteRerankError:
     return RemoteRerankError(f"cannot reach the rerank server at {url}: {exc}", None, None)
-
-
-def _parse(
-    response: httpx.Response, query: str, docs: list[str], start: int, end: int
-) -> np.ndarray:
-    """The logits of ``docs[start:end]`` in input order, or the server's error as a typed one."""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if response.status_code != 200:
-        raise _error(response.status_code, payload, query, docs, start)
-    count = end - start
-    logits = np.full(count, np.nan, dtype=np.float32)
-    seen = np.zeros(count, dtype=bool)
-    try:
-        for item in payload:
-            index = int(item["index"])
-            if not 0 <= index < count or seen[index]:
-                raise ValueError(f"index {index}")
-            seen[index] = True
-            logits[index] = float(item["score"])
-    except (TypeError, KeyError, ValueError) as exc:
-        raise RemoteRerankError(
-            f"the server sent an unexpected rerank response ({exc})", 200, None
-        ) from exc
-    if not seen.all():
-        raise RemoteRerankError(
-            f"the server ranked {int(seen.sum())} of {count} documents", 200, None
-        )
-    bad = np.flatnonzero(~np.isfinite(logits))
-    if len(bad):
-        i = start + int(bad[0])
-        raise NonFiniteScoreError(i, query, docs[i], float(logits[bad[0]]))
-    return logits
-
-
-def _error(status: int, payload: object, query: str, docs: list[str], start: int) -> RerankError:
-    body = payload if isinstance(payload, dict) else {}
-    message = str(body.get("error") or body.get("message") or body.get("detail") or status)
-    error_type = body.get("error_type")
-    field = body.get("field")
-    if status == 429:
-        return OverloadedError(f"the rerank server is overloaded: {message}")
-    if status == 503:
-        return EngineStoppedError(f"the rerank server is unavailable: {message}")
-    if status in (413, 422):
-        # The server names its own field ("texts[3]"); report it in the caller's terms.
-        name = str(field or "documents")
-        if name.startswith("texts"):
-            name = _shift_index("documents" + name.removeprefix("texts"), start)
-        return InvalidInputError(name, message.split(": ", 1)[-1])
-    if status == 500 and error_type == "non_finite_score" and isinstance(field, str):
-        index = _index_of(field)
-        if index is not None:
-            i = start + index
-            return NonFiniteScoreError(i, query, docs[i], math.nan)
-    return RemoteRerankError(f"rerank server error {status}: {message}", status, error_type)
-
-
-def _index_of(field: str) -> int | None:
-    if "[" not in field or not field.endswith("]"):
-        return None
-    try:
-        return int(field[field.index("[") + 1 : -1])
-    except ValueError:
-        return None
-
-
-def _shift_index(field: str, offset: int) -> str:
-    index = _index_of(field)
-    if index is None or offset == 0:
-        return field
-    return f"{field[: field.index('[')]}[{index + offset}]"
