@@ -14,7 +14,14 @@ docs/results/cpu-speed.md): oneDNN ran the forward 1.7x (fp32) and 1.1x (bf16) f
 weights pre-packed for oneDNN at load bought under 3% and would double their memory, so they are
 not; one batched SDPA call over equal-length pairs took the same time as one call per pair; a
 bf16 attention as three kernels (scores, softmax, weighted sum) was 1.7x faster than SDPA but
-rounds the scores to bf16 and drifted further from fp32, so it is not used.
+rounds the scores to bf16 and drifted further from fp32, so it is not used. ``torch.compile``
+(inductor's CPU backend, torch 2.13) did not pay either: attention as one compiled
+``flex_attention`` per layer over the packed tokens with a document mask ran 0.86x (fp32) and
+0.77x (bf16) of per-pair SDPA; the layer's part after attention compiled (``freezing``, with or
+without ``max_autotune``) picked the same oneDNN products in bf16 (0.99-1.02x) and torch's slower
+fp32 product in fp32 (0.62-0.64x), after 10-60 s of compilation.
+
+:func:`onednn_linears` gives the LLM rerankers' fp32 decoders the same oneDNN products.
 """
 
 from __future__ import annotations
