@@ -202,16 +202,18 @@ def onednn_linears(model: torch.nn.Module) -> int:
     decoders); returns how many. In place, on the modules' own weights (no copy).
 
     On CPUs where torch's fp32 product takes a slow path (a 2-core AMD EPYC: 90 against 210
-    GFLOP/s), this ran a Qwen3-0.6B-shaped decoder's fp32 forward about 1.8x faster
+    GFLOP/s), this ran a Qwen3-0.6B-shaped decoder's fp32 forward 1.66x faster
     (docs/results/cpu-speed.md). bf16 products already run in oneDNN, so bf16 layers are left as
     they are. Rows are padded up to a multiple of :data:`TOKEN_BUCKET`, so oneDNN sees a bounded
     set of shapes. A call the product cannot take (autograd, a weight moved off the CPU or cast
-    from fp32) runs the layer's own ``nn.Linear.forward``.
+    from fp32) runs the layer's own ``nn.Linear.forward``; a layer whose forward is already
+    replaced (accelerate's hooks) is left alone.
     """
     count = 0
     for module in model.modules():
         if (
             type(module) is torch.nn.Linear
+            and "forward" not in vars(module)  # already wrapped (here, or by accelerate's hooks)
             and module.weight.device.type == "cpu"
             and module.weight.dtype == torch.float32
             and _onednn_runs(torch.float32)
@@ -229,6 +231,7 @@ def _onednn_forward(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
         or weight.dtype != torch.float32
         or x.device.type != "cpu"
         or weight.device.type != "cpu"
+        or x.numel() == 0
         or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
     ):
         return torch.nn.Linear.forward(module, x)
