@@ -27,6 +27,7 @@ from transformers import (
 )
 
 from ...errors import InvalidInputError, ModelLoadError
+from ..packed import onednn_linears
 from .templates import FORMATS, PromptFormat, recognise_format, shared_prefixes, split_windows
 
 __all__ = ["LLMRerankerModel", "recognise"]
@@ -164,8 +165,6 @@ class LLMRerankerModel:
             ) from exc
         model.to(device)
         model.eval()
-        from ..packed import onednn_linears
-
         onednn_linears(model.base_model)  # fp32 on the CPU: oneDNN products (issue 29)
         return cls(name_or_path, model, tokenizer, prompt, instruction, device)
 
