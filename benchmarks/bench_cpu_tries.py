@@ -194,6 +194,7 @@ def llm_tries(args: argparse.Namespace) -> None:
 
     from rag_rerank import Reranker
     from rag_rerank.core.batching import token_budget_batches
+    from rag_rerank.core.engine import MAX_PADDING
     from rag_rerank.testing import build_qwen3
 
     folder = build_qwen3(
@@ -228,7 +229,7 @@ def llm_tries(args: argparse.Namespace) -> None:
         extra = encoded.extra
         out = []
         for batch in token_budget_batches(
-            encoded.lengths, rr.batch_tokens, max_padding=rr.engine.max_padding
+            encoded.lengths, rr.batch_tokens, max_padding=MAX_PADDING["cpu"]
         ):
             rows = [encoded.input_ids[i] for i in batch]
             out.append(m.forward(m.collate(rows, [extra[i] for i in batch])))
