@@ -12,13 +12,18 @@ shared machine, where wall times are not), the forwards alternated, median of ``
   the wall time of the first pass (cold compilation, in a fresh inductor cache), CPU seconds,
   and max |logit diff| to today's fp32 forward.
 - ``llm``: an LLM reranker's forward (Qwen3-Reranker-0.6B shape, ``--layers`` of its 28, random
-  weights, 1 query x 50 documents of 100-400 tokens): fp32 with the decoder's ``nn.Linear``
-  layers against the oneDNN products of :func:`rag_rerank.core.packed.onednn_linears` (what
-  rag-rerank runs), bf16 beside them, max score diff, and the busiest operators of each.
+  weights, 1 query x 50 documents of 100-400 tokens), fp32 and bf16, each with the decoder's
+  ``nn.Linear`` layers and with the oneDNN products on bucketed rows of
+  :func:`rag_rerank.core.packed.onednn_linears` (what rag-rerank runs): CPU seconds, max score
+  diff to fp32 ``nn.Linear``, and the busiest operators of each.
+- ``memory``: the LLM reranker's resident memory over ``--requests`` requests of different
+  sizes, with ``nn.Linear`` and with the oneDNN products on bucketed rows (oneDNN keeps code for
+  every shape it sees), each in a fresh process.
 
 Examples:
     python benchmarks/bench_cpu_tries.py compile --runs 3
     python benchmarks/bench_cpu_tries.py llm --runs 3 --layers 2
+    python benchmarks/bench_cpu_tries.py memory --requests 120 --layers 2
 """
 
 from __future__ import annotations
@@ -209,18 +214,21 @@ def llm_tries(args: argparse.Namespace) -> None:
     model = rerankers["fp32"].engine.model
     documents = _documents(model.tokenizer, 50, 100, 400, seed=0)
 
-    onednn = {  # the oneDNN forwards onednn_linears set at load, by module
-        module: module.__dict__["forward"]
-        for module in model.model.modules()
-        if "forward" in module.__dict__
+    onednn = {  # the oneDNN forwards onednn_linears set at load, by model and module
+        rr.engine.model: {
+            module: module.__dict__["forward"]
+            for module in rr.engine.model.model.modules()
+            if "forward" in module.__dict__
+        }
+        for rr in rerankers.values()
     }
 
     def request(rr: Any, linear: bool) -> torch.Tensor:
         """One request's forward in this thread: the engine's batches, prefix cache cleared;
-        ``linear``: the fp32 model's own ``nn.Linear.forward`` instead of oneDNN's."""
+        ``linear``: the model's own ``nn.Linear.forward`` instead of oneDNN's."""
         m = rr.engine.model
         m.clear_prefix_cache()
-        for module, forward in onednn.items():
+        for module, forward in onednn[m].items():
             if linear:
                 module.__dict__.pop("forward", None)
             else:
@@ -238,7 +246,10 @@ def llm_tries(args: argparse.Namespace) -> None:
     paths = {
         "fp32, nn.Linear": functools.partial(request, rerankers["fp32"], True),
         "fp32, oneDNN (rag-rerank)": functools.partial(request, rerankers["fp32"], False),
-        "bf16 (rag-rerank)": functools.partial(request, rerankers["bf16"], False),
+        "bf16, nn.Linear": functools.partial(request, rerankers["bf16"], True),
+        "bf16, oneDNN on bucketed rows (rag-rerank)": functools.partial(
+            request, rerankers["bf16"], False
+        ),
     }
     scores = {name: path() for name, path in paths.items()}
     times = alternated(paths, args.runs)
@@ -249,7 +260,8 @@ def llm_tries(args: argparse.Namespace) -> None:
     )
     print(
         f"Qwen3-Reranker-0.6B shape, {args.layers} of 28 layers, 50 documents of 100-400 "
-        f"tokens ({tokens} template tokens before prefix sharing); {len(onednn)} oneDNN products"
+        f"tokens ({tokens} template tokens before prefix sharing); "
+        f"{len(onednn[model])} oneDNN products"
     )
     print()
     print("| forward | CPU s | vs fp32 nn.Linear | max score diff |")
@@ -273,16 +285,91 @@ def llm_tries(args: argparse.Namespace) -> None:
         rr.close()
 
 
+def memory_tries(args: argparse.Namespace) -> None:
+    """Resident memory of an LLM reranker over many requests of different sizes, with the
+    decoder's ``nn.Linear`` layers and with :func:`rag_rerank.core.packed.onednn_linears`'
+    oneDNN products on bucketed rows, each in a fresh process (oneDNN keeps code per shape)."""
+    import multiprocessing
+
+    from bench_llm import QWEN3_06B
+
+    from rag_rerank.testing import build_qwen3
+
+    folder = build_qwen3(
+        Path(tempfile.mkdtemp(prefix="bench-cpu-tries-")) / "Qwen3-Reranker-shape",
+        **{**QWEN3_06B, "num_hidden_layers": args.layers},
+    )
+    marks = sorted({1, args.requests // 4, args.requests // 2, args.requests})
+    print(
+        f"Qwen3-Reranker-0.6B shape, {args.layers} of 28 layers; requests of 3-12 documents of "
+        "20-400 tokens; RSS growth from the first request on, MB"
+    )
+    print()
+    print("| precision | Linear layers | " + " | ".join(f"after {n}" for n in marks) + " | CPU s |")
+    print("| --- | --- |" + " ---: |" * (len(marks) + 1))
+    context = multiprocessing.get_context("spawn")
+    for name, _ in PRECISIONS:
+        for onednn in (False, True):
+            with context.Pool(1) as pool:
+                growth, seconds = pool.apply(_rss_growth, (str(folder), name, onednn, marks))
+            layer = "oneDNN on bucketed rows (rag-rerank)" if onednn else "nn.Linear"
+            cells = " | ".join(f"+{mb}" for mb in growth)
+            print(f"| {name} | {layer} | {cells} | {seconds:.1f} |")
+
+
+def _rss_growth(folder: str, name: str, onednn: bool, marks: list[int]) -> tuple[list[int], float]:
+    """MB of resident memory gained after each of ``marks`` requests, and the CPU seconds."""
+    import random
+
+    import psutil
+    from bench_llm import _documents
+
+    from rag_rerank import Reranker
+    from rag_rerank.core.batching import token_budget_batches
+    from rag_rerank.core.engine import MAX_PADDING
+
+    torch.set_num_threads(1)
+    rr = Reranker(folder, device="cpu", dtype=name, cache=None, show_progress=False)
+    model = rr.engine.model
+    if not onednn:
+        for module in model.model.modules():
+            module.__dict__.pop("forward", None)
+    rng = random.Random(0)
+    requests = [
+        _documents(model.tokenizer, rng.randint(3, 12), 20, 400, seed=seed)
+        for seed in range(marks[-1])
+    ]
+    query = "which bank pays the best interest rate on savings accounts"
+    process = psutil.Process()
+    start, clock = process.memory_info().rss, time.thread_time()
+    growth = []
+    with torch.inference_mode():
+        for i, documents in enumerate(requests, 1):
+            model.clear_prefix_cache()
+            encoded = model.encode(
+                [query] * len(documents), documents, max_length=8192, windows=True
+            )
+            for batch in token_budget_batches(
+                encoded.lengths, rr.batch_tokens, max_padding=MAX_PADDING["cpu"]
+            ):
+                rows = [encoded.input_ids[j] for j in batch]
+                model.forward(model.collate(rows, [encoded.extra[j] for j in batch]))
+            if i in marks:
+                growth.append((process.memory_info().rss - start) >> 20)
+    return growth, time.thread_time() - clock
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog="\n".join(__doc__.splitlines()[2:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("part", choices=["compile", "llm"])
+    parser.add_argument("part", choices=["compile", "llm", "memory"])
     parser.add_argument("--runs", type=int, default=3, help="timed alternated runs (default 3)")
-    parser.add_argument("--layers", type=int, default=2, help="llm: decoder layers (0.6B: 28)")
+    parser.add_argument("--layers", type=int, default=2, help="llm, memory: decoder layers")
     parser.add_argument("--profile", type=int, default=8, help="llm: operators shown per path")
+    parser.add_argument("--requests", type=int, default=120, help="memory: requests run")
     parser.add_argument("--workdir", default="~/.cache/rag-rerank/bench")
     return parser.parse_args(argv)
 
@@ -291,7 +378,7 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # torch then runs in this thread: thread_time() counts all its work
     print(f"### {args.part} on {device_text('cpu')}; {versions()}; CPU seconds on 1 thread")
     print()
-    {"compile": compile_tries, "llm": llm_tries}[args.part](args)
+    {"compile": compile_tries, "llm": llm_tries, "memory": memory_tries}[args.part](args)
     return 0
 
 

@@ -21,7 +21,7 @@ rounds the scores to bf16 and drifted further from fp32, so it is not used. ``to
 without ``max_autotune``) picked the same oneDNN products in bf16 (0.99-1.02x) and torch's slower
 fp32 product in fp32 (0.62-0.64x), after 10-60 s of compilation.
 
-:func:`onednn_linears` gives the LLM rerankers' fp32 decoders the same oneDNN products.
+:func:`onednn_linears` gives the LLM rerankers' decoders the same oneDNN products on bucketed rows.
 """
 
 from __future__ import annotations
@@ -198,16 +198,18 @@ class _Linear:
 
 
 def onednn_linears(model: torch.nn.Module) -> int:
-    """Run ``model``'s fp32 CPU ``nn.Linear`` layers as oneDNN products (the LLM rerankers'
-    decoders); returns how many. In place, on the modules' own weights (no copy).
+    """Run ``model``'s fp32 and bf16 CPU ``nn.Linear`` layers as oneDNN products on row counts
+    padded to a multiple of :data:`TOKEN_BUCKET` (the LLM rerankers' decoders); returns how many.
+    In place, on the modules' own weights (no copy).
 
-    On CPUs where torch's fp32 product takes a slow path (a 2-core AMD EPYC: 90 against 210
-    GFLOP/s), this ran a Qwen3-0.6B-shaped decoder's fp32 forward 1.66x faster
-    (docs/results/cpu-speed.md). bf16 products already run in oneDNN, so bf16 layers are left as
-    they are. Rows are padded up to a multiple of :data:`TOKEN_BUCKET`, so oneDNN sees a bounded
-    set of shapes. A call the product cannot take (autograd, a weight moved off the CPU or cast
-    from fp32) runs the layer's own ``nn.Linear.forward``; a layer whose forward is already
-    replaced (accelerate's hooks) is left alone.
+    fp32: on CPUs where torch's fp32 product takes a slow path (a 2-core AMD EPYC: 90 against
+    210 GFLOP/s), this ran a Qwen3-0.6B-shaped decoder's forward 1.66x faster. bf16: torch's own
+    product already runs in oneDNN, as fast, but on the batch's exact row count, and oneDNN keeps
+    code for every shape it sees (about 0.7 MB each, never freed: 200 MB after 300 row counts of
+    one weight); padded rows bound the shapes, as for the packed encoder
+    (docs/results/cpu-speed.md). A call the product cannot take (autograd, a weight moved off the
+    CPU or cast to another dtype) runs the layer's own ``nn.Linear.forward``; a layer whose
+    forward is already replaced (accelerate's hooks) is left alone.
     """
     count = 0
     for module in model.modules():
@@ -215,8 +217,8 @@ def onednn_linears(model: torch.nn.Module) -> int:
             type(module) is torch.nn.Linear
             and "forward" not in vars(module)  # already wrapped (here, or by accelerate's hooks)
             and module.weight.device.type == "cpu"
-            and module.weight.dtype == torch.float32
-            and _onednn_runs(torch.float32)
+            and module.weight.dtype in _ONEDNN_DTYPES
+            and _onednn_runs(module.weight.dtype)
         ):
             module.forward = functools.partial(_onednn_forward, module)  # type: ignore[method-assign]
             count += 1
@@ -227,8 +229,8 @@ def _onednn_forward(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` as one oneDNN product over ``x``'s rows padded to :data:`TOKEN_BUCKET`."""
     weight, bias = module.weight, module.bias
     if (
-        x.dtype != torch.float32
-        or weight.dtype != torch.float32
+        x.dtype != weight.dtype
+        or weight.dtype not in _ONEDNN_DTYPES
         or x.device.type != "cpu"
         or weight.device.type != "cpu"
         or x.numel() == 0
