@@ -16,10 +16,10 @@ not; one batched SDPA call over equal-length pairs took the same time as one cal
 bf16 attention as three kernels (scores, softmax, weighted sum) was 1.7x faster than SDPA but
 rounds the scores to bf16 and drifted further from fp32, so it is not used. ``torch.compile``
 (inductor's CPU backend, torch 2.13) did not pay either: attention as one compiled
-``flex_attention`` per layer over the packed tokens with a document mask ran 0.86x (fp32) and
+``flex_attention`` per layer over the packed tokens with a document mask ran 0.84x (fp32) and
 0.77x (bf16) of per-pair SDPA; the layer's part after attention compiled (``freezing``, with or
-without ``max_autotune``) picked the same oneDNN products in bf16 (0.99-1.02x) and torch's slower
-fp32 product in fp32 (0.62-0.64x), after 10-60 s of compilation.
+without ``max_autotune``) picked the same oneDNN products in bf16 (0.96x) and torch's slower
+fp32 product in fp32 (0.62x), after 5-60 s of compilation per packed size.
 
 :func:`onednn_linears` gives the LLM rerankers' decoders the same oneDNN products on bucketed rows.
 """
@@ -203,13 +203,13 @@ def onednn_linears(model: torch.nn.Module) -> int:
     In place, on the modules' own weights (no copy).
 
     fp32: on CPUs where torch's fp32 product takes a slow path (a 2-core AMD EPYC: 90 against
-    210 GFLOP/s), this ran a Qwen3-0.6B-shaped decoder's forward 1.66x faster. bf16: torch's own
-    product already runs in oneDNN, as fast, but on the batch's exact row count, and oneDNN keeps
-    code for every shape it sees (about 0.7 MB each, never freed: 200 MB after 300 row counts of
-    one weight); padded rows bound the shapes, as for the packed encoder
-    (docs/results/cpu-speed.md). A call the product cannot take (autograd, a weight moved off the
-    CPU or cast to another dtype) runs the layer's own ``nn.Linear.forward``; a layer whose
-    forward is already replaced (accelerate's hooks) is left alone.
+    210 GFLOP/s), this ran a Qwen3-0.6B-shaped decoder's forward 1.7x faster, for about 250 MB
+    more resident memory. bf16: torch's own product already runs in oneDNN, as fast, but on each
+    batch's exact row count, and oneDNN keeps code for every shape it sees: resident memory grew
+    by 1.1 GB over 120 requests of different sizes and kept growing, against 260 MB, level, on
+    padded rows (docs/results/cpu-speed.md). A call the product cannot take (autograd, a weight
+    moved off the CPU or cast to another dtype) runs the layer's own ``nn.Linear.forward``; a
+    layer whose forward is already replaced (accelerate's hooks) is left alone.
     """
     count = 0
     for module in model.modules():
