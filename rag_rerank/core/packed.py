@@ -204,10 +204,10 @@ def onednn_linears(model: torch.nn.Module) -> int:
 
     fp32: on CPUs where torch's fp32 product takes a slow path (a 2-core AMD EPYC: 90 against
     210 GFLOP/s), this ran a Qwen3-0.6B-shaped decoder's forward 1.7x faster, for about 250 MB
-    more resident memory. bf16: torch's own product already runs in oneDNN, as fast, but on each
-    batch's exact row count, and oneDNN keeps code for every shape it sees: resident memory grew
-    by 1.1 GB over 120 requests of different sizes and kept growing, against 260 MB, level, on
-    padded rows (docs/results/cpu-speed.md). A call the product cannot take (autograd, a weight
+    more resident memory. bf16: torch's own product already runs in oneDNN, but on each batch's
+    exact row count, and oneDNN keeps code for every shape it sees: resident memory grew by 1.1
+    GB over 120 requests of different sizes and kept growing, against 265 MB, level, on padded
+    rows, for 3-8% more time (docs/results/cpu-speed.md). A call the product cannot take (autograd, a weight
     moved off the CPU or cast to another dtype) runs the layer's own ``nn.Linear.forward``; a
     layer whose forward is already replaced (accelerate's hooks) is left alone.
     """
