@@ -207,9 +207,10 @@ def onednn_linears(model: torch.nn.Module) -> int:
     more resident memory. bf16: torch's own product already runs in oneDNN, but on each batch's
     exact row count, and oneDNN keeps code for every shape it sees: resident memory grew by 1.1
     GB over 120 requests of different sizes and kept growing, against 265 MB, level, on padded
-    rows, for 3-8% more time (docs/results/cpu-speed.md). A call the product cannot take (autograd, a weight
-    moved off the CPU or cast to another dtype) runs the layer's own ``nn.Linear.forward``; a
-    layer whose forward is already replaced (accelerate's hooks) is left alone.
+    rows, for 3-8% more time (docs/results/cpu-speed.md). A call the product cannot take
+    (autograd, a weight moved off the CPU or cast to another dtype) runs the layer's own
+    ``nn.Linear.forward``; a layer whose forward is already replaced (accelerate's hooks) is left
+    alone.
     """
     count = 0
     for module in model.modules():
