@@ -83,3 +83,31 @@ def test_products_see_only_bucketed_row_counts(dtype: str, bert_dir: str) -> Non
         rows_seen.update(e.input_shapes[0][0] for e in products)
     assert all(rows % TOKEN_BUCKET == 0 for rows in rows_seen), rows_seen
     assert len(rows_seen) <= 3
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [("fp32", 1e-5), ("bf16", 1e-2)])
+def test_llm_decoder_runs_onednn_products_equal_to_its_own_layers(
+    dtype: str, tolerance: float, qwen3_dir: str
+) -> None:
+    # Issue 29: an LLM reranker on the CPU runs its decoder's Linear layers as oneDNN products
+    # (torch's fp32 product is 2x slower on some CPUs) on bucketed row counts only (oneDNN keeps
+    # code per shape: torch's bf16 product on exact row counts grows resident memory).
+    rr = Reranker(qwen3_dir, device="cpu", dtype=dtype, cache=None)
+    model = rr.engine.model
+    batches = []
+    for words in (1, 3, 17, 40):
+        documents = [" ".join(["river"] * words), "Pandas eat bamboo."]
+        encoded = model.encode([QUERY] * 2, documents, max_length=512, windows=True)
+        batches.append(model.collate(encoded.input_ids, encoded.extra))
+    with profile(record_shapes=True) as prof:
+        fused = [model.forward(batch) for batch in batches]
+    products = [e for e in prof.events() if e.name == "mkldnn::_linear_pointwise"]
+    assert products
+    rows_seen = {e.input_shapes[0][0] for e in products}
+    assert all(rows % TOKEN_BUCKET == 0 for rows in rows_seen), rows_seen
+    for module in model.model.modules():  # back to each layer's own nn.Linear.forward
+        module.__dict__.pop("forward", None)
+    own = [model.forward(batch) for batch in batches]
+    for a, b in zip(fused, own, strict=True):
+        assert torch.allclose(a, b, atol=tolerance, rtol=0)
+    rr.close()
