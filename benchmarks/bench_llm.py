@@ -84,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=4, help="decoder layers (0.6B: 28)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default=None, help="default: bf16 on GPU, fp32 on CPU")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        help="default: the reranker's (bf16 on GPU; on a CPU bf16 where native, else fp32)",
+    )
     parser.add_argument("--documents", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
