@@ -1,7 +1,7 @@
 """What padding packed batches to a multiple of ``TOKEN_BUCKET`` tokens costs (issue 25, item 8).
 
 Times the padding-free CPU forward of one batch at its exact token count and padded, alternating,
-for a few batch sizes, on a random MiniLM-sized BERT (6 layers, hidden 384):
+for a few batch sizes, on the benchmarks' random MiniLM-L6 shape (6 layers, hidden 384):
 
     python benchmarks/bench_token_buckets.py
 """
@@ -11,30 +11,20 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from rag_rerank import Reranker, testing
+from harness import SHAPES, build_model
+from rag_rerank import Reranker
 from rag_rerank.core.packed import TOKEN_BUCKET
 
 BATCHES = ((1, 70), (5, 110), (17, 110))  # (pairs, words per document)
 
 
 def main() -> None:
-    tokenizer = testing.bert_tokenizer()
-    model = testing.random_cross_encoder(
-        "bert",
-        tokenizer,
-        vocab_size=tokenizer.vocab_size,
-        max_position_embeddings=512,
-        hidden_size=384,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=1536,
-    )
     with tempfile.TemporaryDirectory() as folder:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+        build_model(SHAPES["minilm-l6"], Path(folder))
         for dtype in ("fp32", "bf16"):
             rr = Reranker(folder, device="cpu", dtype=dtype, cache=None, show_progress=False)
             loaded = rr.engine.model
