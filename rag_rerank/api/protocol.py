@@ -156,9 +156,9 @@ class BaseReranker(abc.ABC):
             InvalidInputTypeError: ``documents`` is not a list of strings (the bad item named),
                 or ``prune`` / ``tokenizer`` of a wrong type.
         """
-        check_selection(top_n, threshold)
-        cutoff = resolve_threshold(threshold, self._calibration)
-        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
+        cutoff, pruning, budget = self._request(
+            top_n, threshold, prune, max_context_tokens, tokenizer, order
+        )
         docs = _checked(query, documents)
         if not docs:
             return []
@@ -189,9 +189,9 @@ class BaseReranker(abc.ABC):
         order: ContextOrder = "score",
     ) -> list[RerankResult]:
         """Async :meth:`rerank`: awaits the work without blocking the event loop."""
-        check_selection(top_n, threshold)
-        cutoff = resolve_threshold(threshold, self._calibration)
-        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
+        cutoff, pruning, budget = self._request(
+            top_n, threshold, prune, max_context_tokens, tokenizer, order
+        )
         docs = _checked(query, documents)
         if not docs:
             return []
@@ -237,9 +237,9 @@ class BaseReranker(abc.ABC):
                 ``documents_per_query[i][j]``.
             InvalidInputTypeError: ``queries`` or ``documents_per_query`` is not a list.
         """
-        check_selection(top_n, threshold)
-        cutoff = resolve_threshold(threshold, self._calibration)
-        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
+        cutoff, pruning, budget = self._request(
+            top_n, threshold, prune, max_context_tokens, tokenizer, order
+        )
         flat_queries, flat_docs, bounds = flatten_queries(queries, documents_per_query)
         logits = np.empty(0, dtype=np.float32)
         if flat_docs:
@@ -271,9 +271,9 @@ class BaseReranker(abc.ABC):
         order: ContextOrder = "score",
     ) -> list[list[RerankResult]]:
         """Async :meth:`rerank_many`."""
-        check_selection(top_n, threshold)
-        cutoff = resolve_threshold(threshold, self._calibration)
-        pruning, budget = context_request(prune, max_context_tokens, tokenizer, order)
+        cutoff, pruning, budget = self._request(
+            top_n, threshold, prune, max_context_tokens, tokenizer, order
+        )
         flat_queries, flat_docs, bounds = flatten_queries(queries, documents_per_query)
         logits = np.empty(0, dtype=np.float32)
         if flat_docs:
@@ -323,6 +323,21 @@ class BaseReranker(abc.ABC):
         check_query(query)
         job = PruneJob.of([query] * len(results), results, pruning)
         return job.apply(results, await self._asentence_scores(job))
+
+    def _request(
+        self,
+        top_n: int | None,
+        threshold: float | str | None,
+        prune: bool | PruneOptions | None,
+        max_context_tokens: int | None,
+        tokenizer: object,
+        order: ContextOrder,
+    ) -> tuple[float | None, PruneOptions | None, ContextBudget]:
+        """The score cutoff, the pruning and the token budget one (a)rerank(_many) call asks
+        for, checked before any scoring (errors name the field)."""
+        check_selection(top_n, threshold)
+        cutoff = resolve_threshold(threshold, self._calibration)
+        return (cutoff, *context_request(prune, max_context_tokens, tokenizer, order))
 
     # -- the pruning seam (see rag_rerank.api.pruning) ------------------------------------------
 
