@@ -19,11 +19,13 @@ one run with every row timed interleaved:
   their fused bias, GELU and residual adds); and the forward alone at each step, each against the
   step before, in CPU seconds on one thread (steady on a shared machine, where wall times are not)
   and against the one-thread floor, on the latency workload and on 50 passages of 256 tokens;
-- with ``--profile``: torch.profiler's busiest operators of one fp32 and one bf16 forward.
+- with ``--profile``: torch.profiler's busiest operators of one fp32 and one bf16 forward;
+- with ``--steps-only``: only the forward at each step (the last table of ``--before``; minutes).
 
 Examples:
     python benchmarks/bench_cpu.py                         # the issue's table, ~10 min on 2 cores
     python benchmarks/bench_cpu.py --runs 3 --passages 10,50 --lengths 128,512 --before --profile 15
+    python benchmarks/bench_cpu.py --steps-only --runs 3
 """
 
 from __future__ import annotations
@@ -96,6 +98,9 @@ def main(args: argparse.Namespace) -> int:
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     maker = TextMaker(tokenizer)
+    if args.steps_only:
+        _steps_cpu_seconds(folder, _step_workloads(maker), args.runs, args.matmul_n)
+        return 0
     reference, reference_model = plain_peer(folder, "cpu", torch.float32)
     params = non_embedding_params(reference_model)
     hidden, layers = reference_model.config.hidden_size, reference_model.config.num_hidden_layers
@@ -190,13 +195,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"| {label} | " + " | ".join(cells) + " |")
     print()
     if args.before:
-        workloads = {
-            "1 query x 50 passages (64-512 tokens)": w,
-            "1 query x 50 passages of 256 tokens": maker.workload(
-                1, 50, lambda n: constant_lengths(256, n)
-            ),
-        }
-        _steps_cpu_seconds(folder, workloads, args.runs, args.matmul_n)
+        _steps_cpu_seconds(folder, _step_workloads(maker, w), args.runs, args.matmul_n)
     if args.profile:
         _profile(folder, w, args.profile)
     for p in peers:
@@ -206,17 +205,19 @@ def main(args: argparse.Namespace) -> int:
 
 
 PRECISIONS = (("fp32", torch.float32), ("bf16", torch.bfloat16))
-STEPS = ("before profiling", "nn.Linear", "oneDNN")
+STEPS = ("before profiling", "nn.Linear", "oneDNN", "attention kernel")
 """The padding-free forward's steps, oldest first (see :func:`_forward_at`)."""
 
 
 def _forward_at(step: str, model: Any) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
     """The packed forward of ``model`` as it was at ``step``: ``before profiling``, ``nn.Linear``
-    (per-pair SDPA into one context, the modules' own Linear layers), or ``oneDNN`` (today's:
-    oneDNN products with the bias, GELU and residual adds fused)."""
+    (per-pair SDPA into one context, the modules' own Linear layers), ``oneDNN`` (oneDNN products
+    with the bias, GELU and residual adds fused, attention still per-pair SDPA) or ``attention
+    kernel`` (today's: every pair and head of a batch in one call of
+    rag_rerank/core/cpu_attention.c, where it builds)."""
     if step == "before profiling":
         return _ForwardBefore(model)
-    return PackedEncoder(model, onednn=step == "oneDNN")
+    return PackedEncoder(model, onednn=step != "nn.Linear", kernel=step == "attention kernel")
 
 
 def _step(step: str) -> Callable[[Any], str]:
@@ -320,6 +321,19 @@ def _packed_inputs(rr: Any, w: Workload) -> list[dict[str, torch.Tensor]]:
     ]
 
 
+def _step_workloads(maker: TextMaker, mixed: Workload | None = None) -> dict[str, Workload]:
+    """The workloads of the step table: the latency workload (1 query x 50 passages of 64-512
+    tokens; ``mixed`` when the latency table already made it) and 50 passages of 256 tokens."""
+    if mixed is None:
+        mixed = maker.workload(1, 50, lambda n: pair_token_lengths(maker.rng, n))
+    return {
+        "1 query x 50 passages (64-512 tokens)": mixed,
+        "1 query x 50 passages of 256 tokens": maker.workload(
+            1, 50, lambda n: constant_lengths(256, n)
+        ),
+    }
+
+
 def _steps_cpu_seconds(
     folder: str, workloads: dict[str, Workload], runs: int, matmul_n: int
 ) -> None:
@@ -416,6 +430,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     parser.add_argument("--matmul-n", type=int, default=2048, help="matmul size for the rates")
     parser.add_argument("--before", action="store_true", help="also the forward before profiling")
+    parser.add_argument(
+        "--steps-only", action="store_true", help="only the forward at each step, one thread"
+    )
     parser.add_argument(
         "--profile",
         type=int,

@@ -35,6 +35,8 @@ import torch
 from torch.nn import functional
 from transformers import PreTrainedModel
 
+from .cpu_attention import CpuAttention, cpu_attention
+
 __all__ = ["TOKEN_BUCKET", "PackedEncoder", "onednn_linears", "packed_position_offset"]
 
 _PACKED_CLASSES = {
@@ -79,14 +81,22 @@ class PackedEncoder:
     (1/128 at 1.0). Holds no copy of the encoder's weights.
     """
 
-    def __init__(self, model: PreTrainedModel, onednn: bool = True) -> None:
+    def __init__(self, model: PreTrainedModel, onednn: bool = True, kernel: bool = True) -> None:
         """``onednn=False`` calls the modules' own Linear layers (what int8-quantized models and
-        dtypes other than fp32 / bf16 get anyway): the step before, for benchmarks."""
+        dtypes other than fp32 / bf16 get anyway); ``kernel=False`` runs attention in torch's SDPA
+        pair by pair instead of :mod:`~rag_rerank.core.cpu_attention`'s kernel (which it does
+        anyway where the kernel does not run): the steps before, for benchmarks."""
         self.model: Any = model
         self.head = _fp32_head(model)
         gelu = model.config.hidden_act == "gelu"  # erf GELU: what oneDNN fuses
         base: Any = model.base_model
-        self.layers = [_PackedLayer(layer, gelu, onednn) for layer in base.encoder.layer]
+        attention = cpu_attention() if kernel else None
+        self.layers = [
+            _PackedLayer(layer, gelu, onednn, attention, model.dtype)
+            for layer in base.encoder.layer
+        ]
+        self.attention_kernel = any(layer.kernel is not None for layer in self.layers)
+        """Whether attention runs in the compiled kernel (else torch's SDPA)."""
         self.bucket = TOKEN_BUCKET
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -120,10 +130,19 @@ class PackedEncoder:
 class _PackedLayer:
     """One encoder layer on ``[tokens, hidden]``, with the layer's own weights and norms."""
 
-    def __init__(self, layer: Any, gelu: bool, onednn: bool) -> None:
+    def __init__(
+        self,
+        layer: Any,
+        gelu: bool,
+        onednn: bool,
+        kernel: CpuAttention | None,
+        dtype: torch.dtype,
+    ) -> None:
         attention = layer.attention.self
         self.heads: int = attention.num_attention_heads
         self.head_dim: int = attention.attention_head_size
+        runs = kernel is not None and kernel.runs(dtype, self.head_dim)
+        self.kernel = kernel if runs else None
         self.norm1 = layer.attention.output.LayerNorm
         self.norm2 = layer.output.LayerNorm
         self.activation = layer.intermediate.intermediate_act_fn
@@ -152,6 +171,9 @@ class _PackedLayer:
     def _attention(self, hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """``[tokens, hidden]`` attention context, pair by pair (each pair sees only itself);
         zeros for the padding rows after the last pair."""
+        if self.kernel is not None and hidden.dtype in self.kernel.dtypes:
+            query, key, value = (f(hidden) for f in (self.query, self.key, self.value))
+            return self.kernel(query, key, value, lengths, self.heads)
         tokens = hidden.shape[0]
         q, k, v = (  # [heads, tokens, head_dim] views
             f(hidden).view(tokens, self.heads, self.head_dim).transpose(0, 1)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api.training import TrainingOptions
+from ..core.folders import cache_folder
 from .fixture import build_on_demo_corpus, is_built
 from .report import REPORT_FILE
 from .trainer import last_checkpoint
@@ -46,14 +47,6 @@ prior."""
 
 DEMO_MINUTES = 3
 """What :data:`DEMO_SETTINGS` take at most on 2 CPU cores, for the opening line."""
-
-
-def cache_folder() -> Path:
-    """``$RAG_RERANK_CACHE``, else ``$XDG_CACHE_HOME/rag-rerank``, else ``~/.cache/rag-rerank``."""
-    if os.environ.get("RAG_RERANK_CACHE"):
-        return Path(os.environ["RAG_RERANK_CACHE"]).expanduser()
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "rag-rerank"
 
 
 def demo_folder() -> Path:

@@ -15,12 +15,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 
-DISTRIBUTIONS = {
-    ".": ("rag_rerank", "rag_rerank/server/static/index.html"),
-    "integrations/langchain": ("langchain_rag_rerank", "langchain_rag_rerank/py.typed"),
+DISTRIBUTIONS = {  # each wheel's name and files it must carry beside the Python modules
+    ".": (
+        "rag_rerank",
+        ["rag_rerank/server/static/index.html", "rag_rerank/core/cpu_attention.c"],
+    ),
+    "integrations/langchain": ("langchain_rag_rerank", ["langchain_rag_rerank/py.typed"]),
     "integrations/llama_index": (
         "llama_index_postprocessor_rag_rerank",
-        "llama_index/postprocessor/rag_rerank/base.py",
+        ["llama_index/postprocessor/rag_rerank/base.py"],
     ),
 }
 
@@ -45,11 +48,11 @@ def test_distribution_builds_and_passes_twine_check(folder: str, tmp_path: Path)
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    prefix, member = DISTRIBUTIONS[folder]
+    prefix, members = DISTRIBUTIONS[folder]
     wheels = list(out.glob(f"{prefix}-*.whl"))
     sdists = list(out.glob(f"{prefix}-*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1, sorted(p.name for p in out.iterdir())
-    assert member in zipfile.ZipFile(wheels[0]).namelist()
+    assert set(members) <= set(zipfile.ZipFile(wheels[0]).namelist())
     check = subprocess.run(
         [sys.executable, "-m", "twine", "check", "--strict", *map(str, wheels + sdists)],
         capture_output=True, text=True, timeout=120,

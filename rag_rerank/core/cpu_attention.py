@@ -1,0 +1,230 @@
+"""Attention over packed rows in one compiled call per layer, on AVX-512 CPUs.
+
+:class:`~rag_rerank.core.packed.PackedEncoder` runs attention pair by pair; torch's SDPA runs
+each pair at about 60 GFLOP/s on a 2-core AMD EPYC (fp32 and bf16 alike: it takes no bf16 dot
+products there): at the MiniLM shape, attention took 0.5 of the forward's 2.3 CPU seconds for 50
+passages of 256 tokens, for a tenth of its FLOPs. The kernel in
+``cpu_attention.c`` takes the query, key and value products as they come out of the Linear
+layers (``[tokens, hidden]``, no transposes), runs every (pair, head) of the batch on torch's
+thread count, and writes the context in the same layout: fp32 2.0-2.5x and bf16 3-5x the rate of
+per-pair SDPA on that CPU (``benchmarks/bench_cpu.py --before``; docs/results/cpu-speed.md).
+
+Numerics: scores and softmax in fp32; in bf16 the two products are AVX-512 BF16 dot products
+with fp32 sums and the probabilities are rounded to bf16 for the weighted sum of values, as
+torch's CPU flash attention does (the same max and mean error against fp32 attention as SDPA's
+bf16, on the same inputs).
+
+It is C, compiled at first use with the machine's C compiler (``$CC``, else ``cc`` or ``gcc``;
+under a second) into :func:`~rag_rerank.core.folders.cache_folder` ``/kernels``, keyed by the
+source and the compiler, then loaded with :mod:`ctypes`. Without a compiler, off Linux x86-64,
+on a CPU without AVX-512 (fp32) or AVX-512 BF16 (bf16), for head sizes that are not a multiple
+of 16, or with ``RAG_RERANK_CPU_KERNELS=0``, attention stays torch's SDPA; :func:`cpu_attention`
+logs which, once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import InvalidInputError
+from .folders import cache_folder
+
+__all__ = [
+    "BUILD_TIMEOUT",
+    "CPU_KERNELS_ENV",
+    "CpuAttention",
+    "KernelBuild",
+    "cpu_attention",
+    "kernel_build",
+]
+
+logger = logging.getLogger(__name__)
+
+CPU_KERNELS_ENV = "RAG_RERANK_CPU_KERNELS"
+"""Environment variable: ``0`` keeps attention in torch's SDPA (no compiler is run); ``1`` or
+unset builds and uses the kernel where the CPU and a C compiler allow."""
+
+BUILD_TIMEOUT = 120.0
+"""Seconds the compiler may take before the kernel is given up (it takes under one)."""
+
+_SOURCE = Path(__file__).with_name("cpu_attention.c")
+_FLAGS = ("-O3", "-shared", "-fPIC", "-pthread")
+_OFF = ("0", "false", "no", "off")
+_ON = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    """What :func:`cpu_attention` found: the kernel, or why attention stays in SDPA."""
+
+    kernel: CpuAttention | None
+    reason: str
+    """``"built in 0.7 s: <path>"``, ``"loaded <path>"``, or why there is no kernel."""
+
+
+class CpuAttention:
+    """The loaded kernel. Call it with the query, key and value products of a packed batch."""
+
+    def __init__(self, library: ctypes.CDLL, path: Path) -> None:
+        self.path = path
+        self._run = library.rr_attention
+        self._run.restype = ctypes.c_int
+        self._run.argtypes = (
+            [ctypes.c_void_p] * 6
+            + [ctypes.c_int] * 3
+            + [
+                ctypes.c_long,
+                ctypes.c_float,
+                ctypes.c_int,
+                ctypes.c_int,
+            ]
+        )
+        supported = library.rr_supported
+        supported.restype = ctypes.c_int
+        self.dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16)[: supported()]
+        """The dtypes this CPU runs it in: fp32 with AVX-512, bf16 too with AVX-512 BF16."""
+
+    def runs(self, dtype: torch.dtype, head_dim: int) -> bool:
+        """Whether a model of this dtype and head size can use it."""
+        return dtype in self.dtypes and head_dim % 16 == 0 and head_dim > 0
+
+    def __call__(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        lengths: list[int],
+        heads: int,
+    ) -> torch.Tensor:
+        """``[tokens, hidden]`` context of a packed batch: each pair (``lengths`` tokens, end to
+        end from row 0) attends to itself only, with scale ``1 / sqrt(head_dim)``; rows after
+        the last pair are zeros. ``query``, ``key``, ``value``: contiguous ``[tokens, hidden]``
+        CPU tensors of one dtype the kernel :meth:`runs`."""
+        tokens, hidden = query.shape
+        head_dim = hidden // heads
+        if not (
+            self.runs(query.dtype, head_dim)
+            and hidden == heads * head_dim
+            and all(
+                x.shape == query.shape
+                and x.dtype == query.dtype
+                and x.device.type == "cpu"
+                and x.is_contiguous()
+                for x in (query, key, value)
+            )
+            and sum(lengths) <= tokens
+            and min(lengths, default=1) >= 0
+        ):
+            raise ValueError("cpu_attention: inputs it does not take (see CpuAttention.runs)")
+        sizes = torch.tensor(lengths, dtype=torch.int64)
+        starts = torch.cumsum(sizes, 0) - sizes
+        context = torch.empty_like(query)
+        context[sum(lengths) :].zero_()
+        status = self._run(
+            query.data_ptr(),
+            key.data_ptr(),
+            value.data_ptr(),
+            context.data_ptr(),
+            starts.data_ptr(),
+            sizes.data_ptr(),
+            len(lengths),
+            heads,
+            head_dim,
+            hidden,
+            head_dim**-0.5,
+            int(query.dtype == torch.bfloat16),
+            torch.get_num_threads(),
+        )
+        if status:
+            raise MemoryError(f"cpu_attention: the kernel failed (status {status})")
+        return context
+
+
+def cpu_attention() -> CpuAttention | None:
+    """The attention kernel, built or loaded on the first call (logged), or ``None`` where
+    attention stays in SDPA (the reason logged once; :func:`kernel_build` gives it).
+
+    Raises:
+        InvalidInputError: :data:`CPU_KERNELS_ENV` is set to something other than 0 or 1.
+    """
+    setting = os.environ.get(CPU_KERNELS_ENV, "").strip().lower()
+    if setting and setting not in _OFF + _ON:
+        raise InvalidInputError(
+            CPU_KERNELS_ENV, f"expected 0 (torch's attention) or 1 (the kernel), got {setting!r}"
+        )
+    if setting in _OFF:
+        return None
+    return kernel_build().kernel
+
+
+@functools.cache
+def kernel_build() -> KernelBuild:
+    """Build (or load the cached build of) the kernel once per process, and log the outcome."""
+    build = _build()
+    if build.kernel is None:
+        logger.info("CPU attention stays in torch's SDPA: %s", build.reason)
+    else:
+        logger.info("CPU attention kernel %s", build.reason)
+    return build
+
+
+def _build() -> KernelBuild:
+    if not sys.platform.startswith("linux") or platform.machine().lower() not in (
+        "x86_64",
+        "amd64",
+    ):
+        return KernelBuild(None, f"no kernel for {sys.platform} {platform.machine()}")
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        return KernelBuild(None, "no C compiler ($CC, cc or gcc) to build the kernel")
+    source = _SOURCE.read_bytes()
+    try:
+        version = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.splitlines()[:1]
+    except (OSError, subprocess.SubprocessError) as exc:
+        return KernelBuild(None, f"the C compiler {compiler!r} did not run: {exc}")
+    key = hashlib.sha256(b"\0".join([source, *(s.encode() for s in (*version, *_FLAGS))]))
+    folder = cache_folder() / "kernels"
+    path = folder / f"cpu_attention-{key.hexdigest()[:16]}.so"
+    started = time.perf_counter()
+    reason = f"loaded {path}"
+    if not path.exists():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder) as scratch:
+                built = Path(scratch) / path.name
+                subprocess.run(
+                    [compiler, *_FLAGS, str(_SOURCE), "-o", str(built)],
+                    capture_output=True,
+                    text=True,
+                    timeout=BUILD_TIMEOUT,
+                    check=True,
+                )
+                os.replace(built, path)  # atomic: another process may build it too
+        except subprocess.CalledProcessError as exc:
+            return KernelBuild(None, f"{compiler} failed: {exc.stderr.strip()[-500:]}")
+        except (OSError, subprocess.SubprocessError) as exc:
+            return KernelBuild(None, f"building into {folder} failed: {exc}")
+        reason = f"built in {time.perf_counter() - started:.1f} s: {path}"
+    try:
+        kernel = CpuAttention(ctypes.CDLL(str(path)), path)
+    except (OSError, AttributeError) as exc:
+        return KernelBuild(None, f"loading {path} failed: {exc}")
+    if not kernel.dtypes:
+        return KernelBuild(None, "this CPU has no AVX-512")
+    return KernelBuild(kernel, reason)
