@@ -205,19 +205,23 @@ def main(args: argparse.Namespace) -> int:
 
 
 PRECISIONS = (("fp32", torch.float32), ("bf16", torch.bfloat16))
-STEPS = ("before profiling", "nn.Linear", "oneDNN", "attention kernel")
+STEPS = ("before profiling", "nn.Linear", "oneDNN", "attention kernel", "first tokens")
 """The padding-free forward's steps, oldest first (see :func:`_forward_at`)."""
 
 
 def _forward_at(step: str, model: Any) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
     """The packed forward of ``model`` as it was at ``step``: ``before profiling``, ``nn.Linear``
     (per-pair SDPA into one context, the modules' own Linear layers), ``oneDNN`` (oneDNN products
-    with the bias, GELU and residual adds fused, attention still per-pair SDPA) or ``attention
-    kernel`` (today's: every pair and head of a batch in one call of
-    rag_rerank/core/cpu_attention.c, where it builds)."""
+    with the bias, GELU and residual adds fused, attention still per-pair SDPA), ``attention
+    kernel`` (every pair and head of a batch in one call of rag_rerank/core/cpu_attention.c,
+    where it builds) or ``first tokens`` (today's: the last layer computes only each row's first
+    token, the one the classifier reads)."""
     if step == "before profiling":
         return _ForwardBefore(model)
-    return PackedEncoder(model, onednn=step != "nn.Linear", kernel=step == "attention kernel")
+    encoder = PackedEncoder(model, onednn=step != "nn.Linear", kernel=step in STEPS[3:])
+    if step == "first tokens":
+        return encoder
+    return lambda x: encoder.classify(encoder.hidden_states(x), x["lengths"].tolist())
 
 
 def _step(step: str) -> Callable[[Any], str]:

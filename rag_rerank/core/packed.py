@@ -7,19 +7,22 @@ padded forward to float rounding (parity tests).
 
 Where the CPU allows it (oneDNN, fp32 or bf16 Linear layers with biases), the Linear layers run as
 oneDNN products on the modules' own weights, with the bias and, where the model has one, the
-residual add or the (erf) GELU in the same call. Attention runs pair by pair in SDPA on views of
-the query, key and value products. Measured choices, on a 2-core AMD EPYC (AVX-512 BF16, no AMX;
-docs/results/cpu-speed.md): oneDNN ran the forward 1.7x (fp32) and 1.1x (bf16) faster than
-``nn.Linear``, whose fp32 product runs at under half this CPU's rate;
+residual add or the (erf) GELU in the same call. Attention runs every pair and head of a batch in
+one call of :mod:`~rag_rerank.core.cpu_attention`'s compiled kernel where it builds (AVX-512),
+else pair by pair in SDPA on views of the query, key and value products. The last layer computes
+only each row's first token (the classifier reads nothing else). Measured choices, on a 2-core AMD
+EPYC (AVX-512 BF16, no AMX; docs/results/cpu-speed.md): oneDNN ran the forward 1.7x (fp32) and
+1.1x (bf16) faster than ``nn.Linear``, whose fp32 product runs at under half this CPU's rate; the
+attention kernel then 1.2x (fp32) and 1.4x (bf16), and the first-token last layer 1.1-1.2x;
 weights pre-packed for oneDNN at load bought under 3% and would double their memory, so they are
 not; one batched SDPA call over equal-length pairs took the same time as one call per pair; a
-bf16 attention as three kernels (scores, softmax, weighted sum) was 1.7x faster than SDPA but
-rounds the scores to bf16 and drifted further from fp32, so it is not used. ``torch.compile``
-(inductor's CPU backend, torch 2.13) did not pay either: attention as one compiled
-``flex_attention`` per layer over the packed tokens with a document mask ran 0.84x (fp32) and
-0.77x (bf16) of per-pair SDPA; the layer's part after attention compiled (``freezing``, with or
-without ``max_autotune``) picked the same oneDNN products in bf16 (0.96x) and torch's slower
-fp32 product in fp32 (0.62x), after 5-60 s of compilation per packed size.
+bf16 attention as three torch kernels (scores, softmax, weighted sum) was 1.7x faster than SDPA
+but rounds the scores to bf16 and drifted further from fp32, so it is not used (the kernel keeps
+them in fp32). ``torch.compile`` (inductor's CPU backend, torch 2.13) did not pay either:
+attention as one compiled ``flex_attention`` per layer over the packed tokens with a document mask
+ran 0.84x (fp32) and 0.77x (bf16) of per-pair SDPA; the layer's part after attention compiled
+(``freezing``, with or without ``max_autotune``) picked the same oneDNN products in bf16 (0.96x)
+and torch's slower fp32 product in fp32 (0.62x), after 5-60 s of compilation per packed size.
 
 :func:`onednn_linears` gives the LLM rerankers' decoders the same oneDNN products on bucketed rows.
 """
@@ -101,8 +104,18 @@ class PackedEncoder:
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[rows, labels]`` fp32 logits of a packed batch: ``input_ids``, ``token_type_ids`` and
-        ``position_ids`` of shape ``[1, tokens]``, and each row's token count in ``lengths``."""
-        return self.classify(self.hidden_states(inputs), inputs["lengths"].tolist())
+        ``position_ids`` of shape ``[1, tokens]``, and each row's token count in ``lengths``.
+
+        The classifier reads only each row's first token, so the last layer computes only those:
+        keys and values for every token, the rest (query, attention, output, feed-forward, norms)
+        for one token per row (:meth:`_PackedLayer.first_tokens`); the same values as
+        :meth:`classify` of :meth:`hidden_states`, for about five sixths of a layer's work less."""
+        lengths = inputs["lengths"].tolist()
+        hidden = self._embed(inputs)
+        for layer in self.layers[:-1]:
+            hidden = layer(hidden, lengths)
+        first = self.layers[-1].first_tokens(hidden, lengths, self.bucket)
+        return self.head(first[: len(lengths), None, :].float())
 
     def classify(self, hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """``[rows, labels]`` fp32 logits from the last layer's ``[tokens, hidden]`` states."""
@@ -113,18 +126,20 @@ class PackedEncoder:
     def hidden_states(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The last layer's ``[tokens, hidden]`` states of a packed batch (rows end to end)."""
         lengths = inputs["lengths"].tolist()
+        hidden = self._embed(inputs)
+        for layer in self.layers:
+            hidden = layer(hidden, lengths)
+        return hidden[: inputs["input_ids"].shape[1]]
+
+    def _embed(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The embeddings' ``[tokens, hidden]`` output, with zero rows up to a multiple of
+        :data:`TOKEN_BUCKET`."""
         hidden = self.model.base_model.embeddings(
             input_ids=inputs["input_ids"],
             token_type_ids=inputs["token_type_ids"],
             position_ids=inputs["position_ids"],
         )[0]
-        tokens = hidden.shape[0]
-        padding = -tokens % self.bucket  # see TOKEN_BUCKET
-        if padding:
-            hidden = torch.cat([hidden, hidden.new_zeros(padding, hidden.shape[1])])
-        for layer in self.layers:
-            hidden = layer(hidden, lengths)
-        return hidden[:tokens]
+        return _pad_rows(hidden, self.bucket)
 
 
 class _PackedLayer:
@@ -161,7 +176,29 @@ class _PackedLayer:
         )
 
     def __call__(self, hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:
-        context = self._attention(hidden, lengths)
+        return self._feed_forward(self._attention(hidden, lengths), hidden)
+
+    def first_tokens(self, hidden: torch.Tensor, lengths: list[int], bucket: int) -> torch.Tensor:
+        """This layer's output for each row's first token only (``[rows, hidden]``, then zero rows
+        up to a multiple of ``bucket``, which bounds the products' shapes as TOKEN_BUCKET does):
+        each first token attends to its whole row, as in :meth:`__call__`."""
+        starts = [0, *itertools.accumulate(lengths)][:-1]
+        first = _pad_rows(hidden[starts], bucket)
+        shape = (1, -1, self.heads, self.head_dim)  # [1, tokens, heads, head_dim]
+        query = self.query(first).view(shape).transpose(1, 2)
+        key, value = (f(hidden).view(shape).transpose(1, 2) for f in (self.key, self.value))
+        context = torch.zeros_like(first)
+        for row, (start, length) in enumerate(zip(starts, lengths, strict=True)):
+            end = start + length
+            pair = functional.scaled_dot_product_attention(
+                query[:, :, row : row + 1], key[:, :, start:end], value[:, :, start:end]
+            )
+            context[row] = pair.reshape(-1)
+        return self._feed_forward(context, first)
+
+    def _feed_forward(self, context: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """The layer after attention: output product, residual and norm, feed-forward, residual
+        and norm."""
         hidden = self.norm1(self.out(context, residual=hidden))
         inner = self.up(hidden, gelu=self.fused_gelu)
         if not self.fused_gelu:
@@ -295,6 +332,12 @@ def _onednn_runs(dtype: torch.dtype) -> bool:
     except (RuntimeError, AttributeError, NotImplementedError):
         return False
     return True
+
+
+def _pad_rows(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``x`` with zero rows appended up to a multiple of ``multiple`` rows (see TOKEN_BUCKET)."""
+    padding = -x.shape[0] % multiple
+    return torch.cat([x, x.new_zeros(padding, x.shape[1])]) if padding else x
 
 
 def _fp32_head(model: Any) -> torch.nn.Module:

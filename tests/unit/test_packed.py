@@ -43,6 +43,26 @@ def test_onednn_path_equals_the_modules_path(
     assert torch.allclose(fused, modules, atol=tolerance, rtol=0)
 
 
+@pytest.mark.parametrize("family", ["bert_dir", "xlmr_dir"])
+@pytest.mark.parametrize(("dtype", "tolerance"), [("fp32", 1e-5), ("bf16", 0.05)])
+@pytest.mark.parametrize("onednn", [True, False])
+def test_last_layer_on_first_tokens_equals_the_whole_last_layer(
+    family: str, dtype: str, tolerance: float, onednn: bool, request: pytest.FixtureRequest
+) -> None:
+    # The classifier reads each row's first token, so the forward's last layer computes only those.
+    rr = Reranker(request.getfixturevalue(family), device="cpu", dtype=dtype, cache=None)
+    encoder = PackedEncoder(rr.engine.model.model, onednn=onednn)
+    model = rr.engine.model
+    rows = model.tokenizer([QUERY] * len(DOCUMENTS), DOCUMENTS)
+    batch = model.collate(rows["input_ids"], rows.get("token_type_ids"))
+    with torch.inference_mode():
+        first_tokens = encoder(batch)
+        whole = encoder.classify(encoder.hidden_states(batch), batch["lengths"].tolist())
+    assert first_tokens.shape == whole.shape == (len(DOCUMENTS), 1)
+    assert torch.allclose(first_tokens, whole, atol=tolerance, rtol=0)
+    rr.close()
+
+
 def test_a_tanh_gelu_model_keeps_its_own_activation(tmp_path: Path) -> None:
     # oneDNN fuses the erf GELU only; "gelu_new" (tanh) differs by up to ~1e-3 per activation.
     tokenizer = testing.bert_tokenizer()
