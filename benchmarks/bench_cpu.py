@@ -338,6 +338,15 @@ def _step_workloads(maker: TextMaker, mixed: Workload | None = None) -> dict[str
     }
 
 
+def _first_token_savings(lengths: np.ndarray, hidden: int, intermediate: int) -> float:
+    """FLOPs the ``first tokens`` step does not compute: the last layer's query, output and
+    feed-forward products and attention for every token but each row's first (keys and values
+    are still computed for every token)."""
+    per_token = 2.0 * (2 * hidden * hidden + 2 * hidden * intermediate)  # query, out, up, down
+    lengths = np.asarray(lengths, dtype=np.float64)
+    return float(np.sum(per_token * (lengths - 1) + 4.0 * hidden * lengths * (lengths - 1)))
+
+
 def _steps_cpu_seconds(
     folder: str, workloads: dict[str, Workload], runs: int, matmul_n: int
 ) -> None:
@@ -352,8 +361,11 @@ def _steps_cpu_seconds(
         f"#### the forward at each step: CPU seconds on 1 thread, median of {runs} alternated runs"
     )
     print()
-    print("| workload | precision | step | CPU s | vs step before | floor s | of floor |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| workload | precision | step | CPU s | vs step before | floor s | of floor "
+        "| work done, of its floor |"
+    )
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for name, dtype in PRECISIONS:
         rate = max(matmul_rates(dtype, matmul_n, time.thread_time).values())
         rr = Reranker(folder, device="cpu", dtype=dtype, cache=None, show_progress=False)
@@ -363,9 +375,9 @@ def _steps_cpu_seconds(
         config = model.model.config
         for label, w in workloads.items():
             inputs = _packed_inputs(rr, w)
-            flops = pair_flops(
-                np.concatenate(w.pair_tokens), params, config.hidden_size, config.num_hidden_layers
-            )
+            lengths = np.concatenate(w.pair_tokens)
+            flops = pair_flops(lengths, params, config.hidden_size, config.num_hidden_layers)
+            skipped = _first_token_savings(lengths, config.hidden_size, config.intermediate_size)
             seconds: dict[str, list[float]] = {step: [] for step in STEPS}
             with torch.inference_mode():
                 for run in range(runs + 1):
@@ -379,16 +391,19 @@ def _steps_cpu_seconds(
             for step in STEPS:
                 median = statistics.median(seconds[step])
                 versus = f"{previous / median:.2f}x faster" if previous else ""
+                done = flops - (skipped if step == "first tokens" else 0.0)
                 print(
                     f"| {label} | {name} | {step} | {median:.3f} | {versus} | "
-                    f"{flops / rate:.3f} | {100 * flops / rate / median:.0f}% |"
+                    f"{flops / rate:.3f} | {100 * flops / rate / median:.0f}% | "
+                    f"{100 * done / rate / median:.0f}% |"
                 )
                 previous = median
         rr.close()
     print()
     print(
         "One-thread floor: the workload's model FLOPs at the best one-thread matmul rate of the "
-        "precision (torch.matmul or oneDNN, timed in CPU seconds)."
+        "precision (torch.matmul or oneDNN, timed in CPU seconds). Work done, of its floor: the "
+        "FLOPs the step computes (first tokens skips most of the last layer) at that rate."
     )
     print()
     torch.set_num_threads(threads)

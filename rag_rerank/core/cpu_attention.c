@@ -306,8 +306,12 @@ int rr_attention(const void *q, const void *k, const void *v, void *out, const i
                  int bf16, int threads) {
     if (d % 16 || d <= 0 || (bf16 && ld % 2) || rr_supported() < (bf16 ? 2 : 1)) return -1;
     job_t job = {q, k, v, out, starts, lengths, pairs, heads, d, 0, bf16, ld, scale, 0};
-    for (int p = 0; p < pairs; p++)
+    double flops = 0; /* a thread costs tens of microseconds to start: give each 4 MFLOP or more */
+    for (int p = 0; p < pairs; p++) {
         if (lengths[p] > job.maxlen) job.maxlen = (int)lengths[p];
+        flops += 4.0 * heads * d * (double)lengths[p] * (double)lengths[p];
+    }
+    if (threads > flops / 4e6) threads = (int)(flops / 4e6);
     if (threads > pairs * heads) threads = pairs * heads;
     if (threads < 1) threads = 1;
     pthread_t ids[threads];

@@ -39,8 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.nn import functional
 
 from ..errors import InvalidInputError
+from .device import has_amx
 from .folders import cache_folder
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "CPU_KERNELS_ENV",
     "CpuAttention",
     "KernelBuild",
+    "attention_kernel",
     "cpu_attention",
     "kernel_build",
 ]
@@ -55,8 +58,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CPU_KERNELS_ENV = "RAG_RERANK_CPU_KERNELS"
-"""Environment variable: ``0`` keeps attention in torch's SDPA (no compiler is run); ``1`` or
-unset builds and uses the kernel where the CPU and a C compiler allow."""
+"""Environment variable: ``0`` keeps attention in torch's SDPA (no compiler is run); ``1`` uses
+the kernel wherever it builds and runs; unset, the same, except on AMX CPUs, where it is timed
+against SDPA at load (:func:`attention_kernel`)."""
 
 BUILD_TIMEOUT = 120.0
 """Seconds the compiler may take before the kernel is given up (it takes under one)."""
@@ -161,14 +165,74 @@ def cpu_attention() -> CpuAttention | None:
     Raises:
         InvalidInputError: :data:`CPU_KERNELS_ENV` is set to something other than 0 or 1.
     """
+    if _setting() in _OFF:
+        return None
+    return kernel_build().kernel
+
+
+def attention_kernel(dtype: torch.dtype, heads: int, head_dim: int) -> CpuAttention | None:
+    """The kernel for a model's attention (``heads`` of ``head_dim`` in ``dtype``), or ``None``
+    for torch's SDPA: where :func:`cpu_attention` has none or it does not run that dtype or head
+    size; and on a CPU with AMX tiles (with :data:`CPU_KERNELS_ENV` unset), where SDPA ran a batch
+    of that shape faster when both were timed (once per shape and process, at load, in
+    milliseconds, logged). torch's SDPA multiplies on AMX tiles there, and this project has not
+    measured such a CPU; on AVX-512 CPUs without them the kernel ran 2-4x SDPA's rate."""
+    kernel = cpu_attention()
+    if kernel is None or not kernel.runs(dtype, head_dim):
+        return None
+    if _setting() in _ON or not has_amx():
+        return kernel
+    return kernel if _kernel_is_faster(kernel, dtype, heads, head_dim) else None
+
+
+def _setting() -> str:
     setting = os.environ.get(CPU_KERNELS_ENV, "").strip().lower()
     if setting and setting not in _OFF + _ON:
         raise InvalidInputError(
             CPU_KERNELS_ENV, f"expected 0 (torch's attention) or 1 (the kernel), got {setting!r}"
         )
-    if setting in _OFF:
-        return None
-    return kernel_build().kernel
+    return setting
+
+
+@functools.cache
+def _kernel_is_faster(kernel: CpuAttention, dtype: torch.dtype, heads: int, head_dim: int) -> bool:
+    """Time the kernel and per-pair SDPA on 4 pairs of 128 tokens, best of 3 each, alternated,
+    on torch's threads; the kernel unless SDPA took under 90% of its time (both feel whatever
+    else the machine runs, so a busy machine can tip a close call)."""
+    generator = torch.Generator().manual_seed(0)
+    lengths = [128] * 4
+    q, k, v = (
+        torch.randn(sum(lengths), heads * head_dim, generator=generator).to(dtype) for _ in range(3)
+    )
+    qh, kh, vh = (x.view(-1, heads, head_dim).transpose(0, 1)[None] for x in (q, k, v))
+
+    def sdpa() -> None:
+        for start in range(0, sum(lengths), 128):
+            rows = slice(start, start + 128)
+            functional.scaled_dot_product_attention(qh[:, :, rows], kh[:, :, rows], vh[:, :, rows])
+
+    def ours() -> None:
+        kernel(q, k, v, lengths, heads)
+
+    best = {"kernel": float("inf"), "sdpa": float("inf")}
+    with torch.inference_mode():
+        for round_ in range(4):  # the first round warms up both
+            for name, run in (("kernel", ours), ("sdpa", sdpa)):
+                started = time.perf_counter()
+                run()
+                if round_:
+                    best[name] = min(best[name], time.perf_counter() - started)
+    faster = best["sdpa"] >= 0.9 * best["kernel"]
+    logger.info(
+        "CPU attention for %s, %d heads of %d: %s (kernel %.2f ms, SDPA %.2f ms, 4 x 128 tokens)",
+        str(dtype).removeprefix("torch."),
+        heads,
+        head_dim,
+        "the kernel" if faster else "SDPA",
+        1e3 * best["kernel"],
+        1e3 * best["sdpa"],
+    )
+    return faster
 
 
 @functools.cache

@@ -15,6 +15,7 @@ __all__ = [
     "CpuBf16",
     "cpu_bf16",
     "free_memory",
+    "has_amx",
     "precision_note",
     "resolve_device",
     "resolve_dtype",
@@ -59,15 +60,21 @@ def cpu_bf16() -> CpuBf16:
                 CPU_BF16_ENV, f"expected 0 (auto picks fp32) or 1 (bf16), got {setting!r}"
             )
         return CpuBf16(setting in _ON, f"{CPU_BF16_ENV}={setting}")
-    # Private but stable helpers (torch >= 2.1); absent on other builds means "not native".
-    if _torch_says("_is_amx_tile_supported"):
+    if has_amx():
         return CpuBf16(True, "AMX")
     if _torch_says("_is_avx512_bf16_supported"):
         return CpuBf16(True, "AVX-512 BF16")
     return CpuBf16(False, "no AVX-512 BF16 or AMX")
 
 
+def has_amx() -> bool:
+    """Whether this CPU has AMX tiles, as torch reports it."""
+    return _torch_says("_is_amx_tile_supported")
+
+
 def _torch_says(name: str) -> bool:
+    """A private but stable torch.cpu helper's answer (torch >= 2.1); absent on other builds
+    means no."""
     check = getattr(torch.cpu, name, None)
     try:
         return bool(check()) if check is not None else False

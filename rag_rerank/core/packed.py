@@ -38,7 +38,7 @@ import torch
 from torch.nn import functional
 from transformers import PreTrainedModel
 
-from .cpu_attention import CpuAttention, cpu_attention
+from .cpu_attention import CpuAttention, attention_kernel
 
 __all__ = ["TOKEN_BUCKET", "PackedEncoder", "onednn_linears", "packed_position_offset"]
 
@@ -87,13 +87,18 @@ class PackedEncoder:
     def __init__(self, model: PreTrainedModel, onednn: bool = True, kernel: bool = True) -> None:
         """``onednn=False`` calls the modules' own Linear layers (what int8-quantized models and
         dtypes other than fp32 / bf16 get anyway); ``kernel=False`` runs attention in torch's SDPA
-        pair by pair instead of :mod:`~rag_rerank.core.cpu_attention`'s kernel (which it does
-        anyway where the kernel does not run): the steps before, for benchmarks."""
+        pair by pair instead of :mod:`~rag_rerank.core.cpu_attention`'s kernel (as it does anyway
+        where :func:`~rag_rerank.core.cpu_attention.attention_kernel` gives none): the steps
+        before, for benchmarks."""
         self.model: Any = model
         self.head = _fp32_head(model)
         gelu = model.config.hidden_act == "gelu"  # erf GELU: what oneDNN fuses
         base: Any = model.base_model
-        attention = cpu_attention() if kernel else None
+        config = model.config
+        heads = config.num_attention_heads
+        attention = (
+            attention_kernel(model.dtype, heads, config.hidden_size // heads) if kernel else None
+        )
         self.layers = [
             _PackedLayer(layer, gelu, onednn, attention, model.dtype)
             for layer in base.encoder.layer

@@ -4,6 +4,7 @@ padding-free forward runs where it builds, and falls back to SDPA, saying why, w
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,8 +101,13 @@ def test_inputs_it_does_not_take_are_refused() -> None:
 @pytest.mark.parametrize("family", ["bert_dir", "xlmr_dir"])
 @pytest.mark.parametrize(("dtype", "tolerance"), [("fp32", 1e-5), ("bf16", 0.05)])
 def test_the_padding_free_forward_runs_it_and_scores_as_with_sdpa(
-    family: str, dtype: str, tolerance: float, request: pytest.FixtureRequest
+    family: str,
+    dtype: str,
+    tolerance: float,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv(kernels.CPU_KERNELS_ENV, "1")  # no timing against SDPA, even on AMX
     rr = Reranker(request.getfixturevalue(family), device="cpu", dtype=dtype, cache=None)
     _needs(rr.engine.model.model.dtype)
     documents = ["Pandas eat bamboo.", "x", "A cross-encoder reads both texts together. " * 20]
@@ -185,3 +191,39 @@ def test_a_head_size_it_does_not_take_keeps_sdpa(tmp_path: Path) -> None:
         "bert", tokenizer, vocab_size=tokenizer.vocab_size, max_position_embeddings=512, **config
     )
     assert not PackedEncoder(model).attention_kernel
+
+
+def test_on_amx_it_is_timed_against_sdpa_and_the_choice_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _needs(torch.float32)
+    monkeypatch.setattr(kernels, "has_amx", lambda: True)
+    kernels._kernel_is_faster.cache_clear()
+    try:
+        with caplog.at_level(logging.INFO, logger=kernels.__name__):
+            chosen = kernels.attention_kernel(torch.float32, 12, 32)
+        lines = [r.getMessage() for r in caplog.records if "heads of 32" in r.getMessage()]
+        assert len(lines) == 1, lines
+        timed = re.search(r"\(kernel ([0-9.]+) ms, SDPA ([0-9.]+) ms", lines[0])
+        assert timed, lines[0]
+        kernel_ms, sdpa_ms = map(float, timed.groups())
+        assert (chosen is not None) == (sdpa_ms >= 0.9 * kernel_ms)
+        assert lines[0].split(": ")[1].startswith("the kernel" if chosen else "SDPA")
+        caplog.clear()
+        monkeypatch.setenv(kernels.CPU_KERNELS_ENV, "1")  # asked for: no timing, the kernel
+        assert kernels.attention_kernel(torch.float32, 12, 48) is not None
+        assert not caplog.records
+    finally:
+        kernels._kernel_is_faster.cache_clear()
+
+
+def test_without_amx_the_kernel_is_used_untimed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _needs(torch.float32)
+    monkeypatch.setattr(kernels, "has_amx", lambda: False)
+    with caplog.at_level(logging.INFO, logger=kernels.__name__):
+        assert kernels.attention_kernel(torch.float32, 12, 32) is not None
+    assert not caplog.records
+    assert kernels.attention_kernel(torch.float16, 12, 32) is None  # a dtype it does not run
+    assert kernels.attention_kernel(torch.float32, 4, 8) is None  # a head size it does not take
