@@ -19,11 +19,17 @@ shared machine, where wall times are not), the forwards alternated, median of ``
 - ``memory``: the LLM reranker's resident memory over ``--requests`` requests of different
   sizes, with ``nn.Linear`` and with the oneDNN products on bucketed rows (oneDNN keeps code for
   every shape it sees), each in a fresh process.
+- ``attention``: a layer's attention over 8 packed pairs, per-pair SDPA against the compiled
+  kernel of :mod:`rag_rerank.core.cpu_attention` (what rag-rerank runs where it builds), for the
+  head shapes of MiniLM (12 x 32), bge-reranker-base and v2-m3 (12 and 16 x 64) and pairs of 128,
+  256, 512 and 64-512 tokens: GFLOP/s of attention FLOPs (4 L^2 d per pair) and max |diff| to
+  fp32 SDPA on the same (rounded) inputs.
 
 Examples:
     python benchmarks/bench_cpu_tries.py compile --runs 3
     python benchmarks/bench_cpu_tries.py llm --runs 3 --layers 2
     python benchmarks/bench_cpu_tries.py memory --requests 120 --layers 2
+    python benchmarks/bench_cpu_tries.py attention --runs 5
 """
 
 from __future__ import annotations
@@ -359,13 +365,70 @@ def _rss_growth(folder: str, name: str, onednn: bool, marks: list[int]) -> tuple
     return growth, time.thread_time() - clock
 
 
+def attention_tries(args: argparse.Namespace) -> None:
+    """Per-pair SDPA against the attention kernel (see the module doc)."""
+    import random
+
+    from torch.nn import functional
+
+    from rag_rerank.core.cpu_attention import cpu_attention, kernel_build
+
+    kernel = cpu_attention()
+    print(f"kernel: {kernel_build().reason}")
+    print()
+    print("| precision | heads x size | pairs | SDPA GFLOP/s | kernel GFLOP/s | kernel / SDPA "
+          "| max \\|diff\\| SDPA | kernel |")  # fmt: skip
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    rng = random.Random(0)
+    workloads = {f"8 x {n}": [n] * 8 for n in (128, 256, 512)}
+    workloads["8 x 64-512"] = [rng.randint(64, 512) for _ in range(8)]
+    for name, dtype in PRECISIONS:
+        for heads, size in ((12, 32), (12, 64), (16, 64)):
+            for label, lengths in workloads.items():
+                generator = torch.Generator().manual_seed(sum(lengths))
+                exact = [
+                    torch.randn(sum(lengths), heads * size, generator=generator).to(dtype)
+                    for _ in range(3)
+                ]
+                q, k, v = exact
+                views = [x.view(-1, heads, size).transpose(0, 1)[None] for x in exact]
+
+                def sdpa(views: list[torch.Tensor] = views, lengths: list[int] = lengths) -> Any:
+                    out, start = [], 0
+                    for length in lengths:
+                        rows = slice(start, start + length)
+                        pair = functional.scaled_dot_product_attention(
+                            views[0][:, :, rows], views[1][:, :, rows], views[2][:, :, rows]
+                        )
+                        out.append(pair[0].transpose(0, 1).reshape(length, -1))
+                        start += length
+                    return torch.cat(out)
+
+                forwards = {"sdpa": sdpa}
+                if kernel is not None and kernel.runs(dtype, size):
+                    forwards["kernel"] = functools.partial(kernel, q, k, v, lengths, heads)
+                seconds = alternated(forwards, args.runs)
+                flops = sum(4.0 * heads * size * n * n for n in lengths)
+                reference = [x.float().view(-1, heads, size).transpose(0, 1)[None] for x in exact]
+                truth = sdpa(reference)
+                diffs = {f: (forwards[f]().float() - truth).abs().max().item() for f in forwards}
+                rate = {f: flops / seconds[f] / 1e9 for f in forwards}
+                ours = f"{rate['kernel']:.0f}" if "kernel" in rate else "-"
+                ratio = f"{rate['kernel'] / rate['sdpa']:.2f}x" if "kernel" in rate else "-"
+                ours_diff = f"{diffs['kernel']:.1e}" if "kernel" in diffs else "-"
+                print(
+                    f"| {name} | {heads} x {size} | {label} | {rate['sdpa']:.0f} | {ours} | "
+                    f"{ratio} | {diffs['sdpa']:.1e} | {ours_diff} |"
+                )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog="\n".join(__doc__.splitlines()[2:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("part", choices=["compile", "llm", "memory"])
+    parser.add_argument("part", choices=["compile", "llm", "memory", "attention"])
     parser.add_argument("--runs", type=int, default=3, help="timed alternated runs (default 3)")
     parser.add_argument("--layers", type=int, default=2, help="llm, memory: decoder layers")
     parser.add_argument("--profile", type=int, default=8, help="llm: operators shown per path")
@@ -378,7 +441,13 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # torch then runs in this thread: thread_time() counts all its work
     print(f"### {args.part} on {device_text('cpu')}; {versions()}; CPU seconds on 1 thread")
     print()
-    {"compile": compile_tries, "llm": llm_tries, "memory": memory_tries}[args.part](args)
+    parts = {
+        "compile": compile_tries,
+        "llm": llm_tries,
+        "memory": memory_tries,
+        "attention": attention_tries,
+    }
+    parts[args.part](args)
     return 0
 
 

@@ -1,13 +1,13 @@
 """Attention over packed rows in one compiled call per layer, on AVX-512 CPUs.
 
-:class:`~rag_rerank.core.packed.PackedEncoder` runs attention pair by pair; torch's SDPA runs
-each pair at about 60 GFLOP/s on a 2-core AMD EPYC (fp32 and bf16 alike: it takes no bf16 dot
-products there): at the MiniLM shape, attention took 0.5 of the forward's 2.3 CPU seconds for 50
-passages of 256 tokens, for a tenth of its FLOPs. The kernel in
-``cpu_attention.c`` takes the query, key and value products as they come out of the Linear
-layers (``[tokens, hidden]``, no transposes), runs every (pair, head) of the batch on torch's
-thread count, and writes the context in the same layout: fp32 2.0-2.5x and bf16 3-5x the rate of
-per-pair SDPA on that CPU (``benchmarks/bench_cpu.py --before``; docs/results/cpu-speed.md).
+:class:`~rag_rerank.core.packed.PackedEncoder` ran attention pair by pair in torch's SDPA, at
+about 60 GFLOP/s on a 2-core AMD EPYC (fp32 and bf16 alike: it takes no bf16 dot products there):
+at the MiniLM shape, attention took 0.5 of the forward's 2.0 CPU seconds for 50 passages of 256
+tokens, for a tenth of its FLOPs. The kernel in ``cpu_attention.c`` takes the query, key and value
+products as the Linear layers write them (``[tokens, hidden]``, no transposes), runs every (pair,
+head) of the batch on torch's thread count, and writes the context in the same layout: fp32
+2.0-2.3x and bf16 3.2-4.1x the rate of per-pair SDPA on that CPU, for head sizes 32 and 64
+(``python benchmarks/bench_cpu_tries.py attention``; docs/results/cpu-speed.md).
 
 Numerics: scores and softmax in fp32; in bf16 the two products are AVX-512 BF16 dot products
 with fp32 sums and the probabilities are rounded to bf16 for the weighted sum of values, as
@@ -18,8 +18,8 @@ It is C, compiled at first use with the machine's C compiler (``$CC``, else ``cc
 under a second) into :func:`~rag_rerank.core.folders.cache_folder` ``/kernels``, keyed by the
 source and the compiler, then loaded with :mod:`ctypes`. Without a compiler, off Linux x86-64,
 on a CPU without AVX-512 (fp32) or AVX-512 BF16 (bf16), for head sizes that are not a multiple
-of 16, or with ``RAG_RERANK_CPU_KERNELS=0``, attention stays torch's SDPA; :func:`cpu_attention`
-logs which, once.
+of 16, or with ``RAG_RERANK_CPU_KERNELS=0``, attention stays torch's SDPA; :func:`kernel_build`
+logs which, once. On AMX CPUs :func:`attention_kernel` times it against SDPA first.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ _ON = ("1", "true", "yes", "on")
 
 @dataclass(frozen=True)
 class KernelBuild:
-    """What :func:`cpu_attention` found: the kernel, or why attention stays in SDPA."""
+    """What :func:`kernel_build` found: the kernel, or why attention stays in SDPA."""
 
     kernel: CpuAttention | None
     reason: str
@@ -87,16 +87,10 @@ class CpuAttention:
         self.path = path
         self._run = library.rr_attention
         self._run.restype = ctypes.c_int
-        self._run.argtypes = (
-            [ctypes.c_void_p] * 6
-            + [ctypes.c_int] * 3
-            + [
-                ctypes.c_long,
-                ctypes.c_float,
-                ctypes.c_int,
-                ctypes.c_int,
-            ]
-        )
+        pointer, number = ctypes.c_void_p, ctypes.c_int
+        # q, k, v, out, starts, lengths; pairs, heads, d; ld, scale, bf16, threads
+        self._run.argtypes = [pointer] * 6 + [number] * 3 + [ctypes.c_long, ctypes.c_float]
+        self._run.argtypes += [number, number]
         supported = library.rr_supported
         supported.restype = ctypes.c_int
         self.dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16)[: supported()]
@@ -153,8 +147,10 @@ class CpuAttention:
             int(query.dtype == torch.bfloat16),
             torch.get_num_threads(),
         )
+        if status == -2:
+            raise MemoryError("cpu_attention: no memory for the kernel's scratch")
         if status:
-            raise MemoryError(f"cpu_attention: the kernel failed (status {status})")
+            raise RuntimeError(f"cpu_attention: the kernel refused its inputs (status {status})")
         return context
 
 

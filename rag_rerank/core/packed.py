@@ -213,7 +213,11 @@ class _PackedLayer:
     def _attention(self, hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """``[tokens, hidden]`` attention context, pair by pair (each pair sees only itself);
         zeros for the padding rows after the last pair."""
-        if self.kernel is not None and hidden.dtype in self.kernel.dtypes:
+        if (
+            self.kernel is not None
+            and hidden.dtype in self.kernel.dtypes
+            and not (torch.is_grad_enabled() and hidden.requires_grad)  # it has no backward
+        ):
             query, key, value = (f(hidden) for f in (self.query, self.key, self.value))
             return self.kernel(query, key, value, lengths, self.heads)
         tokens = hidden.shape[0]
