@@ -120,19 +120,29 @@ static inline int keys_seen(const view_t *g, int r0, int rows, int tk) {
 }
 
 /* Mask score rows r0 .. r0 + rows - 1 (sw apart, t scores each) */
-static void mask_scores(const view_t *g, float *s, int r0, int rows, int t, int sw) {
+F32 static void mask_scores(const view_t *g, float *s, int r0, int rows, int t, int sw) {
     if (!g->causal && !g->allow && !g->bias) return;
+    const __m512 masked = _mm512_set1_ps(-FLT_MAX);
     for (int r = 0; r < rows; r++) {
         float *sr = s + (long)r * sw;
-        long i = r0 + r;
-        if (g->bias)
-            for (int n = 0; n < t; n++) sr[n] += g->bias[i * g->ldm + n];
-        if (g->allow)
-            for (int n = 0; n < t; n++)
-                if (!g->allow[i * g->ldm + n]) sr[n] = -FLT_MAX;
-        if (g->causal)
-            for (long n = i + g->offset + 1 < 0 ? 0 : i + g->offset + 1; n < t; n++)
-                sr[n] = -FLT_MAX;
+        long i = r0 + r, seen = g->causal ? i + g->offset + 1 : t; /* keys 0 .. seen - 1 */
+        for (int n = 0; n < t; n += 16) {
+            __mmask16 in = t - n >= 16 ? 0xFFFF : (__mmask16)((1u << (t - n)) - 1);
+            __mmask16 keep = seen - n >= 16 ? 0xFFFF
+                             : seen - n <= 0 ? 0
+                                             : (__mmask16)((1u << (seen - n)) - 1);
+            __m512 x = _mm512_loadu_ps(sr + n);
+            if (g->bias)
+                x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(in, g->bias + i * g->ldm + n));
+            if (g->allow) {
+                const uint8_t *ar = g->allow + i * g->ldm + n;
+                uint8_t tail[16] = {0};
+                for (int j = 0; t - n < 16 && j < t - n; j++) tail[j] = ar[j];
+                __m128i a = _mm_loadu_si128((const __m128i *)(t - n >= 16 ? ar : tail));
+                keep &= _mm512_test_epi32_mask(_mm512_cvtepu8_epi32(a), _mm512_set1_epi32(0xFF));
+            }
+            _mm512_storeu_ps(sr + n, _mm512_mask_mov_ps(masked, keep, x));
+        }
     }
 }
 

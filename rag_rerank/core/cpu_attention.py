@@ -183,9 +183,9 @@ class CpuAttention:
         ``[batch, kv_heads, kv_len, head_dim]`` (head h reads kv head h // (heads / kv_heads)),
         views in any strides whose last dimension is contiguous, on the CPU in one dtype the
         kernel :meth:`runs`. ``mask``: ``None``, or ``[batch or 1, 1, q_len, kv_len]``, bool
-        (True: attend) or additive fp32. ``causal``: query row i also sees keys up to
-        i + kv_len - q_len only. Scores are ``query . key * scale``; a row with every key masked
-        gets the mean of the values."""
+        (True: attend) or additive fp32. ``causal``: query row i sees keys up to
+        i + kv_len - q_len only (with a mask too: both apply). Scores are
+        ``query . key * scale``; a row with every key masked gets the mean of the values."""
         batch, heads, q_len, head_dim = query.shape
         _, kv_heads, kv_len, _ = key.shape
         if not (

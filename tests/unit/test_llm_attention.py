@@ -46,30 +46,33 @@ def _padding_mask(lengths: list[int], q_len: int, kv_len: int) -> torch.Tensor:
 
 
 def _sdpa(q, k, v, mask, causal):
+    """torch's SDPA, heads repeated; with a mask, the mask alone (it is causal where asked)."""
     group = q.shape[1] // k.shape[1]
     k, v = (x.repeat_interleave(group, 1) for x in (k, v))
+    causal = causal and mask is None
     out = functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
     return out.transpose(1, 2)
 
 
-CASES = {  # batch, heads, kv heads, q_len, kv_len, mask: None (causal), "padding" or "float"
+CASES = {  # batch, heads, kv heads, q_len, kv_len, mask (None, "padding", "float"), causal
     # (8+ MFLOP each: the kernel starts a second thread for 4 MFLOP per thread)
-    "causal, grouped heads": (2, 4, 2, 67, 67, None),
-    "padding rows": (3, 4, 1, 53, 53, "padding"),
-    "shared prefix": (3, 4, 1, 41, 90, "padding"),
-    "additive mask": (2, 4, 2, 48, 97, "float"),
+    "causal, grouped heads": (2, 4, 2, 67, 67, None, True),
+    "padding rows": (3, 4, 1, 53, 53, "padding", True),
+    "shared prefix": (3, 4, 1, 41, 90, "padding", True),
+    "padding mask alone": (3, 2, 2, 41, 90, "padding", False),
+    "additive mask": (2, 4, 2, 48, 97, "float", False),
 }
 
 
 def _case(name: str, head_dim: int):
-    batch, heads, kv_heads, q_len, kv_len, kind = CASES[name]
+    batch, heads, kv_heads, q_len, kv_len, kind, causal = CASES[name]
     q, k, v = _inputs(batch, heads, kv_heads, q_len, kv_len, head_dim, seed=head_dim + q_len)
     mask = None
     if kind is not None:
         mask = _padding_mask([q_len - 3 * i for i in range(batch)], q_len, kv_len)
         if kind == "float":
             mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
-    return q, k, v, mask, kind is None
+    return q, k, v, mask, causal
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -57,7 +57,8 @@ def cpu_attention_forward(
     """transformers' attention-function signature (as ``sdpa_attention_forward``): the
     attention output ``[batch, q_len, heads, head_dim]``. The kernel runs it where it can (CPU
     tensors of the kernel's dtypes, no autograd, no dropout, soft-capping, sliding window or
-    position bias); transformers' SDPA function runs the rest, the same inputs."""
+    position bias); transformers' SDPA function runs the rest, the same inputs. For a causal
+    module, a mask is taken to be causal too (as the Qwen3 and Gemma decoders' masks are)."""
     kernel = kernel_build().kernel  # built at load by use_cpu_attention (cached)
     if (
         kernel is None
@@ -76,14 +77,16 @@ def cpu_attention_forward(
             module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
         )
     q_len = query.shape[2]
-    # SDPA's rules: causal only without a mask and for more than one query row, aligned top-left
-    # (transformers gives no mask only where that equals bottom-right, or keys past q_len are
-    # a static cache's empty tail)
-    causal = q_len > 1 and attention_mask is None and getattr(module, "is_causal", True)
-    if is_causal is not None:
-        causal = q_len > 1 and attention_mask is None and is_causal
-    if causal and key.shape[2] > q_len:
-        key, value = key[:, :, :q_len], value[:, :, :q_len]
+    causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
+    if attention_mask is None:
+        # SDPA's rule without a mask: causal for more than one query row, aligned top-left
+        # (transformers gives no mask only where that equals bottom-right, or where keys past
+        # q_len are a static cache's empty tail)
+        causal = causal and q_len > 1
+        if causal and key.shape[2] > q_len:
+            key, value = key[:, :, :q_len], value[:, :, :q_len]
+    # With a mask, SDPA reads the mask alone; these decoders' masks are causal (and padding), so
+    # the causal limit changes nothing and lets the kernel skip the keys no query row sees.
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
     with torch.profiler.record_function("rag_rerank::cpu_attention"):  # named in profiles
         output = kernel.decoder(query, key, value, attention_mask, causal=causal, scale=scale)
