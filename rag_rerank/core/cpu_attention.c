@@ -152,14 +152,15 @@ F32 static void mask_scores(const view_t *g, float *s, int r0, int rows, int t, 
    columns. kt: d * tp floats, s: ROWS * tp floats of scratch (tp: tk rounded up to 16). */
 F32 static void head_f32(const float *q, const float *k, const float *v, float *out, int tq,
                          int tk, int d, const view_t *g, float scale, float *kt, float *s) {
+    const long ldq = g->ldq, ldk = g->ldk, ldv = g->ldv, ldo = g->ldo;
     int tp = (tk + 15) & ~15;
-    transpose_words((const int32_t *)k, g->ldk, tk, d, (int32_t *)kt, tp);
+    transpose_words((const int32_t *)k, ldk, tk, d, (int32_t *)kt, tp);
     __m512 vscale = _mm512_set1_ps(scale);
     for (int r0 = 0; r0 < tq; r0 += ROWS) {
         int rows = tq - r0 < ROWS ? tq - r0 : ROWS;
         int t = keys_seen(g, r0, rows, tk), sw = (t + 15) & ~15; /* score rows sw apart */
         const float *qr[ROWS];
-        for (int r = 0; r < ROWS; r++) qr[r] = q + (long)(r0 + (r < rows ? r : 0)) * g->ldq;
+        for (int r = 0; r < ROWS; r++) qr[r] = q + (long)(r0 + (r < rows ? r : 0)) * ldq;
         for (int nb = 0; nb < sw; nb += 32) {
             int two = nb + 32 <= sw;
             __m512 acc[ROWS][2];
@@ -186,7 +187,7 @@ F32 static void head_f32(const float *q, const float *k, const float *v, float *
             __m512 acc[ROWS][2];
             for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
             for (int n = 0; n < t; n++) {
-                const float *vr = v + (long)n * g->ldv + c;
+                const float *vr = v + (long)n * ldv + c;
                 __m512 v0 = _mm512_loadu_ps(vr);
                 __m512 v1 = two ? _mm512_loadu_ps(vr + 16) : v0;
                 for (int r = 0; r < ROWS; r++) {
@@ -197,7 +198,7 @@ F32 static void head_f32(const float *q, const float *k, const float *v, float *
             }
             for (int r = 0; r < rows; r++) {
                 __m512 w = _mm512_set1_ps(inv[r]);
-                float *o = out + (long)(r0 + r) * g->ldo + c;
+                float *o = out + (long)(r0 + r) * ldo + c;
                 _mm512_storeu_ps(o, _mm512_mul_ps(acc[r][0], w));
                 if (two) _mm512_storeu_ps(o + 16, _mm512_mul_ps(acc[r][1], w));
             }
@@ -233,16 +234,17 @@ BF16 static void interleave_rows(const uint16_t *v, long ld, int t, int d, int t
 BF16 static void head_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *out,
                            int tq, int tk, int d, const view_t *g, float scale, int32_t *kt,
                            int32_t *v2, float *s, int32_t *p2) {
+    const long ldq = g->ldq, ldk = g->ldk, ldv = g->ldv, ldo = g->ldo;
     int tp = (tk + 15) & ~15, words = d / 2;
-    transpose_words((const int32_t *)k, g->ldk / 2, tk, words, kt, tp);
-    interleave_rows(v, g->ldv, tk, d, tp, v2);
+    transpose_words((const int32_t *)k, ldk / 2, tk, words, kt, tp);
+    interleave_rows(v, ldv, tk, d, tp, v2);
     __m512 vscale = _mm512_set1_ps(scale);
     for (int r0 = 0; r0 < tq; r0 += ROWS) {
         int rows = tq - r0 < ROWS ? tq - r0 : ROWS;
         int t = keys_seen(g, r0, rows, tk), sw = (t + 15) & ~15; /* score rows sw apart */
         const int32_t *qr[ROWS];
         for (int r = 0; r < ROWS; r++)
-            qr[r] = (const int32_t *)(q + (long)(r0 + (r < rows ? r : 0)) * g->ldq);
+            qr[r] = (const int32_t *)(q + (long)(r0 + (r < rows ? r : 0)) * ldq);
         for (int nb = 0; nb < sw; nb += 32) {
             int two = nb + 32 <= sw;
             __m512 acc[ROWS][2];
@@ -291,7 +293,7 @@ BF16 static void head_bf16(const uint16_t *q, const uint16_t *k, const uint16_t 
             }
             for (int r = 0; r < rows; r++) {
                 __m512 w = _mm512_set1_ps(inv[r]);
-                uint16_t *o = out + (long)(r0 + r) * g->ldo + c;
+                uint16_t *o = out + (long)(r0 + r) * ldo + c;
                 _mm256_storeu_si256((__m256i *)o, (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(acc[r][0], w)));
                 if (two)
                     _mm256_storeu_si256((__m256i *)(o + 16),
