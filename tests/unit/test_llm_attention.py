@@ -126,6 +126,10 @@ def test_what_the_kernel_does_not_take_runs_sdpa() -> None:
     out.sum().backward()  # SDPA ran: autograd follows it
     assert q.grad is not None
     assert torch.allclose(out, _sdpa(q, k, v, None, True), atol=1e-6)
+    per_head = torch.rand(1, 2, 6, 6) > 0.3  # a mask per head: SDPA takes it
+    per_head[..., 0] = True
+    out, _ = cpu_attention_forward(module, q.detach(), k, v, per_head, scaling=32**-0.5)
+    assert torch.allclose(out, _sdpa(q.detach(), k, v, per_head, False), atol=1e-6)
     with pytest.raises(ValueError, match="softcap"):  # transformers' SDPA refuses it too
         cpu_attention_forward(module, q.detach(), k, v, None, softcap=50.0)
     with pytest.raises(ValueError, match="does not take"):

@@ -71,7 +71,14 @@ def cpu_attention_forward(
         or not kernel.runs(query.dtype, query.shape[-1])
         or key.shape[-1] != query.shape[-1]
         or any(x.stride(-1) != 1 for x in (query, key, value))
-        or (attention_mask is not None and attention_mask.dtype not in (torch.bool, torch.float32))
+        or not (
+            attention_mask is None
+            or (
+                attention_mask.dtype in (torch.bool, torch.float32)
+                and attention_mask.dim() == 4
+                and attention_mask.shape[1] == 1  # one mask for every head
+            )
+        )
     ):
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
