@@ -14,8 +14,10 @@ shared machine, where wall times are not), the forwards alternated, median of ``
 - ``llm``: an LLM reranker's forward (Qwen3-Reranker-0.6B shape, ``--layers`` of its 28, random
   weights, 1 query x 50 documents of 100-400 tokens), fp32 and bf16, each with the decoder's
   ``nn.Linear`` layers and with the oneDNN products on bucketed rows of
-  :func:`rag_rerank.core.packed.onednn_linears` (what rag-rerank runs): CPU seconds, max score
-  diff to fp32 ``nn.Linear``, and the busiest operators of each.
+  :func:`rag_rerank.core.packed.onednn_linears`, attention in transformers' SDPA, and the oneDNN
+  products with attention in the compiled kernel (:mod:`rag_rerank.core.llm.attention`; what
+  rag-rerank runs where it builds): CPU seconds, max score diff to fp32 ``nn.Linear``, and the
+  busiest operators of each.
 - ``memory``: the LLM reranker's resident memory over ``--requests`` requests of different
   sizes, with ``nn.Linear`` and with the oneDNN products on bucketed rows (oneDNN keeps code for
   every shape it sees), each in a fresh process.
@@ -206,6 +208,7 @@ def llm_tries(args: argparse.Namespace) -> None:
     from rag_rerank import Reranker
     from rag_rerank.core.batching import token_budget_batches
     from rag_rerank.core.engine import MAX_PADDING
+    from rag_rerank.core.llm.attention import ATTENTION_NAME, use_cpu_attention
     from rag_rerank.testing import build_qwen3
 
     folder = build_qwen3(
@@ -218,6 +221,7 @@ def llm_tries(args: argparse.Namespace) -> None:
         for name, dtype in PRECISIONS
     }
     model = rerankers["fp32"].engine.model
+    kernel = all(use_cpu_attention(rr.engine.model.model) for rr in rerankers.values())
     documents = _documents(model.tokenizer, 50, 100, 400, seed=0)
 
     onednn = {  # the oneDNN forwards onednn_linears set at load, by model and module
@@ -229,11 +233,13 @@ def llm_tries(args: argparse.Namespace) -> None:
         for rr in rerankers.values()
     }
 
-    def request(rr: Any, linear: bool) -> torch.Tensor:
+    def request(rr: Any, linear: bool, attention: str = "sdpa") -> torch.Tensor:
         """One request's forward in this thread: the engine's batches, prefix cache cleared;
-        ``linear``: the model's own ``nn.Linear.forward`` instead of oneDNN's."""
+        ``linear``: the model's own ``nn.Linear.forward`` instead of oneDNN's; ``attention``:
+        transformers' ``sdpa`` or the kernel's name."""
         m = rr.engine.model
         m.clear_prefix_cache()
+        m.model.set_attn_implementation(attention)
         for module, forward in onednn[m].items():
             if linear:
                 module.__dict__.pop("forward", None)
@@ -251,12 +257,17 @@ def llm_tries(args: argparse.Namespace) -> None:
 
     paths = {
         "fp32, nn.Linear": functools.partial(request, rerankers["fp32"], True),
-        "fp32, oneDNN (rag-rerank)": functools.partial(request, rerankers["fp32"], False),
+        "fp32, oneDNN": functools.partial(request, rerankers["fp32"], False),
         "bf16, nn.Linear": functools.partial(request, rerankers["bf16"], True),
-        "bf16, oneDNN on bucketed rows (rag-rerank)": functools.partial(
-            request, rerankers["bf16"], False
-        ),
+        "bf16, oneDNN on bucketed rows": functools.partial(request, rerankers["bf16"], False),
     }
+    if kernel:  # attention in the compiled kernel where it builds (rag-rerank's default)
+        for name, rr in rerankers.items():
+            paths[f"{name}, oneDNN, kernel attention (rag-rerank)"] = functools.partial(
+                request, rr, False, ATTENTION_NAME
+            )
+    else:
+        print("(no attention kernel here: SDPA only)")
     scores = {name: path() for name, path in paths.items()}
     times = alternated(paths, args.runs)
     reference = scores["fp32, nn.Linear"]

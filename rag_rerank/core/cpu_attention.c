@@ -6,8 +6,13 @@
    transposes. Each (pair, head) is an exact softmax(q k^T * scale) v over the pair's own tokens:
    scores and their softmax in fp32; in bf16 the products are AVX-512 BF16 dot products with fp32
    sums and the probabilities are rounded to bf16 for the weighted sum of values, as torch's CPU
-   flash attention does. Work is split over `threads` threads by (pair, head). */
+   flash attention does. Work is split over `threads` threads by (pair, head).
+
+   rr_decoder_attention runs a decoder's attention as transformers calls it (strided [batch,
+   heads, rows, d] views, grouped-query heads, a bool or additive mask and/or a causal limit)
+   with the same per-head code. */
 #include <immintrin.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -96,21 +101,68 @@ F32 static void softmax_rows(float *s, int rows, int t, int tp, float *inv) {
     }
 }
 
+/* What one head reads besides q, k, v: row strides (elements) and which keys each query row
+   sees. Query row i sees keys 0 .. i + offset when causal, all tk otherwise; a bool mask row
+   (`allow`, 0: masked) or an additive fp32 row (`bias`), ldm apart, applies on top. A masked
+   score becomes -FLT_MAX, not -inf: a row with every key masked averages the values, no NaN. */
+typedef struct {
+    long ldq, ldk, ldv, ldo, ldm;
+    const uint8_t *allow;
+    const float *bias;
+    int causal, offset;
+} view_t;
+
+/* The keys query rows r0 .. r0 + rows - 1 see: all tk, or up to the last row's causal limit */
+static inline int keys_seen(const view_t *g, int r0, int rows, int tk) {
+    if (!g->causal) return tk;
+    long limit = (long)r0 + rows + g->offset;
+    return limit < 1 ? 1 : limit < tk ? (int)limit : tk;
+}
+
+/* Mask score rows r0 .. r0 + rows - 1 (sw apart, t scores each) */
+F32 static void mask_scores(const view_t *g, float *s, int r0, int rows, int t, int sw) {
+    if (!g->causal && !g->allow && !g->bias) return;
+    const __m512 masked = _mm512_set1_ps(-FLT_MAX);
+    for (int r = 0; r < rows; r++) {
+        float *sr = s + (long)r * sw;
+        long i = r0 + r, seen = g->causal ? i + g->offset + 1 : t; /* keys 0 .. seen - 1 */
+        for (int n = 0; n < t; n += 16) {
+            __mmask16 in = t - n >= 16 ? 0xFFFF : (__mmask16)((1u << (t - n)) - 1);
+            __mmask16 keep = seen - n >= 16 ? 0xFFFF
+                             : seen - n <= 0 ? 0
+                                             : (__mmask16)((1u << (seen - n)) - 1);
+            __m512 x = _mm512_loadu_ps(sr + n);
+            if (g->bias)
+                x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(in, g->bias + i * g->ldm + n));
+            if (g->allow) {
+                const uint8_t *ar = g->allow + i * g->ldm + n;
+                uint8_t tail[16] = {0};
+                for (int j = 0; t - n < 16 && j < t - n; j++) tail[j] = ar[j];
+                __m128i a = _mm_loadu_si128((const __m128i *)(t - n >= 16 ? ar : tail));
+                keep &= _mm512_test_epi32_mask(_mm512_cvtepu8_epi32(a), _mm512_set1_epi32(0xFF));
+            }
+            _mm512_storeu_ps(sr + n, _mm512_mask_mov_ps(masked, keep, x));
+        }
+    }
+}
+
 /* ---- fp32 ---- */
 
-/* One (pair, head): q, k, v, out at the pair's first row in this head's columns. kt: d * tp
-   floats, s: ROWS * tp floats of scratch. */
-F32 static void head_f32(const float *q, const float *k, const float *v, float *out, int t, int d,
-                         long ld, float scale, float *kt, float *s) {
-    int tp = (t + 15) & ~15;
-    transpose_words((const int32_t *)k, ld, t, d, (int32_t *)kt, tp);
+/* One head: tq query rows against tk keys; q, k, v, out at their first row in this head's
+   columns. kt: d * tp floats, s: ROWS * tp floats of scratch (tp: tk rounded up to 16). */
+F32 static void head_f32(const float *q, const float *k, const float *v, float *out, int tq,
+                         int tk, int d, const view_t *g, float scale, float *kt, float *s) {
+    const long ldq = g->ldq, ldk = g->ldk, ldv = g->ldv, ldo = g->ldo;
+    int tp = (tk + 15) & ~15;
+    transpose_words((const int32_t *)k, ldk, tk, d, (int32_t *)kt, tp);
     __m512 vscale = _mm512_set1_ps(scale);
-    for (int r0 = 0; r0 < t; r0 += ROWS) {
-        int rows = t - r0 < ROWS ? t - r0 : ROWS;
+    for (int r0 = 0; r0 < tq; r0 += ROWS) {
+        int rows = tq - r0 < ROWS ? tq - r0 : ROWS;
+        int t = keys_seen(g, r0, rows, tk), sw = (t + 15) & ~15; /* score rows sw apart */
         const float *qr[ROWS];
-        for (int r = 0; r < ROWS; r++) qr[r] = q + (long)(r0 + (r < rows ? r : 0)) * ld;
-        for (int nb = 0; nb < tp; nb += 32) {
-            int two = nb + 32 <= tp;
+        for (int r = 0; r < ROWS; r++) qr[r] = q + (long)(r0 + (r < rows ? r : 0)) * ldq;
+        for (int nb = 0; nb < sw; nb += 32) {
+            int two = nb + 32 <= sw;
             __m512 acc[ROWS][2];
             for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
             for (int j = 0; j < d; j++) {
@@ -123,29 +175,30 @@ F32 static void head_f32(const float *q, const float *k, const float *v, float *
                 }
             }
             for (int r = 0; r < ROWS; r++) {
-                _mm512_storeu_ps(s + r * tp + nb, _mm512_mul_ps(acc[r][0], vscale));
-                if (two) _mm512_storeu_ps(s + r * tp + nb + 16, _mm512_mul_ps(acc[r][1], vscale));
+                _mm512_storeu_ps(s + r * sw + nb, _mm512_mul_ps(acc[r][0], vscale));
+                if (two) _mm512_storeu_ps(s + r * sw + nb + 16, _mm512_mul_ps(acc[r][1], vscale));
             }
         }
+        mask_scores(g, s, r0, rows, t, sw);
         float inv[ROWS];
-        softmax_rows(s, rows, t, tp, inv);
+        softmax_rows(s, rows, t, sw, inv);
         for (int c = 0; c < d; c += 32) {
             int two = c + 32 <= d;
             __m512 acc[ROWS][2];
             for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
             for (int n = 0; n < t; n++) {
-                const float *vr = v + (long)n * ld + c;
+                const float *vr = v + (long)n * ldv + c;
                 __m512 v0 = _mm512_loadu_ps(vr);
                 __m512 v1 = two ? _mm512_loadu_ps(vr + 16) : v0;
                 for (int r = 0; r < ROWS; r++) {
-                    __m512 p = _mm512_set1_ps(s[r * tp + n]);
+                    __m512 p = _mm512_set1_ps(s[r * sw + n]);
                     acc[r][0] = _mm512_fmadd_ps(p, v0, acc[r][0]);
                     acc[r][1] = _mm512_fmadd_ps(p, v1, acc[r][1]);
                 }
             }
             for (int r = 0; r < rows; r++) {
                 __m512 w = _mm512_set1_ps(inv[r]);
-                float *o = out + (long)(r0 + r) * ld + c;
+                float *o = out + (long)(r0 + r) * ldo + c;
                 _mm512_storeu_ps(o, _mm512_mul_ps(acc[r][0], w));
                 if (two) _mm512_storeu_ps(o + 16, _mm512_mul_ps(acc[r][1], w));
             }
@@ -179,19 +232,21 @@ BF16 static void interleave_rows(const uint16_t *v, long ld, int t, int d, int t
 
 /* kt: d / 2 * tp words, v2: tp / 2 * d words, s: ROWS * tp floats, p2: ROWS * tp / 2 words */
 BF16 static void head_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *out,
-                           int t, int d, long ld, float scale, int32_t *kt, int32_t *v2, float *s,
-                           int32_t *p2) {
-    int tp = (t + 15) & ~15, words = d / 2;
-    transpose_words((const int32_t *)k, ld / 2, t, words, kt, tp);
-    interleave_rows(v, ld, t, d, tp, v2);
+                           int tq, int tk, int d, const view_t *g, float scale, int32_t *kt,
+                           int32_t *v2, float *s, int32_t *p2) {
+    const long ldq = g->ldq, ldk = g->ldk, ldv = g->ldv, ldo = g->ldo;
+    int tp = (tk + 15) & ~15, words = d / 2;
+    transpose_words((const int32_t *)k, ldk / 2, tk, words, kt, tp);
+    interleave_rows(v, ldv, tk, d, tp, v2);
     __m512 vscale = _mm512_set1_ps(scale);
-    for (int r0 = 0; r0 < t; r0 += ROWS) {
-        int rows = t - r0 < ROWS ? t - r0 : ROWS;
+    for (int r0 = 0; r0 < tq; r0 += ROWS) {
+        int rows = tq - r0 < ROWS ? tq - r0 : ROWS;
+        int t = keys_seen(g, r0, rows, tk), sw = (t + 15) & ~15; /* score rows sw apart */
         const int32_t *qr[ROWS];
         for (int r = 0; r < ROWS; r++)
-            qr[r] = (const int32_t *)(q + (long)(r0 + (r < rows ? r : 0)) * ld);
-        for (int nb = 0; nb < tp; nb += 32) {
-            int two = nb + 32 <= tp;
+            qr[r] = (const int32_t *)(q + (long)(r0 + (r < rows ? r : 0)) * ldq);
+        for (int nb = 0; nb < sw; nb += 32) {
+            int two = nb + 32 <= sw;
             __m512 acc[ROWS][2];
             for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
             for (int w = 0; w < words; w++) {
@@ -204,21 +259,22 @@ BF16 static void head_bf16(const uint16_t *q, const uint16_t *k, const uint16_t 
                 }
             }
             for (int r = 0; r < ROWS; r++) {
-                _mm512_storeu_ps(s + r * tp + nb, _mm512_mul_ps(acc[r][0], vscale));
-                if (two) _mm512_storeu_ps(s + r * tp + nb + 16, _mm512_mul_ps(acc[r][1], vscale));
+                _mm512_storeu_ps(s + r * sw + nb, _mm512_mul_ps(acc[r][0], vscale));
+                if (two) _mm512_storeu_ps(s + r * sw + nb + 16, _mm512_mul_ps(acc[r][1], vscale));
             }
         }
+        mask_scores(g, s, r0, rows, t, sw);
         float inv[ROWS];
-        softmax_rows(s, rows, t, tp, inv);
+        softmax_rows(s, rows, t, sw, inv);
         for (int r = 0; r < rows; r++)
-            for (int n = 0; n < tp; n += 32) {
-                __m512 a = _mm512_loadu_ps(s + r * tp + n);
-                __m512 b = n + 16 < tp ? _mm512_loadu_ps(s + r * tp + n + 16) : _mm512_setzero_ps();
+            for (int n = 0; n < sw; n += 32) {
+                __m512 a = _mm512_loadu_ps(s + r * sw + n);
+                __m512 b = n + 16 < sw ? _mm512_loadu_ps(s + r * sw + n + 16) : _mm512_setzero_ps();
                 __m512bh pb = _mm512_cvtne2ps_pbh(b, a);
-                if (n + 32 <= tp)
-                    _mm512_storeu_si512(p2 + (r * tp + n) / 2, (__m512i)pb);
+                if (n + 32 <= sw)
+                    _mm512_storeu_si512(p2 + (r * sw + n) / 2, (__m512i)pb);
                 else
-                    _mm256_storeu_si256((__m256i *)(p2 + (r * tp + n) / 2),
+                    _mm256_storeu_si256((__m256i *)(p2 + (r * sw + n) / 2),
                                         _mm512_castsi512_si256((__m512i)pb));
             }
         for (int c = 0; c < d; c += 32) {
@@ -230,14 +286,14 @@ BF16 static void head_bf16(const uint16_t *q, const uint16_t *k, const uint16_t 
                 __m512bh v0 = (__m512bh)_mm512_loadu_si512(vr);
                 __m512bh v1 = two ? (__m512bh)_mm512_loadu_si512(vr + 16) : v0;
                 for (int r = 0; r < ROWS; r++) {
-                    __m512bh p = (__m512bh)_mm512_set1_epi32(r < rows ? p2[r * tp / 2 + np] : 0);
+                    __m512bh p = (__m512bh)_mm512_set1_epi32(r < rows ? p2[r * sw / 2 + np] : 0);
                     acc[r][0] = _mm512_dpbf16_ps(acc[r][0], p, v0);
                     acc[r][1] = _mm512_dpbf16_ps(acc[r][1], p, v1);
                 }
             }
             for (int r = 0; r < rows; r++) {
                 __m512 w = _mm512_set1_ps(inv[r]);
-                uint16_t *o = out + (long)(r0 + r) * ld + c;
+                uint16_t *o = out + (long)(r0 + r) * ldo + c;
                 _mm256_storeu_si256((__m256i *)o, (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(acc[r][0], w)));
                 if (two)
                     _mm256_storeu_si256((__m256i *)(o + 16),
@@ -276,17 +332,18 @@ static void *worker(void *arg) {
         long off = (job->starts[p] * job->ld + (long)h * job->d) * size;
         int t = (int)job->lengths[p];
         if (t <= 0) continue;
+        view_t g = {job->ld, job->ld, job->ld, job->ld, 0, NULL, NULL, 0, 0};
         if (job->bf16)
             head_bf16((const uint16_t *)((const char *)job->q + off),
                       (const uint16_t *)((const char *)job->k + off),
                       (const uint16_t *)((const char *)job->v + off),
-                      (uint16_t *)((char *)job->out + off), t, job->d, job->ld, job->scale,
+                      (uint16_t *)((char *)job->out + off), t, t, job->d, &g, job->scale,
                       (int32_t *)kt, v2, s, p2);
         else
             head_f32((const float *)((const char *)job->q + off),
                      (const float *)((const char *)job->k + off),
                      (const float *)((const char *)job->v + off), (float *)((char *)job->out + off),
-                     t, job->d, job->ld, job->scale, kt, s);
+                     t, t, job->d, &g, job->scale, kt, s);
     }
     free(scratch);
     return NULL;
@@ -319,6 +376,88 @@ int rr_attention(const void *q, const void *k, const void *v, void *out, const i
     for (; started < threads; started++)
         if (pthread_create(&ids[started], NULL, worker, &job)) break;
     failed |= worker(&job) != NULL;
+    for (int i = 1; i < started; i++) {
+        void *result;
+        pthread_join(ids[i], &result);
+        failed |= result != NULL;
+    }
+    return failed ? -2 : 0;
+}
+
+/* ---- a decoder's attention, as transformers calls it ---- */
+
+typedef struct {
+    const void *q, *k, *v, *mask;
+    void *out;
+    const int64_t *st; /* strides: q, k, v (batch, head, row each), mask (batch, row) */
+    int batch, heads, group, tq, tk, d, mask_kind, causal, bf16;
+    float scale;
+    int next;
+} decoder_job_t;
+
+static void *decoder_worker(void *arg) {
+    decoder_job_t *job = (decoder_job_t *)arg;
+    long tp = (job->tk + 15) & ~15, d = job->d;
+    size_t bytes = 4 * (d * tp + tp * d / 2 + ROWS * tp + ROWS * tp / 2);
+    char *scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!scratch) return (void *)1;
+    float *kt = (float *)scratch, *s = kt + d * tp;
+    int32_t *v2 = (int32_t *)(s + ROWS * tp), *p2 = v2 + tp * d / 2;
+    const int64_t *st = job->st;
+    long size = job->bf16 ? 2 : 4;
+    for (;;) {
+        int item = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+        if (item >= job->batch * job->heads) break;
+        long b = item / job->heads, h = item % job->heads, kh = h / job->group;
+        const char *q = (const char *)job->q + (b * st[0] + h * st[1]) * size;
+        const char *k = (const char *)job->k + (b * st[3] + kh * st[4]) * size;
+        const char *v = (const char *)job->v + (b * st[6] + kh * st[7]) * size;
+        /* out: [batch, tq, heads, d] */
+        char *out = (char *)job->out + ((b * job->tq * job->heads + h) * d) * size;
+        const char *mask = job->mask ? (const char *)job->mask + b * st[9] * (job->mask_kind == 1 ? 1 : 4) : NULL;
+        view_t g = {st[2], st[5], st[8], (long)job->heads * d, st[10],
+                    job->mask_kind == 1 ? (const uint8_t *)mask : NULL,
+                    job->mask_kind == 2 ? (const float *)mask : NULL, job->causal,
+                    job->tk - job->tq};
+        if (job->bf16)
+            head_bf16((const uint16_t *)q, (const uint16_t *)k, (const uint16_t *)v,
+                      (uint16_t *)out, job->tq, job->tk, job->d, &g, job->scale, (int32_t *)kt, v2,
+                      s, p2);
+        else
+            head_f32((const float *)q, (const float *)k, (const float *)v, (float *)out, job->tq,
+                     job->tk, job->d, &g, job->scale, kt, s);
+    }
+    free(scratch);
+    return NULL;
+}
+
+/* softmax(q k^T * scale + mask) v for q [batch, heads, tq, d] and k, v [batch, kv_heads, tk, d]
+   (head h reads kv head h / (heads / kv_heads)), each a strided view whose rows are contiguous:
+   `strides` holds 11 element strides, q's, k's and v's (batch, head, row) and the mask's (batch,
+   row). mask_kind 0: no mask; 1: bool [batch, tq, tk] (nonzero: attend); 2: additive fp32.
+   causal: query row i sees keys up to i + tk - tq. out: [batch, tq, heads, d], contiguous.
+   0 on success; -1: a shape it does not take; -2: out of memory. */
+int rr_decoder_attention(const void *q, const void *k, const void *v, void *out, const void *mask,
+                         int mask_kind, const int64_t *strides, int batch, int heads, int kv_heads,
+                         int tq, int tk, int d, int causal, float scale, int bf16, int threads) {
+    if (d % 16 || d <= 0 || kv_heads <= 0 || heads % kv_heads || tq <= 0 || tk <= 0 ||
+        batch <= 0 || mask_kind < 0 || mask_kind > 2 || (mask_kind && !mask) ||
+        rr_supported() < (bf16 ? 2 : 1))
+        return -1;
+    for (int i = 0; bf16 && i < 9; i++)
+        if (strides[i] % 2) return -1; /* bf16 rows are read as pairs of 16-bit words */
+    decoder_job_t job = {q,  k,     v,    mask_kind ? mask : NULL, out, strides, batch, heads,
+                         heads / kv_heads, tq, tk, d, mask_kind, causal, bf16, scale, 0};
+    /* a thread costs tens of microseconds to start: give each 4 MFLOP or more */
+    double flops = 4.0 * batch * heads * d * (double)tq * (double)tk;
+    if (threads > flops / 4e6) threads = (int)(flops / 4e6);
+    if (threads > batch * heads) threads = batch * heads;
+    if (threads < 1) threads = 1;
+    pthread_t ids[threads];
+    int started = 1, failed = 0;
+    for (; started < threads; started++)
+        if (pthread_create(&ids[started], NULL, decoder_worker, &job)) break;
+    failed |= decoder_worker(&job) != NULL;
     for (int i = 1; i < started; i++) {
         void *result;
         pthread_join(ids[i], &result);

@@ -8,6 +8,8 @@ products as the Linear layers write them (``[tokens, hidden]``, no transposes), 
 head) of the batch on torch's thread count, and writes the context in the same layout: fp32
 2.0-2.3x and bf16 3.2-4.1x the rate of per-pair SDPA on that CPU, for head sizes 32 and 64
 (``python benchmarks/bench_cpu_tries.py attention``; docs/results/cpu-speed.md).
+:meth:`CpuAttention.decoder` runs an LLM reranker's attention with the same code, as
+transformers calls it (:mod:`rag_rerank.core.llm.attention`).
 
 Numerics: scores and softmax in fp32; in bf16 the two products are AVX-512 BF16 dot products
 with fp32 sums and the probabilities are rounded to bf16 for the weighted sum of values, as
@@ -91,6 +93,19 @@ class CpuAttention:
         # q, k, v, out, starts, lengths; pairs, heads, d; ld, scale, bf16, threads
         self._run.argtypes = [pointer] * 6 + [number] * 3 + [ctypes.c_long, ctypes.c_float]
         self._run.argtypes += [number, number]
+        self._decoder = library.rr_decoder_attention
+        self._decoder.restype = ctypes.c_int
+        # q, k, v, out, mask; mask kind; strides; batch, heads, kv heads, q len, kv len, d, causal;
+        # scale; bf16, threads
+        self._decoder.argtypes = [
+            *(pointer,) * 5,
+            number,
+            pointer,
+            *(number,) * 7,
+            ctypes.c_float,
+            number,
+            number,
+        ]
         supported = library.rr_supported
         supported.restype = ctypes.c_int
         self.dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16)[: supported()]
@@ -152,6 +167,71 @@ class CpuAttention:
         if status:
             raise RuntimeError(f"cpu_attention: the kernel refused its inputs (status {status})")
         return context
+
+    def decoder(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None,
+        *,
+        causal: bool,
+        scale: float,
+    ) -> torch.Tensor:
+        """A decoder's attention as transformers calls it, ``[batch, q_len, heads, head_dim]``
+        (contiguous): ``query`` ``[batch, heads, q_len, head_dim]``, ``key`` and ``value``
+        ``[batch, kv_heads, kv_len, head_dim]`` (head h reads kv head h // (heads / kv_heads)),
+        views in any strides whose last dimension is contiguous, on the CPU in one dtype the
+        kernel :meth:`runs`. ``mask``: ``None``, or ``[batch or 1, 1, q_len, kv_len]``, bool
+        (True: attend) or additive fp32. ``causal``: query row i sees keys up to
+        i + kv_len - q_len only (with a mask too: both apply). Scores are
+        ``query . key * scale``; a row with every key masked gets the mean of the values."""
+        batch, heads, q_len, head_dim = query.shape
+        _, kv_heads, kv_len, _ = key.shape
+        if not (
+            self.runs(query.dtype, head_dim)
+            and key.shape == value.shape == (batch, kv_heads, kv_len, head_dim)
+            and heads % kv_heads == 0
+            and all(
+                x.dtype == query.dtype and x.device.type == "cpu" and x.stride(-1) == 1
+                for x in (query, key, value)
+            )
+            and (mask is None or mask.dtype in (torch.bool, torch.float32))
+        ):
+            raise ValueError("cpu_attention: inputs it does not take (see CpuAttention.decoder)")
+        mask_strides = [0, 0]
+        if mask is not None:
+            mask = mask.expand(batch, 1, q_len, kv_len)
+            if mask.stride(-1) != 1:
+                mask = mask.contiguous()
+            mask_strides = [mask.stride(0), mask.stride(2)]
+        strides = [s for x in (query, key, value) for s in x.stride()[:3]] + mask_strides
+        strides_tensor = torch.tensor(strides, dtype=torch.int64)
+        out = torch.empty(batch, q_len, heads, head_dim, dtype=query.dtype)
+        status = self._decoder(
+            query.data_ptr(),
+            key.data_ptr(),
+            value.data_ptr(),
+            out.data_ptr(),
+            None if mask is None else mask.data_ptr(),
+            0 if mask is None else 1 if mask.dtype == torch.bool else 2,
+            strides_tensor.data_ptr(),
+            batch,
+            heads,
+            kv_heads,
+            q_len,
+            kv_len,
+            head_dim,
+            int(causal),
+            scale,
+            int(query.dtype == torch.bfloat16),
+            torch.get_num_threads(),
+        )
+        if status == -2:
+            raise MemoryError("cpu_attention: no memory for the kernel's scratch")
+        if status:
+            raise RuntimeError(f"cpu_attention: the kernel refused its inputs (status {status})")
+        return out
 
 
 def cpu_attention() -> CpuAttention | None:

@@ -29,6 +29,7 @@ from transformers import (
 from ...errors import InvalidInputError, ModelLoadError
 from ..loading import EncodedPairs, first_line, load_tokenizer, quiet_hub
 from ..packed import onednn_linears
+from .attention import use_cpu_attention
 from .templates import FORMATS, PromptFormat, recognise_format, shared_prefixes, split_windows
 
 __all__ = ["LLMRerankerModel", "recognise"]
@@ -165,6 +166,8 @@ class LLMRerankerModel:
         model.to(device)
         model.eval()
         onednn_linears(model.base_model)  # fp32 on the CPU: oneDNN products (issue 29)
+        if device.type == "cpu":
+            use_cpu_attention(model)  # the compiled attention kernel where it runs (issue 29)
         return cls(name_or_path, model, tokenizer, prompt, instruction, device)
 
     def encode(
