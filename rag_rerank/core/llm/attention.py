@@ -12,11 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import AttentionInterface, PreTrainedModel
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers import PreTrainedModel
 
 from ..cpu_attention import attention_kernel, kernel_build
+
+try:  # a transformers without these interfaces (older than 5.24 may lack them) keeps SDPA
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    _INTERFACES = True
+except ImportError:  # pragma: no cover - the tested transformers has them
+    _INTERFACES = False
 
 __all__ = ["ATTENTION_NAME", "cpu_attention_forward", "use_cpu_attention"]
 
@@ -33,6 +40,8 @@ def use_cpu_attention(model: PreTrainedModel) -> bool:
     heads = int(config.num_attention_heads)
     head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
     if getattr(config, "attn_logit_softcapping", None) is not None:
+        return False
+    if not _INTERFACES or not hasattr(model, "set_attn_implementation"):
         return False
     kernel = attention_kernel(model.dtype, heads, head_dim)
     if kernel is None:
