@@ -303,6 +303,60 @@ BF16 static void head_bf16(const uint16_t *q, const uint16_t *k, const uint16_t 
     }
 }
 
+/* ---- what both entry points share ---- */
+
+/* One thread's scratch for heads of up to `keys` keys: kt (d * tp floats), v2 (tp * d / 2
+   words), s (ROWS * tp floats), p2 (ROWS * tp / 2 words); tp: keys rounded up to 16. */
+typedef struct {
+    char *base;
+    float *kt, *s;
+    int32_t *v2, *p2;
+} scratch_t;
+
+/* 1 on success, 0 when out of memory. */
+static int scratch_alloc(scratch_t *sc, long keys, long d) {
+    long tp = (keys + 15) & ~15;
+    size_t bytes = 4 * (d * tp + tp * d / 2 + ROWS * tp + ROWS * tp / 2);
+    sc->base = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!sc->base) return 0;
+    sc->kt = (float *)sc->base;
+    sc->s = sc->kt + d * tp;
+    sc->v2 = (int32_t *)(sc->s + ROWS * tp);
+    sc->p2 = sc->v2 + tp * d / 2;
+    return 1;
+}
+
+/* One head in fp32 or bf16 (see head_f32, head_bf16). */
+static void head(int bf16, const char *q, const char *k, const char *v, char *out, int tq, int tk,
+                 int d, const view_t *g, float scale, const scratch_t *sc) {
+    if (bf16)
+        head_bf16((const uint16_t *)q, (const uint16_t *)k, (const uint16_t *)v, (uint16_t *)out,
+                  tq, tk, d, g, scale, (int32_t *)sc->kt, sc->v2, sc->s, sc->p2);
+    else
+        head_f32((const float *)q, (const float *)k, (const float *)v, (float *)out, tq, tk, d, g,
+                 scale, sc->kt, sc->s);
+}
+
+/* worker(job) on this thread and up to threads - 1 more, no more threads than `items` and each
+   with 4 MFLOP or more of `flops` (a thread costs tens of microseconds to start). 0 on success,
+   -2 when a worker had no memory for its scratch. */
+static int run_threads(void *(*worker)(void *), void *job, double flops, int items, int threads) {
+    if (threads > flops / 4e6) threads = (int)(flops / 4e6);
+    if (threads > items) threads = items;
+    if (threads < 1) threads = 1;
+    pthread_t ids[threads];
+    int started = 1, failed = 0;
+    for (; started < threads; started++)
+        if (pthread_create(&ids[started], NULL, worker, job)) break;
+    failed |= worker(job) != NULL;
+    for (int i = 1; i < started; i++) {
+        void *result;
+        pthread_join(ids[i], &result);
+        failed |= result != NULL;
+    }
+    return failed ? -2 : 0;
+}
+
 /* ---- the batch ---- */
 
 typedef struct {
@@ -317,13 +371,8 @@ typedef struct {
 
 static void *worker(void *arg) {
     job_t *job = (job_t *)arg;
-    long tp = (job->maxlen + 15) & ~15, d = job->d;
-    /* kt (d * tp), v2 (tp * d / 2 words), s (ROWS * tp), p2 (ROWS * tp / 2) */
-    size_t bytes = 4 * (d * tp + tp * d / 2 + ROWS * tp + ROWS * tp / 2);
-    char *scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!scratch) return (void *)1;
-    float *kt = (float *)scratch, *s = kt + d * tp;
-    int32_t *v2 = (int32_t *)(s + ROWS * tp), *p2 = v2 + tp * d / 2;
+    scratch_t sc;
+    if (!scratch_alloc(&sc, job->maxlen, job->d)) return (void *)1;
     int total = job->pairs * job->heads, size = job->bf16 ? 2 : 4;
     for (;;) {
         int item = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
@@ -333,19 +382,11 @@ static void *worker(void *arg) {
         int t = (int)job->lengths[p];
         if (t <= 0) continue;
         view_t g = {job->ld, job->ld, job->ld, job->ld, 0, NULL, NULL, 0, 0};
-        if (job->bf16)
-            head_bf16((const uint16_t *)((const char *)job->q + off),
-                      (const uint16_t *)((const char *)job->k + off),
-                      (const uint16_t *)((const char *)job->v + off),
-                      (uint16_t *)((char *)job->out + off), t, t, job->d, &g, job->scale,
-                      (int32_t *)kt, v2, s, p2);
-        else
-            head_f32((const float *)((const char *)job->q + off),
-                     (const float *)((const char *)job->k + off),
-                     (const float *)((const char *)job->v + off), (float *)((char *)job->out + off),
-                     t, t, job->d, &g, job->scale, kt, s);
+        head(job->bf16, (const char *)job->q + off, (const char *)job->k + off,
+             (const char *)job->v + off, (char *)job->out + off, t, t, job->d, &g, job->scale,
+             &sc);
     }
-    free(scratch);
+    free(sc.base);
     return NULL;
 }
 
@@ -363,25 +404,12 @@ int rr_attention(const void *q, const void *k, const void *v, void *out, const i
                  int bf16, int threads) {
     if (d % 16 || d <= 0 || (bf16 && ld % 2) || rr_supported() < (bf16 ? 2 : 1)) return -1;
     job_t job = {q, k, v, out, starts, lengths, pairs, heads, d, 0, bf16, ld, scale, 0};
-    double flops = 0; /* a thread costs tens of microseconds to start: give each 4 MFLOP or more */
+    double flops = 0;
     for (int p = 0; p < pairs; p++) {
         if (lengths[p] > job.maxlen) job.maxlen = (int)lengths[p];
         flops += 4.0 * heads * d * (double)lengths[p] * (double)lengths[p];
     }
-    if (threads > flops / 4e6) threads = (int)(flops / 4e6);
-    if (threads > pairs * heads) threads = pairs * heads;
-    if (threads < 1) threads = 1;
-    pthread_t ids[threads];
-    int started = 1, failed = 0;
-    for (; started < threads; started++)
-        if (pthread_create(&ids[started], NULL, worker, &job)) break;
-    failed |= worker(&job) != NULL;
-    for (int i = 1; i < started; i++) {
-        void *result;
-        pthread_join(ids[i], &result);
-        failed |= result != NULL;
-    }
-    return failed ? -2 : 0;
+    return run_threads(worker, &job, flops, pairs * heads, threads);
 }
 
 /* ---- a decoder's attention, as transformers calls it ---- */
@@ -397,12 +425,9 @@ typedef struct {
 
 static void *decoder_worker(void *arg) {
     decoder_job_t *job = (decoder_job_t *)arg;
-    long tp = (job->tk + 15) & ~15, d = job->d;
-    size_t bytes = 4 * (d * tp + tp * d / 2 + ROWS * tp + ROWS * tp / 2);
-    char *scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!scratch) return (void *)1;
-    float *kt = (float *)scratch, *s = kt + d * tp;
-    int32_t *v2 = (int32_t *)(s + ROWS * tp), *p2 = v2 + tp * d / 2;
+    long d = job->d;
+    scratch_t sc;
+    if (!scratch_alloc(&sc, job->tk, d)) return (void *)1;
     const int64_t *st = job->st;
     long size = job->bf16 ? 2 : 4;
     for (;;) {
@@ -419,15 +444,9 @@ static void *decoder_worker(void *arg) {
                     job->mask_kind == 1 ? (const uint8_t *)mask : NULL,
                     job->mask_kind == 2 ? (const float *)mask : NULL, job->causal,
                     job->tk - job->tq};
-        if (job->bf16)
-            head_bf16((const uint16_t *)q, (const uint16_t *)k, (const uint16_t *)v,
-                      (uint16_t *)out, job->tq, job->tk, job->d, &g, job->scale, (int32_t *)kt, v2,
-                      s, p2);
-        else
-            head_f32((const float *)q, (const float *)k, (const float *)v, (float *)out, job->tq,
-                     job->tk, job->d, &g, job->scale, kt, s);
+        head(job->bf16, q, k, v, out, job->tq, job->tk, job->d, &g, job->scale, &sc);
     }
-    free(scratch);
+    free(sc.base);
     return NULL;
 }
 
@@ -448,20 +467,6 @@ int rr_decoder_attention(const void *q, const void *k, const void *v, void *out,
         if (strides[i] % 2) return -1; /* bf16 rows are read as pairs of 16-bit words */
     decoder_job_t job = {q,  k,     v,    mask_kind ? mask : NULL, out, strides, batch, heads,
                          heads / kv_heads, tq, tk, d, mask_kind, causal, bf16, scale, 0};
-    /* a thread costs tens of microseconds to start: give each 4 MFLOP or more */
     double flops = 4.0 * batch * heads * d * (double)tq * (double)tk;
-    if (threads > flops / 4e6) threads = (int)(flops / 4e6);
-    if (threads > batch * heads) threads = batch * heads;
-    if (threads < 1) threads = 1;
-    pthread_t ids[threads];
-    int started = 1, failed = 0;
-    for (; started < threads; started++)
-        if (pthread_create(&ids[started], NULL, decoder_worker, &job)) break;
-    failed |= decoder_worker(&job) != NULL;
-    for (int i = 1; i < started; i++) {
-        void *result;
-        pthread_join(ids[i], &result);
-        failed |= result != NULL;
-    }
-    return failed ? -2 : 0;
+    return run_threads(decoder_worker, &job, flops, batch * heads, threads);
 }

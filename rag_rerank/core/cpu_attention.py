@@ -162,10 +162,7 @@ class CpuAttention:
             int(query.dtype == torch.bfloat16),
             torch.get_num_threads(),
         )
-        if status == -2:
-            raise MemoryError("cpu_attention: no memory for the kernel's scratch")
-        if status:
-            raise RuntimeError(f"cpu_attention: the kernel refused its inputs (status {status})")
+        _check(status)
         return context
 
     def decoder(
@@ -227,11 +224,16 @@ class CpuAttention:
             int(query.dtype == torch.bfloat16),
             torch.get_num_threads(),
         )
-        if status == -2:
-            raise MemoryError("cpu_attention: no memory for the kernel's scratch")
-        if status:
-            raise RuntimeError(f"cpu_attention: the kernel refused its inputs (status {status})")
+        _check(status)
         return out
+
+
+def _check(status: int) -> None:
+    """Raise for a kernel call's status: -2 out of memory, any other nonzero refused inputs."""
+    if status == -2:
+        raise MemoryError("cpu_attention: no memory for the kernel's scratch")
+    if status:
+        raise RuntimeError(f"cpu_attention: the kernel refused its inputs (status {status})")
 
 
 def cpu_attention() -> CpuAttention | None:
