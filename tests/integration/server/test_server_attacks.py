@@ -259,7 +259,7 @@ def test_serve_flags_for_hosts_timeouts_and_the_key_variable(monkeypatch) -> Non
 
 
 def _send_endless_request(base: str) -> None:
-    docs = [f"{i} {long_text(3000, seed=i)}" for i in range(200)]  # minutes of work on a CPU
+    docs = [f"{i} {long_text(3000, seed=i)}" for i in range(200)]  # ~50 s on busy_bert_dir
 
     def send() -> None:
         with suppress(httpx.TransportError):
@@ -273,8 +273,8 @@ def _send_endless_request(base: str) -> None:
 
 
 @pytest.mark.slow  # starts a fresh Python process that imports torch
-def test_shutdown_takes_one_drain_budget_and_a_second_signal_ends_it(bert_dir: str) -> None:
-    process, base = serve_cli(bert_dir, drain_timeout=15)
+def test_shutdown_takes_one_drain_budget_and_a_second_signal_ends_it(busy_bert_dir: str) -> None:
+    process, base = serve_cli(busy_bert_dir, drain_timeout=15)
     try:
         _send_endless_request(base)
         process.send_signal(signal.SIGTERM)
@@ -286,7 +286,7 @@ def test_shutdown_takes_one_drain_budget_and_a_second_signal_ends_it(bert_dir: s
             process.kill()
         process.communicate()
 
-    process, base = serve_cli(bert_dir, drain_timeout=120)
+    process, base = serve_cli(busy_bert_dir, drain_timeout=120)
     try:
         _send_endless_request(base)
         process.send_signal(signal.SIGTERM)

@@ -259,10 +259,10 @@ async def test_clean_names_the_texts_field(rr: Reranker) -> None:
 
 
 @pytest.mark.slow  # starts a fresh Python process that imports torch
-def test_requests_cut_at_the_drain_deadline_get_json_503(bert_dir: str) -> None:
-    process, base = serve_cli(bert_dir, drain_timeout=3)
+def test_requests_cut_at_the_drain_deadline_get_json_503(busy_bert_dir: str) -> None:
+    process, base = serve_cli(busy_bert_dir, drain_timeout=3)
     answers: list[httpx.Response] = []
-    docs = [f"{i} {long_text(3000, seed=i)}" for i in range(200)]  # minutes of work on a CPU
+    docs = [f"{i} {long_text(3000, seed=i)}" for i in range(200)]  # ~50 s of work on 2 cores
 
     def send() -> None:
         answers.append(
