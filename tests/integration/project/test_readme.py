@@ -328,26 +328,3 @@ def test_integration_readme_installs_from_the_clone(readme: Path) -> None:
     for line in lines:
         for argv in split_command(line):
             check_pip(argv)
-
-
-@pytest.mark.parametrize("readme", INTEGRATION_READMES, ids=lambda p: p.parent.name)
-def test_integration_readme_example_runs_offline(
-    readme: Path, sandbox: Path, tmp_path: Path
-) -> None:
-    (sandbox / "docs" / "warranty.txt").write_text(
-        "The warranty covers parts and labour for two years.", "utf-8"
-    )
-    code = re.search(r"```python\n(.*?)```", readme.read_text("utf-8"), re.S)
-    assert code is not None and "RAG_RERANK_MODEL" in code.group(1)
-    script = tmp_path / "example.py"
-    script.write_text(code.group(1), "utf-8")
-    paths = [str(ROOT), *(str(p.parent) for p in INTEGRATION_READMES)]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]),
-    }
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip()
