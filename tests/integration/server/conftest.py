@@ -5,6 +5,7 @@ of the same name."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import httpx
 import pytest
 from server_testing import client_for
 
-from rag_rerank import Reranker, testing
-from rag_rerank.core.loading import quiet_hub
+from rag_rerank import Reranker
 from rag_rerank.server import create_app
+
+BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +36,12 @@ async def client(rr: Reranker) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 def busy_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A random BERT cross-encoder of MiniLM-L6's shape (384 wide, 6 layers, 512 positions): the
-    same request costs it about 20x what it costs the tiny model. The shutdown tests need work
-    that is still running when the signal comes; on the tiny model, with the compiled CPU
-    attention, their "minutes of work" took under 2 s and the drain finished it."""
-    tokenizer = testing.bert_tokenizer()
-    model = testing.random_cross_encoder(
-        "bert",
-        tokenizer,
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=384,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=1536,
-        max_position_embeddings=512,
-    )
-    folder = Path(tmp_path_factory.mktemp("models")) / "busy-bert"
-    with quiet_hub():  # no "Writing model shards" bar
-        model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    """The benchmarks' random-weight MiniLM-L6 cross-encoder (``benchmarks/harness``'s
+    ``minilm-l6`` shape: 384 wide, 6 layers, 512 positions): the same request costs it about 20x
+    what it costs the tiny model. The shutdown tests need work that is still running when the
+    signal comes; on the tiny model, with the compiled CPU attention, their "minutes of work"
+    took under 2 s and the drain finished it."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from harness.shapes import SHAPES, build_model
+
+    return str(build_model(SHAPES["minilm-l6"], tmp_path_factory.mktemp("models") / "busy-bert"))
